@@ -1,0 +1,11 @@
+DROP TABLE audit_log;
+DROP TABLE events;
+DROP TABLE racks;
+DROP TABLE boot_resource_files;
+DROP TABLE boot_resources;
+DROP TABLE interfaces;
+DROP TABLE machine_tags;
+DROP TABLE machines;
+DROP TABLE subnets;
+DROP TABLE api_tokens;
+DROP TABLE users;

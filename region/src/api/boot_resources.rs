@@ -1,0 +1,248 @@
+//! `/api/v1/boot-resources`: boot resources and their files (streaming upload with sha256 check).
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use region_api_types as api;
+use serde::Deserialize;
+use utoipa::IntoParams;
+
+use super::{AppState, Auth};
+use crate::db::{self, now_ms, random_id};
+use crate::domain::validate;
+use crate::error::{Error, Result};
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/boot-resources", web::get().to(list))
+        .route("/boot-resources", web::post().to(create))
+        .route("/boot-resources/{id}", web::get().to(get))
+        .route("/boot-resources/{id}", web::delete().to(delete))
+        .route("/boot-resources/{id}/files/{filename}", web::put().to(upload))
+        .route("/boot-resources/{id}/files/{filename}", web::get().to(download));
+}
+
+fn admin_only(caller: &crate::domain::Caller) -> Result<()> {
+    if caller.is_admin {
+        Ok(())
+    } else {
+        Err(Error::Forbidden(
+            "Only administrators may change boot resources.".into(),
+        ))
+    }
+}
+
+/// All boot resources with their files.
+#[utoipa::path(get, path = "/api/v1/boot-resources", tag = "boot-resources",
+    responses((status = 200, body = Vec<api::BootResource>)))]
+pub async fn list(state: web::Data<AppState>, _auth: Auth) -> Result<HttpResponse> {
+    let all = state.pool.run(|c| db::boot::list(c)).await?;
+    Ok(HttpResponse::Ok().json(all))
+}
+
+/// Declare a boot resource (admins); then upload its files with `PUT …/files/{filename}`.
+#[utoipa::path(post, path = "/api/v1/boot-resources", request_body = api::BootResourceCreate, tag = "boot-resources",
+    responses((status = 201, body = api::BootResource), (status = 400, body = api::ErrorBody),
+              (status = 409, description = "exists already", body = api::ErrorBody)))]
+pub async fn create(
+    state: web::Data<AppState>,
+    Auth(caller): Auth,
+    body: web::Json<api::BootResourceCreate>,
+) -> Result<HttpResponse> {
+    admin_only(&caller)?;
+    let b = body.into_inner();
+    let os = validate::name("os", &b.os)?;
+    let release = validate::name("release", &b.release)?;
+    let arch = validate::architecture("arch", &b.arch)?;
+    let kind = validate::name("kind", b.kind.as_deref().unwrap_or("ephemeral"))?;
+    let r = state
+        .pool
+        .run(move |c| {
+            if let Some(existing) = db::boot::find(c, &os, &release, &arch, &kind)? {
+                return Err(Error::conflict(
+                    "duplicate_boot_resource",
+                    None,
+                    format!(
+                        "{os}/{release} {arch} ({kind}) exists already as {}; upload files to it or delete it first.",
+                        existing.id
+                    ),
+                ));
+            }
+            let now = now_ms();
+            let row = db::boot::ResourceRow {
+                id: random_id(8),
+                os: os.clone(),
+                release: release.clone(),
+                arch: arch.clone(),
+                kind: kind.clone(),
+                created_at: now,
+            };
+            db::boot::insert(c, &row)?;
+            db::users::audit(c, now, &caller.username, "boot_resource.create", &row.id, &format!("{os}/{release} {arch} {kind}"))?;
+            db::boot::get(c, &row.id)?.ok_or_else(|| Error::Internal("resource vanished".into()))
+        })
+        .await?;
+    Ok(HttpResponse::Created().json(r))
+}
+
+/// One boot resource.
+#[utoipa::path(get, path = "/api/v1/boot-resources/{id}", tag = "boot-resources",
+    params(("id" = String, Path, description = "Boot resource id")),
+    responses((status = 200, body = api::BootResource), (status = 404, body = api::ErrorBody)))]
+pub async fn get(
+    state: web::Data<AppState>,
+    _auth: Auth,
+    path: web::Path<String>,
+) -> Result<HttpResponse> {
+    let id = path.into_inner();
+    let r = state
+        .pool
+        .run(move |c| db::boot::get(c, &id)?.ok_or_else(|| Error::not_found(format!("boot resource {id}"))))
+        .await?;
+    Ok(HttpResponse::Ok().json(r))
+}
+
+/// Delete a boot resource and the stored files no other resource uses (admins).
+#[utoipa::path(delete, path = "/api/v1/boot-resources/{id}", tag = "boot-resources",
+    params(("id" = String, Path, description = "Boot resource id")),
+    responses((status = 204), (status = 404, body = api::ErrorBody)))]
+pub async fn delete(
+    state: web::Data<AppState>,
+    Auth(caller): Auth,
+    path: web::Path<String>,
+) -> Result<HttpResponse> {
+    admin_only(&caller)?;
+    let id = path.into_inner();
+    let orphans = state
+        .pool
+        .run(move |c| {
+            use diesel::Connection;
+            c.transaction::<_, Error, _>(|c| {
+                if db::boot::get_row(c, &id)?.is_none() {
+                    return Err(Error::not_found(format!("boot resource {id}")));
+                }
+                let orphans = db::boot::delete(c, &id)?;
+                db::users::audit(c, now_ms(), &caller.username, "boot_resource.delete", &id, "")?;
+                Ok(orphans)
+            })
+        })
+        .await?;
+    for sha in orphans {
+        if let Err(e) = state.store.remove(&sha) {
+            tracing::warn!(sha256 = %sha, "could not remove unused image file {sha}: {e}");
+        }
+    }
+    Ok(HttpResponse::NoContent().finish())
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct UploadQuery {
+    /// The file's sha256 (hex). Required: the upload is refused unless the bytes match it.
+    sha256: String,
+    /// The file's size in bytes (optional; `Content-Length` is used when absent).
+    size: Option<u64>,
+}
+
+/// Upload a file of a boot resource (admins). The body is the raw file, streamed to disk while its
+/// sha256 is computed; it is stored only if the sha256 (and size) match, else nothing is kept.
+#[utoipa::path(put, path = "/api/v1/boot-resources/{id}/files/{filename}", tag = "boot-resources",
+    params(("id" = String, Path, description = "Boot resource id"), ("filename" = String, Path, description = "File name, e.g. vmlinuz"), UploadQuery),
+    request_body(content = Vec<u8>, content_type = "application/octet-stream"),
+    responses((status = 200, body = api::BootResource), (status = 400, description = "checksum mismatch or truncated", body = api::ErrorBody),
+              (status = 404, body = api::ErrorBody), (status = 413, body = api::ErrorBody)))]
+pub async fn upload(
+    state: web::Data<AppState>,
+    Auth(caller): Auth,
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+    q: web::Query<UploadQuery>,
+    body: web::Payload,
+) -> Result<HttpResponse> {
+    admin_only(&caller)?;
+    let (id, filename) = path.into_inner();
+    let filename = validate::filename("filename", &filename)?;
+    let sha = validate::sha256("sha256", &q.sha256)?;
+    let content_length = req
+        .headers()
+        .get(actix_web::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let size = q.size.or(content_length);
+    if let (Some(s), Some(cl)) = (q.size, content_length) {
+        if s != cl {
+            return Err(Error::validation(
+                "size",
+                format!("size says {s} bytes but Content-Length says {cl}."),
+            ));
+        }
+    }
+    let max = state.cfg.api.max_upload_bytes;
+    if size.is_some_and(|s| s > max) {
+        return Err(Error::TooLarge(format!(
+            "The file is larger than the limit of {max} bytes (api.max_upload_bytes)."
+        )));
+    }
+    let rid = id.clone();
+    if state.pool.run(move |c| db::boot::get_row(c, &rid)).await?.is_none() {
+        return Err(Error::not_found(format!("boot resource {id}")));
+    }
+    let written = state.store.put(body, &sha, size, max).await?;
+    let size_i64 = i64::try_from(written).map_err(|_| Error::TooLarge("file too large".into()))?;
+    let r = state
+        .pool
+        .run(move |c| {
+            use diesel::Connection;
+            c.transaction::<_, Error, _>(|c| {
+                // The resource may have been deleted while the bytes streamed in.
+                if db::boot::get_row(c, &id)?.is_none() {
+                    return Err(Error::not_found(format!("boot resource {id}")));
+                }
+                let now = now_ms();
+                db::boot::put_file(
+                    c,
+                    &db::boot::FileRow {
+                        id: random_id(12),
+                        resource_id: id.clone(),
+                        filename: filename.clone(),
+                        sha256: sha.clone(),
+                        size: size_i64,
+                        created_at: now,
+                    },
+                )?;
+                db::users::audit(c, now, &caller.username, "boot_resource.upload", &id, &format!("{filename} sha256={sha}"))?;
+                db::boot::get(c, &id)?.ok_or_else(|| Error::Internal("resource vanished".into()))
+            })
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(r))
+}
+
+/// Download a file of a boot resource (supports `Range`).
+#[utoipa::path(get, path = "/api/v1/boot-resources/{id}/files/{filename}", tag = "boot-resources",
+    params(("id" = String, Path, description = "Boot resource id"), ("filename" = String, Path, description = "File name")),
+    responses((status = 200, content_type = "application/octet-stream", body = Vec<u8>), (status = 404, body = api::ErrorBody)))]
+pub async fn download(
+    state: web::Data<AppState>,
+    _auth: Auth,
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse> {
+    let (id, filename) = path.into_inner();
+    let f = state
+        .pool
+        .run(move |c| {
+            db::boot::file(c, &id, &filename)?
+                .ok_or_else(|| Error::not_found(format!("file {filename} of boot resource {id}")))
+        })
+        .await?;
+    let file = actix_files::NamedFile::open_async(state.store.path_of(&f.sha256))
+        .await
+        .map_err(|e| Error::Internal(format!("stored file {} unreadable: {e}", f.sha256)))?
+        .use_etag(true)
+        .use_last_modified(true);
+    let mut resp = file.into_response(&req);
+    resp.headers_mut().insert(
+        actix_web::http::header::HeaderName::from_static("x-kiln-sha256"),
+        actix_web::http::header::HeaderValue::from_str(&f.sha256)
+            .map_err(|e| Error::Internal(e.to_string()))?,
+    );
+    Ok(resp)
+}

@@ -1,0 +1,263 @@
+//! `/api/v1/machines`: list, create, get, patch, delete, lifecycle actions, events.
+
+use actix_web::{web, HttpResponse};
+use region_api_types::{self as api, MachineAction};
+use serde::Deserialize;
+use utoipa::{IntoParams, ToSchema};
+
+use super::{page_bounds, AppState, Auth};
+use crate::db::{self, now_ms};
+use crate::domain::{machines, validate};
+use crate::error::{Error, Result};
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/machines", web::get().to(list))
+        .route("/machines", web::post().to(create))
+        .route("/machines/{system_id}", web::get().to(get))
+        .route("/machines/{system_id}", web::patch().to(patch))
+        .route("/machines/{system_id}", web::delete().to(delete))
+        .route("/machines/{system_id}/events", web::get().to(events))
+        .route("/machines/{system_id}/{action}", web::post().to(action));
+}
+
+/// A page of machines.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct MachinePage {
+    items: Vec<api::Machine>,
+    total: i64,
+    limit: i64,
+    offset: i64,
+}
+
+/// Filters and paging of the machine list.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    /// One status or several, comma separated (`ready,allocated`).
+    status: Option<String>,
+    hostname: Option<String>,
+    /// A MAC of any of the machine's interfaces.
+    mac: Option<String>,
+    tag: Option<String>,
+    zone: Option<String>,
+    pool: Option<String>,
+    /// Owner's username; `none` for free machines.
+    owner: Option<String>,
+    /// Page size (default 100, at most 10000).
+    limit: Option<i64>,
+    offset: Option<i64>,
+}
+
+/// List machines the caller may see (admins: all; users: free ones and their own).
+#[utoipa::path(get, path = "/api/v1/machines", params(ListQuery), tag = "machines",
+    responses((status = 200, body = MachinePage), (status = 400, body = api::ErrorBody), (status = 401, body = api::ErrorBody)))]
+pub async fn list(
+    state: web::Data<AppState>,
+    Auth(caller): Auth,
+    q: web::Query<ListQuery>,
+) -> Result<HttpResponse> {
+    let q = q.into_inner();
+    let (limit, offset) = page_bounds(&state.cfg, q.limit, q.offset)?;
+    let mut statuses = Vec::new();
+    if let Some(s) = &q.status {
+        for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let st = api::MachineStatus::parse(part).ok_or_else(|| {
+                Error::validation(
+                    "status",
+                    format!(
+                        "'{part}' is not a machine status; use one of {}.",
+                        api::MachineStatus::ALL.map(|s| s.as_str()).join(", ")
+                    ),
+                )
+            })?;
+            statuses.push(st.as_str().to_string());
+        }
+    }
+    let mac = match &q.mac {
+        Some(m) => Some(validate::mac("mac", m)?),
+        None => None,
+    };
+    let owner_name = q.owner.clone();
+    let filter_base = db::machines::Filter {
+        statuses,
+        hostname: q.hostname.as_deref().map(|h| h.trim().to_ascii_lowercase()),
+        mac,
+        tag: q.tag.clone(),
+        zone: q.zone.clone(),
+        pool: q.pool.clone(),
+        owner_id: None,
+        visible_to: (!caller.is_admin).then(|| caller.user_id.clone()),
+    };
+    let (items, total) = state
+        .pool
+        .run(move |c| {
+            let mut f = filter_base.clone();
+            match owner_name.as_deref() {
+                None => {}
+                Some("none") => f.owner_id = Some(None),
+                Some(name) => match db::users::by_username(c, name)? {
+                    Some(u) => f.owner_id = Some(Some(u.id)),
+                    None => return Ok((Vec::new(), 0)),
+                },
+            }
+            db::machines::list(c, &f, limit, offset)
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(api::Page {
+        items,
+        total,
+        limit,
+        offset,
+    }))
+}
+
+/// Add a machine (admins). It starts in `new`.
+#[utoipa::path(post, path = "/api/v1/machines", request_body = api::MachineCreate, tag = "machines",
+    responses((status = 201, body = api::Machine), (status = 400, body = api::ErrorBody),
+              (status = 403, body = api::ErrorBody), (status = 409, description = "duplicate hostname or MAC", body = api::ErrorBody)))]
+pub async fn create(
+    state: web::Data<AppState>,
+    Auth(caller): Auth,
+    body: web::Json<api::MachineCreate>,
+) -> Result<HttpResponse> {
+    let body = body.into_inner();
+    let m = state
+        .pool
+        .run(move |c| machines::create(c, &caller, &body, now_ms()))
+        .await?;
+    Ok(HttpResponse::Created()
+        .insert_header(("Location", format!("/api/v1/machines/{}", m.system_id)))
+        .json(m))
+}
+
+/// One machine.
+#[utoipa::path(get, path = "/api/v1/machines/{system_id}", tag = "machines",
+    params(("system_id" = String, Path, description = "The machine's system_id")),
+    responses((status = 200, body = api::Machine), (status = 404, body = api::ErrorBody)))]
+pub async fn get(
+    state: web::Data<AppState>,
+    Auth(caller): Auth,
+    path: web::Path<String>,
+) -> Result<HttpResponse> {
+    let id = path.into_inner();
+    let m = state
+        .pool
+        .run(move |c| machines::get(c, &caller, &id))
+        .await?;
+    Ok(HttpResponse::Ok().json(m))
+}
+
+/// Change a machine's fields (admins). Only the fields given change.
+#[utoipa::path(patch, path = "/api/v1/machines/{system_id}", request_body = api::MachinePatch, tag = "machines",
+    params(("system_id" = String, Path, description = "The machine's system_id")),
+    responses((status = 200, body = api::Machine), (status = 400, body = api::ErrorBody),
+              (status = 404, body = api::ErrorBody), (status = 409, body = api::ErrorBody)))]
+pub async fn patch(
+    state: web::Data<AppState>,
+    Auth(caller): Auth,
+    path: web::Path<String>,
+    body: web::Json<api::MachinePatch>,
+) -> Result<HttpResponse> {
+    let id = path.into_inner();
+    let body = body.into_inner();
+    let m = state
+        .pool
+        .run(move |c| machines::patch(c, &caller, &id, &body, now_ms()))
+        .await?;
+    Ok(HttpResponse::Ok().json(m))
+}
+
+/// Delete a machine (admins; not while an operation is in progress).
+#[utoipa::path(delete, path = "/api/v1/machines/{system_id}", tag = "machines",
+    params(("system_id" = String, Path, description = "The machine's system_id")),
+    responses((status = 204), (status = 404, body = api::ErrorBody), (status = 409, body = api::ErrorBody)))]
+pub async fn delete(
+    state: web::Data<AppState>,
+    Auth(caller): Auth,
+    path: web::Path<String>,
+) -> Result<HttpResponse> {
+    let id = path.into_inner();
+    let cfg = state.cfg.clone();
+    state
+        .pool
+        .run(move |c| {
+            machines::act(c, &caller, &id, MachineAction::Delete, None, &cfg.lifecycle, now_ms())
+        })
+        .await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Run a lifecycle action: `commission`, `abort`, `allocate`, `deploy`, `release`, `mark-broken`,
+/// `mark-fixed`, `rescue`, `exit-rescue`, `delete`. An action the machine's status does not allow
+/// answers 409 with a sentence saying why and from which statuses it is allowed.
+#[utoipa::path(post, path = "/api/v1/machines/{system_id}/{action}", tag = "machines",
+    params(("system_id" = String, Path, description = "The machine's system_id"),
+           ("action" = MachineAction, Path, description = "The action")),
+    request_body(content = Option<api::ActionRequest>, description = "Optional comment"),
+    responses((status = 200, body = api::Machine), (status = 204, description = "deleted"),
+              (status = 403, body = api::ErrorBody), (status = 404, body = api::ErrorBody),
+              (status = 409, description = "not allowed in this status", body = api::ErrorBody)))]
+pub async fn action(
+    state: web::Data<AppState>,
+    Auth(caller): Auth,
+    path: web::Path<(String, String)>,
+    body: web::Bytes,
+) -> Result<HttpResponse> {
+    let (id, action_name) = path.into_inner();
+    let action = MachineAction::parse(&action_name).ok_or_else(|| {
+        Error::not_found(format!(
+            "action '{action_name}' (actions are {})",
+            MachineAction::ALL.map(|a| a.as_str()).join(", ")
+        ))
+    })?;
+    let req: api::ActionRequest = if body.iter().all(u8::is_ascii_whitespace) {
+        api::ActionRequest::default()
+    } else {
+        serde_json::from_slice(&body)
+            .map_err(|e| Error::BadRequest(format!("The JSON body is not valid: {e}.")))?
+    };
+    let cfg = state.cfg.clone();
+    let m = state
+        .pool
+        .run(move |c| {
+            machines::act(c, &caller, &id, action, req.comment.as_deref(), &cfg.lifecycle, now_ms())
+        })
+        .await?;
+    Ok(match m {
+        Some(m) => HttpResponse::Ok().json(m),
+        None => HttpResponse::NoContent().finish(),
+    })
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct EventsQuery {
+    /// Only events older than this id (paging back).
+    before: Option<i64>,
+    /// At most this many (default 100, at most 10000).
+    limit: Option<i64>,
+}
+
+/// A machine's events, newest first.
+#[utoipa::path(get, path = "/api/v1/machines/{system_id}/events", tag = "machines",
+    params(("system_id" = String, Path, description = "The machine's system_id"), EventsQuery),
+    responses((status = 200, body = Vec<api::Event>), (status = 404, body = api::ErrorBody)))]
+pub async fn events(
+    state: web::Data<AppState>,
+    Auth(caller): Auth,
+    path: web::Path<String>,
+    q: web::Query<EventsQuery>,
+) -> Result<HttpResponse> {
+    let id = path.into_inner();
+    let (limit, _) = page_bounds(&state.cfg, q.limit, None)?;
+    let before = q.before;
+    let evs = state
+        .pool
+        .run(move |c| {
+            machines::get(c, &caller, &id)?;
+            db::events::list(c, Some(&id), None, before, limit)
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(evs))
+}

@@ -1,0 +1,207 @@
+//! The REST API under `/api/v1` (actix-web). Handlers are thin: extract, call `domain::*` on a pooled
+//! connection (off the async threads, via [`crate::db::Pool::run`]), map the result to JSON.
+//!
+//! Layout: one file per resource; [`configure`] mounts them all; [`ApiDoc`] is the OpenAPI document
+//! generated from the handlers' `#[utoipa::path]` annotations, served at `/api/v1/openapi.json` with
+//! Swagger UI (vendored in the binary) at `/api/docs/`.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use actix_web::dev::Payload;
+use actix_web::{web, FromRequest, HttpRequest};
+use utoipa::OpenApi;
+
+use crate::config::Config;
+use crate::db::{now_ms, Pool};
+use crate::domain::{users, Caller};
+use crate::error::Error;
+use crate::metrics::Metrics;
+use crate::store::Store;
+
+pub mod boot_resources;
+pub mod events;
+pub mod health;
+pub mod machines;
+pub mod racks;
+pub mod subnets;
+pub mod users_tokens;
+
+/// Shared state of every handler.
+#[derive(Clone)]
+pub struct AppState {
+    pub pool: Pool,
+    pub cfg: Arc<Config>,
+    pub store: Store,
+    pub metrics: Arc<Metrics>,
+}
+
+/// Name of the UI's session cookie.
+pub const SESSION_COOKIE: &str = "kiln_session";
+
+/// The authenticated caller: from `Authorization: Bearer <token>` (automation) or the
+/// `kiln_session` cookie (the UI).
+pub struct Auth(pub Caller);
+
+impl FromRequest for Auth {
+    type Error = Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Auth, Error>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let state = req.app_data::<web::Data<AppState>>().cloned();
+        let header = req
+            .headers()
+            .get(actix_web::http::header::AUTHORIZATION)
+            .map(|h| h.to_str().map(str::to_string));
+        let cookie = req.cookie(SESSION_COOKIE).map(|c| c.value().to_string());
+        Box::pin(async move {
+            let state = state.ok_or_else(|| Error::Internal("app state missing".into()))?;
+            let token = match header {
+                Some(Ok(h)) => match h.strip_prefix("Bearer ") {
+                    Some(t) => t.trim().to_string(),
+                    None => {
+                        return Err(Error::Unauthorized(
+                            "The Authorization header must be 'Bearer <token>'.".into(),
+                        ))
+                    }
+                },
+                Some(Err(_)) => {
+                    return Err(Error::Unauthorized(
+                        "The Authorization header is not valid text.".into(),
+                    ))
+                }
+                None => match cookie {
+                    Some(c) => c,
+                    None => return Err(Error::Unauthorized(
+                        "No credentials: send 'Authorization: Bearer <token>' (create a token with `kiln admin create-token USER`)."
+                            .into(),
+                    )),
+                },
+            };
+            let caller = state
+                .pool
+                .run(move |c| users::authenticate(c, &token, now_ms()))
+                .await?;
+            match caller {
+                Some(c) => Ok(Auth(c)),
+                None => Err(Error::Unauthorized(
+                    "That token is not valid (revoked, expired or mistyped); create a new one with `kiln admin create-token USER`."
+                        .into(),
+                )),
+            }
+        })
+    }
+}
+
+/// JSON bodies: size limit and errors in Kiln's error shape.
+pub fn json_config(max: usize) -> web::JsonConfig {
+    web::JsonConfig::default()
+        .limit(max)
+        .error_handler(move |err, _req| {
+            use actix_web::error::JsonPayloadError as J;
+            let e = match &err {
+                J::Overflow { .. } | J::OverflowKnownLength { .. } => Error::TooLarge(format!(
+                    "The body is larger than {max} bytes; send less."
+                )),
+                J::ContentType => Error::BadRequest(
+                    "Send the body as JSON with 'Content-Type: application/json'.".into(),
+                ),
+                J::Deserialize(de) => Error::BadRequest(format!("The JSON body is not valid: {de}.")),
+                other => Error::BadRequest(format!("The body could not be read: {other}.")),
+            };
+            e.into()
+        })
+}
+
+/// Query strings: errors in Kiln's error shape.
+pub fn query_config() -> web::QueryConfig {
+    web::QueryConfig::default().error_handler(|err, _req| {
+        Error::BadRequest(format!("The query string is not valid: {err}.")).into()
+    })
+}
+
+/// Mounts every route.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::scope("/api/v1")
+            .configure(machines::configure)
+            .configure(subnets::configure)
+            .configure(boot_resources::configure)
+            .configure(racks::configure)
+            .configure(events::configure)
+            .configure(users_tokens::configure)
+            .route("/openapi.json", web::get().to(openapi_json)),
+    )
+    .configure(health::configure)
+    .service(
+        utoipa_swagger_ui::SwaggerUi::new("/api/docs/{_:.*}").url("/api/v1/openapi.json", ApiDoc::openapi()),
+    );
+}
+
+async fn openapi_json() -> actix_web::HttpResponse {
+    actix_web::HttpResponse::Ok().json(ApiDoc::openapi())
+}
+
+/// The OpenAPI 3.1 document of `/api/v1`.
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Kiln region API", description = "Bare-metal provisioning: machines, subnets, boot resources, racks, events, users and tokens. Authenticate with `Authorization: Bearer <token>`.", license(name = "Apache-2.0")),
+    paths(
+        machines::list, machines::create, machines::get, machines::patch, machines::delete,
+        machines::action, machines::events,
+        subnets::list, subnets::create, subnets::get, subnets::patch, subnets::delete,
+        boot_resources::list, boot_resources::create, boot_resources::get, boot_resources::delete,
+        boot_resources::upload, boot_resources::download,
+        racks::list, racks::get, racks::delete,
+        events::list,
+        users_tokens::list_users, users_tokens::create_user, users_tokens::delete_user,
+        users_tokens::list_tokens, users_tokens::create_token, users_tokens::delete_token,
+        users_tokens::login, users_tokens::logout, users_tokens::whoami, users_tokens::audit,
+        health::healthz, health::metrics,
+    ),
+    components(schemas(
+        region_api_types::Machine, region_api_types::MachineStatus, region_api_types::MachineAction,
+        region_api_types::Interface, region_api_types::InterfaceCreate, region_api_types::MachineCreate,
+        region_api_types::MachinePatch, region_api_types::ActionRequest, region_api_types::Event,
+        region_api_types::EventLevel, region_api_types::Subnet, region_api_types::SubnetCreate,
+        region_api_types::SubnetPatch, region_api_types::IpRange, region_api_types::StaticRoute,
+        region_api_types::BootResource, region_api_types::BootResourceFile,
+        region_api_types::BootResourceCreate, region_api_types::Rack, region_api_types::User,
+        region_api_types::UserCreate, region_api_types::Token, region_api_types::TokenCreate,
+        region_api_types::TokenCreated, region_api_types::LoginRequest, region_api_types::WhoAmI,
+        region_api_types::ErrorBody, machines::MachinePage,
+    )),
+    modifiers(&BearerAuth),
+    security(("bearer" = []))
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+/// Clamps `limit`/`offset` query values to the configured page sizes.
+pub fn page_bounds(cfg: &Config, limit: Option<i64>, offset: Option<i64>) -> Result<(i64, i64), Error> {
+    let limit = limit.unwrap_or(cfg.api.default_page_size);
+    if limit < 1 || limit > cfg.api.max_page_size {
+        return Err(Error::validation(
+            "limit",
+            format!("limit must be between 1 and {}.", cfg.api.max_page_size),
+        ));
+    }
+    let offset = offset.unwrap_or(0);
+    if offset < 0 {
+        return Err(Error::validation("offset", "offset must be zero or more."));
+    }
+    Ok((limit, offset))
+}

@@ -1,0 +1,272 @@
+//! `/api/v1/users`, `/api/v1/tokens`, `/api/v1/login`, `/api/v1/logout`, `/api/v1/whoami`,
+//! `/api/v1/audit`.
+
+use actix_web::cookie::{Cookie, SameSite};
+use actix_web::{web, HttpRequest, HttpResponse};
+use region_api_types as api;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use super::{AppState, Auth, SESSION_COOKIE};
+use crate::db::{self, fmt_time, now_ms};
+use crate::domain::{auth, users};
+use crate::error::{Error, Result};
+
+/// How long a UI session lasts.
+const SESSION_MS: i64 = 12 * 3600 * 1000;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/users", web::get().to(list_users))
+        .route("/users", web::post().to(create_user))
+        .route("/users/{username}", web::delete().to(delete_user))
+        .route("/tokens", web::get().to(list_tokens))
+        .route("/tokens", web::post().to(create_token))
+        .route("/tokens/{id}", web::delete().to(delete_token))
+        .route("/login", web::post().to(login))
+        .route("/logout", web::post().to(logout))
+        .route("/whoami", web::get().to(whoami))
+        .route("/audit", web::get().to(audit));
+}
+
+fn admin_only(caller: &crate::domain::Caller, what: &str) -> Result<()> {
+    if caller.is_admin {
+        Ok(())
+    } else {
+        Err(Error::Forbidden(format!("Only administrators may {what}.")))
+    }
+}
+
+/// All users (admins).
+#[utoipa::path(get, path = "/api/v1/users", tag = "users",
+    responses((status = 200, body = Vec<api::User>), (status = 403, body = api::ErrorBody)))]
+pub async fn list_users(state: web::Data<AppState>, Auth(caller): Auth) -> Result<HttpResponse> {
+    admin_only(&caller, "list users")?;
+    let rows = state.pool.run(|c| db::users::list_users(c)).await?;
+    Ok(HttpResponse::Ok().json(rows.iter().map(|u| u.to_api()).collect::<Vec<_>>()))
+}
+
+/// Add a user (admins).
+#[utoipa::path(post, path = "/api/v1/users", request_body = api::UserCreate, tag = "users",
+    responses((status = 201, body = api::User), (status = 400, body = api::ErrorBody),
+              (status = 403, body = api::ErrorBody), (status = 409, body = api::ErrorBody)))]
+pub async fn create_user(
+    state: web::Data<AppState>,
+    Auth(caller): Auth,
+    body: web::Json<api::UserCreate>,
+) -> Result<HttpResponse> {
+    let b = body.into_inner();
+    let u = state
+        .pool
+        .run(move |c| users::create_user(c, Some(&caller), &b.username, &b.password, b.is_admin, now_ms()))
+        .await?;
+    Ok(HttpResponse::Created().json(u))
+}
+
+/// Delete a user (admins). Their tokens go; their machines become free. The last admin stays.
+#[utoipa::path(delete, path = "/api/v1/users/{username}", tag = "users",
+    params(("username" = String, Path, description = "Username")),
+    responses((status = 204), (status = 403, body = api::ErrorBody), (status = 404, body = api::ErrorBody), (status = 409, body = api::ErrorBody)))]
+pub async fn delete_user(
+    state: web::Data<AppState>,
+    Auth(caller): Auth,
+    path: web::Path<String>,
+) -> Result<HttpResponse> {
+    admin_only(&caller, "delete users")?;
+    let name = path.into_inner();
+    state
+        .pool
+        .run(move |c| {
+            let u = db::users::by_username(c, &name)?
+                .ok_or_else(|| Error::not_found(format!("user {name}")))?;
+            if u.is_admin && db::users::count_admins(c)? <= 1 {
+                return Err(Error::conflict(
+                    "last_admin",
+                    Some("username"),
+                    format!("{name} is the last administrator; make another admin first."),
+                ));
+            }
+            db::users::delete_user(c, &u.id)?;
+            db::users::audit(c, now_ms(), &caller.username, "user.delete", &name, "")
+        })
+        .await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct TokensQuery {
+    /// Admins: every user's tokens.
+    #[serde(default)]
+    all: bool,
+}
+
+/// The caller's API tokens (admins with `?all=true`: everyone's). Secrets are never shown again.
+#[utoipa::path(get, path = "/api/v1/tokens", params(TokensQuery), tag = "users",
+    responses((status = 200, body = Vec<api::Token>)))]
+pub async fn list_tokens(
+    state: web::Data<AppState>,
+    Auth(caller): Auth,
+    q: web::Query<TokensQuery>,
+) -> Result<HttpResponse> {
+    let all = q.all;
+    if all {
+        admin_only(&caller, "list every user's tokens")?;
+    }
+    let rows = state
+        .pool
+        .run(move |c| db::users::list_tokens(c, (!all).then_some(caller.user_id.as_str())))
+        .await?;
+    Ok(HttpResponse::Ok().json(
+        rows.iter()
+            .map(|(t, name)| t.to_api(name))
+            .collect::<Vec<_>>(),
+    ))
+}
+
+/// Create an API token for the caller. The secret is in this answer only.
+#[utoipa::path(post, path = "/api/v1/tokens", request_body = api::TokenCreate, tag = "users",
+    responses((status = 201, body = api::TokenCreated), (status = 400, body = api::ErrorBody)))]
+pub async fn create_token(
+    state: web::Data<AppState>,
+    Auth(caller): Auth,
+    body: web::Json<api::TokenCreate>,
+) -> Result<HttpResponse> {
+    let name = body.into_inner().name;
+    let t = state
+        .pool
+        .run(move |c| {
+            let u = db::users::by_id(c, &caller.user_id)?
+                .ok_or_else(|| Error::Unauthorized("Your user no longer exists.".into()))?;
+            users::create_token(c, &u, &name, None, now_ms())
+        })
+        .await?;
+    Ok(HttpResponse::Created().json(t))
+}
+
+/// Revoke a token (its owner or an admin).
+#[utoipa::path(delete, path = "/api/v1/tokens/{id}", tag = "users",
+    params(("id" = String, Path, description = "Token id")),
+    responses((status = 204), (status = 404, body = api::ErrorBody)))]
+pub async fn delete_token(
+    state: web::Data<AppState>,
+    Auth(caller): Auth,
+    path: web::Path<String>,
+) -> Result<HttpResponse> {
+    let id = path.into_inner();
+    state
+        .pool
+        .run(move |c| {
+            let t = db::users::token_by_id(c, &id)?
+                .filter(|t| caller.is_admin || t.user_id == caller.user_id)
+                .ok_or_else(|| Error::not_found(format!("token {id}")))?;
+            db::users::delete_token(c, &t.id)?;
+            db::users::audit(c, now_ms(), &caller.username, "token.delete", &t.id, &t.name)
+        })
+        .await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Log in with a password; sets the `kiln_session` cookie (12 h) used by the UI.
+#[utoipa::path(post, path = "/api/v1/login", request_body = api::LoginRequest, tag = "users", security(()),
+    responses((status = 200, body = api::WhoAmI), (status = 401, body = api::ErrorBody)))]
+pub async fn login(
+    state: web::Data<AppState>,
+    body: web::Json<api::LoginRequest>,
+) -> Result<HttpResponse> {
+    let b = body.into_inner();
+    let (who, secret) = state
+        .pool
+        .run(move |c| {
+            let now = now_ms();
+            let bad = || Error::Unauthorized("Wrong username or password.".into());
+            let u = db::users::by_username(c, &b.username)?.ok_or_else(bad)?;
+            if !auth::verify_password(&b.password, &u.password_hash) {
+                return Err(bad());
+            }
+            let t = users::create_token(c, &u, "ui session", Some(now + SESSION_MS), now)?;
+            db::users::audit(c, now, &u.username, "login", &u.username, "")?;
+            Ok((
+                api::WhoAmI {
+                    username: u.username,
+                    is_admin: u.is_admin,
+                },
+                t.secret,
+            ))
+        })
+        .await?;
+    let cookie = Cookie::build(SESSION_COOKIE, secret)
+        .path("/")
+        .http_only(true)
+        .same_site(SameSite::Strict)
+        .max_age(actix_web::cookie::time::Duration::milliseconds(SESSION_MS))
+        .finish();
+    Ok(HttpResponse::Ok().cookie(cookie).json(who))
+}
+
+/// End the UI session.
+#[utoipa::path(post, path = "/api/v1/logout", tag = "users", security(()), responses((status = 204)))]
+pub async fn logout(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse> {
+    if let Some(c) = req.cookie(SESSION_COOKIE) {
+        let hash = auth::token_hash(c.value());
+        state
+            .pool
+            .run(move |conn| db::users::delete_token_by_hash(conn, &hash))
+            .await?;
+    }
+    let mut gone = Cookie::new(SESSION_COOKIE, "");
+    gone.set_path("/");
+    gone.make_removal();
+    Ok(HttpResponse::NoContent().cookie(gone).finish())
+}
+
+/// Who the credentials belong to.
+#[utoipa::path(get, path = "/api/v1/whoami", tag = "users", responses((status = 200, body = api::WhoAmI), (status = 401, body = api::ErrorBody)))]
+pub async fn whoami(Auth(caller): Auth) -> HttpResponse {
+    HttpResponse::Ok().json(api::WhoAmI {
+        username: caller.username,
+        is_admin: caller.is_admin,
+    })
+}
+
+/// An audit-log entry: who did what.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AuditEntry {
+    created_at: String,
+    username: String,
+    action: String,
+    target: String,
+    detail: String,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct AuditQuery {
+    limit: Option<i64>,
+}
+
+/// The audit log, newest first (admins).
+#[utoipa::path(get, path = "/api/v1/audit", params(AuditQuery), tag = "users",
+    responses((status = 200, body = Vec<AuditEntry>), (status = 403, body = api::ErrorBody)))]
+pub async fn audit(
+    state: web::Data<AppState>,
+    Auth(caller): Auth,
+    q: web::Query<AuditQuery>,
+) -> Result<HttpResponse> {
+    admin_only(&caller, "read the audit log")?;
+    let (limit, _) = super::page_bounds(&state.cfg, q.limit, None)?;
+    let rows = state
+        .pool
+        .run(move |c| db::users::audit_entries(c, limit))
+        .await?;
+    Ok(HttpResponse::Ok().json(
+        rows.into_iter()
+            .map(|(t, u, a, tg, d)| AuditEntry {
+                created_at: fmt_time(t),
+                username: u,
+                action: a,
+                target: tg,
+                detail: d,
+            })
+            .collect::<Vec<_>>(),
+    ))
+}

@@ -1,0 +1,75 @@
+//! Commands that open the database directly: for the first admin and token, and migrations.
+
+use std::io::BufRead;
+
+use anyhow::{bail, Context};
+
+use super::DbArgs;
+use crate::config::{Config, Overrides};
+use crate::db::{now_ms, Pool};
+use crate::domain::users;
+
+pub fn load_config(db: &DbArgs, extra: Overrides) -> anyhow::Result<Config> {
+    let o = Overrides {
+        data_dir: db.data_dir.clone(),
+        database_url: db.database_url.clone(),
+        ..extra
+    };
+    Ok(Config::load(db.config.as_deref(), o)?)
+}
+
+fn open(db: &DbArgs) -> anyhow::Result<Pool> {
+    let cfg = load_config(db, Overrides::default())?;
+    Pool::open(&cfg.database_url()).with_context(|| {
+        format!(
+            "cannot open the database at {}",
+            crate::config::redact_url(&cfg.database_url())
+        )
+    })
+}
+
+pub fn create_user(name: &str, admin: bool, password_stdin: bool, db: &DbArgs) -> anyhow::Result<()> {
+    if !password_stdin {
+        bail!("pass --password-stdin and give the password on standard input (passwords never go on the command line)");
+    }
+    let mut line = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .context("cannot read the password from standard input")?;
+    let password = line.trim_end_matches(['\n', '\r']);
+    let pool = open(db)?;
+    let u = pool.run_blocking(|c| users::create_user(c, None, name, password, admin, now_ms()))?;
+    eprintln!(
+        "created {} {}",
+        if u.is_admin { "administrator" } else { "user" },
+        u.username
+    );
+    Ok(())
+}
+
+pub fn create_token(user: &str, token_name: &str, db: &DbArgs) -> anyhow::Result<()> {
+    let pool = open(db)?;
+    let t = pool.run_blocking(|c| {
+        let u = crate::db::users::by_username(c, user)?.ok_or_else(|| {
+            crate::Error::not_found(format!(
+                "user {user} (create it with `kiln admin create-user {user} --password-stdin`)"
+            ))
+        })?;
+        users::create_token(c, &u, token_name, None, now_ms())
+    })?;
+    println!("{}", t.secret);
+    Ok(())
+}
+
+pub fn migrate(db: &DbArgs) -> anyhow::Result<()> {
+    let cfg = load_config(db, Overrides::default())?;
+    let pool = Pool::connect(&cfg.database_url())?;
+    let applied = pool.migrate()?;
+    eprintln!(
+        "database {} is up to date{}",
+        crate::config::redact_url(&cfg.database_url()),
+        if applied.is_empty() { String::new() } else { format!(" (applied {})", applied.join(", ")) }
+    );
+    Ok(())
+}

@@ -1,0 +1,211 @@
+//! `kiln bench`: load a running region and time it; and the streamed, progress-reporting upload
+//! shared with `kiln images upload`.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use clap::Subcommand;
+use futures_util::StreamExt;
+use indicatif::{ProgressBar, ProgressStyle};
+use region_api_types as api;
+use reqwest::Method;
+use sha2::{Digest, Sha256};
+use tokio::io::AsyncReadExt;
+
+use super::client::{api_error, seg, Client};
+
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Create COUNT machines through the API and report the creation rate.
+    Create {
+        #[arg(long, env = "KILN_URL", default_value = "http://127.0.0.1:5240")]
+        url: String,
+        #[arg(long, env = "KILN_TOKEN", hide_env_values = true)]
+        token: String,
+        #[arg(long, default_value_t = 10_000)]
+        count: u32,
+        /// Requests in flight at once.
+        #[arg(long, default_value_t = 16)]
+        concurrency: usize,
+    },
+    /// GET each URL REQUESTS times (sequentially) and report p50/p99 latency and bytes; the first URL is
+    /// the baseline of the ratios. URLs under the region get the token; others are fetched plainly.
+    Get {
+        #[arg(long, env = "KILN_TOKEN", hide_env_values = true)]
+        token: Option<String>,
+        #[arg(long = "url", required = true)]
+        urls: Vec<String>,
+        #[arg(long, default_value_t = 50)]
+        requests: u32,
+        /// Read VmRSS/VmHWM of this process (the region) at the end.
+        #[arg(long)]
+        pid: Option<u32>,
+    },
+}
+
+fn bar(len: u64, msg: &str) -> ProgressBar {
+    let pb = ProgressBar::new(len);
+    pb.set_style(
+        ProgressStyle::with_template("{msg:>10} [{bar:40}] {bytes}/{total_bytes} ({bytes_per_sec}, {eta})")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    pb.set_message(msg.to_string());
+    pb
+}
+
+/// Hashes `path` (with a progress bar), then streams it to the region with its sha256 and size.
+pub async fn upload_file(c: &Client, resource_id: &str, path: &Path) -> anyhow::Result<api::BootResource> {
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .with_context(|| format!("{} has no usable file name", path.display()))?
+        .to_string();
+    let size = tokio::fs::metadata(path)
+        .await
+        .with_context(|| format!("cannot read {}", path.display()))?
+        .len();
+    let pb = bar(size, "hashing");
+    let mut f = tokio::fs::File::open(path).await?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f.read(&mut buf).await?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+        pb.inc(n as u64);
+    }
+    pb.finish_and_clear();
+    let sha = hex::encode(h.finalize());
+    let pb = bar(size, "uploading");
+    let f = tokio::fs::File::open(path).await?;
+    let pbc = pb.clone();
+    let stream = tokio_util::io::ReaderStream::with_capacity(f, 1 << 20).inspect(move |chunk| {
+        if let Ok(c) = chunk {
+            pbc.inc(c.len() as u64);
+        }
+    });
+    let rb = c
+        .request(
+            Method::PUT,
+            &format!("/api/v1/boot-resources/{}/files/{}", seg(resource_id), seg(&name)),
+        )
+        .query(&[("sha256", sha.as_str()), ("size", &size.to_string())])
+        .header(reqwest::header::CONTENT_LENGTH, size)
+        .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
+        .body(reqwest::Body::wrap_stream(stream));
+    let r: api::BootResource = c.send(rb).await?;
+    pb.finish_and_clear();
+    eprintln!("{name}: {size} bytes, sha256 {sha} verified by the region");
+    Ok(r)
+}
+
+pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
+    match cmd {
+        BenchCommand::Create { url, token, count, concurrency } => create(&url, token, count, concurrency).await,
+        BenchCommand::Get { token, urls, requests, pid } => get(token, &urls, requests, pid).await,
+    }
+}
+
+async fn create(url: &str, token: String, count: u32, concurrency: usize) -> anyhow::Result<()> {
+    let c = Client::new(url, Some(token))?;
+    let run_tag = crate::db::random_id(4);
+    let pb = ProgressBar::new(u64::from(count));
+    pb.set_style(ProgressStyle::with_template("creating [{bar:40}] {pos}/{len} ({per_sec}, {eta})").unwrap_or_else(|_| ProgressStyle::default_bar()));
+    let start = Instant::now();
+    let results = futures_util::stream::iter(0..count)
+        .map(|i| {
+            let c = c.clone();
+            let run_tag = run_tag.clone();
+            let pb = pb.clone();
+            async move {
+                let body = api::MachineCreate {
+                    hostname: Some(format!("bench-{run_tag}-{i}")),
+                    boot_mac: Some(format!("02:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", run_tag.as_bytes()[0], (i >> 24) & 0xff, (i >> 16) & 0xff, (i >> 8) & 0xff, i & 0xff)),
+                    tags: Some(vec!["bench".into()]),
+                    cpu_count: Some(4),
+                    memory_mib: Some(8192),
+                    storage_bytes: Some(256 << 30),
+                    ..Default::default()
+                };
+                let r: anyhow::Result<api::Machine> = c.post("/api/v1/machines", &body).await;
+                pb.inc(1);
+                r.map(|_| ())
+            }
+        })
+        .buffer_unordered(concurrency.max(1))
+        .collect::<Vec<_>>()
+        .await;
+    pb.finish_and_clear();
+    let elapsed = start.elapsed();
+    let failed = results.iter().filter(|r| r.is_err()).count();
+    if let Some(Err(e)) = results.iter().find(|r| r.is_err()) {
+        eprintln!("first failure: {e}");
+    }
+    println!(
+        "created {} machines in {:.2} s: {:.0} machines/s ({failed} failed, concurrency {concurrency})",
+        count as usize - failed,
+        elapsed.as_secs_f64(),
+        (count as usize - failed) as f64 / elapsed.as_secs_f64()
+    );
+    if failed > 0 {
+        bail!("{failed} creations failed");
+    }
+    Ok(())
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[idx.min(sorted.len() - 1)]
+}
+
+async fn get(token: Option<String>, urls: &[String], requests: u32, pid: Option<u32>) -> anyhow::Result<()> {
+    let http = reqwest::Client::new();
+    let mut p50s = Vec::new();
+    println!("| target | requests | bytes | p50 ms | p99 ms | p50 ratio to first |");
+    println!("|---|---|---|---|---|---|");
+    for url in urls {
+        let mut times = Vec::with_capacity(requests as usize);
+        let mut size = 0usize;
+        for _ in 0..requests {
+            let mut rb = http.get(url);
+            if url.contains("/api/v1/") {
+                if let Some(t) = &token {
+                    rb = rb.bearer_auth(t);
+                }
+            }
+            let start = Instant::now();
+            let resp = rb.send().await.with_context(|| format!("GET {url}"))?;
+            let status = resp.status();
+            let body = resp.bytes().await?;
+            times.push(start.elapsed());
+            if !status.is_success() {
+                return Err(api_error(status, &body));
+            }
+            size = body.len();
+        }
+        times.sort();
+        let p50 = percentile(&times, 0.5);
+        let p99 = percentile(&times, 0.99);
+        p50s.push(p50);
+        let ratio = p50.as_secs_f64() / p50s[0].as_secs_f64().max(1e-9);
+        println!(
+            "| {url} | {requests} | {size} | {:.2} | {:.2} | {ratio:.2} |",
+            p50.as_secs_f64() * 1e3,
+            p99.as_secs_f64() * 1e3
+        );
+    }
+    if let Some(pid) = pid {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).with_context(|| format!("no process {pid}"))?;
+        for line in status.lines().filter(|l| l.starts_with("VmRSS") || l.starts_with("VmHWM")) {
+            println!("region {line}");
+        }
+    }
+    Ok(())
+}

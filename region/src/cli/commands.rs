@@ -1,0 +1,698 @@
+//! Client subcommands: `kiln machines|subnets|images|users|tokens|racks|events ...`.
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Context};
+use clap::Subcommand;
+use region_api_types as api;
+use reqwest::Method;
+
+use super::client::{seg, Client, ClientArgs};
+use super::output::{self, bytes, opt};
+
+#[derive(Debug, Subcommand)]
+pub enum MachinesCommand {
+    /// List machines.
+    List {
+        /// Filter by status (comma separated for several).
+        #[arg(long)]
+        status: Option<String>,
+        #[arg(long)]
+        hostname: Option<String>,
+        #[arg(long)]
+        mac: Option<String>,
+        #[arg(long)]
+        tag: Option<String>,
+        #[arg(long)]
+        zone: Option<String>,
+        #[arg(long)]
+        pool: Option<String>,
+        /// Owner's username, or `none`.
+        #[arg(long)]
+        owner: Option<String>,
+        #[arg(long, default_value_t = 1000)]
+        limit: i64,
+        #[arg(long, default_value_t = 0)]
+        offset: i64,
+    },
+    /// Show one machine.
+    Show { system_id: String },
+    /// Add a machine.
+    Create(MachineFields),
+    /// Change a machine's fields.
+    Update {
+        system_id: String,
+        #[command(flatten)]
+        fields: MachineFields,
+    },
+    /// Start commissioning.
+    Commission(ActionArgs),
+    /// Allocate a Ready machine to yourself.
+    Allocate(ActionArgs),
+    /// Start deploying (allocates a Ready machine first).
+    Deploy(ActionArgs),
+    /// Release an allocated or deployed machine.
+    Release(ActionArgs),
+    /// Abort the operation in progress.
+    Abort(ActionArgs),
+    /// Mark a machine broken.
+    MarkBroken(ActionArgs),
+    /// Mark a broken machine fixed.
+    MarkFixed(ActionArgs),
+    /// Boot a machine into rescue mode.
+    Rescue(ActionArgs),
+    /// Leave rescue mode.
+    ExitRescue(ActionArgs),
+    /// Delete a machine.
+    Delete(ActionArgs),
+    /// A machine's events, newest first.
+    Events {
+        system_id: String,
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ActionArgs {
+    pub system_id: String,
+    /// Recorded in the machine's events and the audit log.
+    #[arg(long)]
+    pub comment: Option<String>,
+}
+
+#[derive(Debug, Default, clap::Args)]
+pub struct MachineFields {
+    #[arg(long)]
+    pub hostname: Option<String>,
+    /// e.g. amd64/generic.
+    #[arg(long = "arch")]
+    pub architecture: Option<String>,
+    /// The MAC the machine PXE boots from.
+    #[arg(long = "mac")]
+    pub boot_mac: Option<String>,
+    /// An interface as NAME=MAC (repeatable).
+    #[arg(long = "interface", value_name = "NAME=MAC")]
+    pub interfaces: Vec<String>,
+    /// manual, ipmi, redfish, virsh, webhook.
+    #[arg(long)]
+    pub power_type: Option<String>,
+    /// A power parameter as KEY=VALUE (repeatable), e.g. power_address=10.0.0.5.
+    #[arg(long = "power-param", value_name = "KEY=VALUE")]
+    pub power_parameters: Vec<String>,
+    /// Shorthand for --power-param power_address=…
+    #[arg(long)]
+    pub power_address: Option<String>,
+    #[arg(long)]
+    pub zone: Option<String>,
+    #[arg(long)]
+    pub pool: Option<String>,
+    /// A tag (repeatable).
+    #[arg(long = "tag")]
+    pub tags: Vec<String>,
+    #[arg(long)]
+    pub description: Option<String>,
+    #[arg(long)]
+    pub cpu_count: Option<i32>,
+    #[arg(long)]
+    pub memory_mib: Option<i64>,
+    #[arg(long)]
+    pub storage_bytes: Option<i64>,
+}
+
+impl MachineFields {
+    fn power_parameters(&self) -> anyhow::Result<Option<serde_json::Map<String, serde_json::Value>>> {
+        if self.power_parameters.is_empty() && self.power_address.is_none() {
+            return Ok(None);
+        }
+        let mut m = serde_json::Map::new();
+        for kv in &self.power_parameters {
+            let (k, v) = kv
+                .split_once('=')
+                .with_context(|| format!("--power-param {kv}: write KEY=VALUE"))?;
+            m.insert(k.to_string(), serde_json::Value::String(v.to_string()));
+        }
+        if let Some(a) = &self.power_address {
+            m.insert("power_address".into(), serde_json::Value::String(a.clone()));
+        }
+        Ok(Some(m))
+    }
+
+    fn interfaces(&self) -> anyhow::Result<Option<Vec<api::InterfaceCreate>>> {
+        if self.interfaces.is_empty() {
+            return Ok(None);
+        }
+        self.interfaces
+            .iter()
+            .map(|s| {
+                let (name, mac) = s
+                    .split_once('=')
+                    .with_context(|| format!("--interface {s}: write NAME=MAC, e.g. eth0=52:54:00:12:34:56"))?;
+                Ok(api::InterfaceCreate {
+                    name: name.into(),
+                    mac: mac.into(),
+                })
+            })
+            .collect::<anyhow::Result<Vec<_>>>()
+            .map(Some)
+    }
+
+    fn to_create(&self) -> anyhow::Result<api::MachineCreate> {
+        Ok(api::MachineCreate {
+            hostname: self.hostname.clone(),
+            architecture: self.architecture.clone(),
+            boot_mac: self.boot_mac.clone(),
+            power_type: self.power_type.clone(),
+            power_parameters: self.power_parameters()?,
+            zone: self.zone.clone(),
+            pool: self.pool.clone(),
+            tags: (!self.tags.is_empty()).then(|| self.tags.clone()),
+            description: self.description.clone(),
+            interfaces: self.interfaces()?,
+            cpu_count: self.cpu_count,
+            memory_mib: self.memory_mib,
+            storage_bytes: self.storage_bytes,
+        })
+    }
+
+    fn to_patch(&self) -> anyhow::Result<api::MachinePatch> {
+        if !self.interfaces.is_empty() || self.cpu_count.is_some() || self.memory_mib.is_some() || self.storage_bytes.is_some() {
+            bail!("interfaces and hardware facts are set at creation or by commissioning, not by update");
+        }
+        Ok(api::MachinePatch {
+            hostname: self.hostname.clone(),
+            architecture: self.architecture.clone(),
+            boot_mac: self.boot_mac.clone(),
+            power_type: self.power_type.clone(),
+            power_parameters: self.power_parameters()?,
+            zone: self.zone.clone(),
+            pool: self.pool.clone(),
+            tags: (!self.tags.is_empty()).then(|| self.tags.clone()),
+            description: self.description.clone(),
+        })
+    }
+}
+
+fn client<C: Subcommand>(a: &ClientArgs<C>) -> anyhow::Result<Client> {
+    if a.token.is_none() {
+        bail!("no API token: set KILN_TOKEN (create one with `kiln admin create-token USER`) or pass --token");
+    }
+    Client::new(&a.url, a.token.clone())
+}
+
+fn show_machine(m: &api::Machine) {
+    let ifaces: Vec<String> = m
+        .interfaces
+        .iter()
+        .map(|i| format!("{} {}{}", i.name, i.mac, i.ip.as_ref().map(|ip| format!(" {ip}")).unwrap_or_default()))
+        .collect();
+    let power: Vec<String> = m.power_parameters.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    output::fields(vec![
+        ("system_id", m.system_id.clone()),
+        ("hostname", m.hostname.clone()),
+        ("status", m.status_label.clone()),
+        ("deadline", opt(&m.status_deadline)),
+        ("architecture", m.architecture.clone()),
+        ("boot mac", opt(&m.boot_mac)),
+        ("power", format!("{} {}", m.power_type, power.join(" "))),
+        ("owner", opt(&m.owner)),
+        ("zone / pool", format!("{} / {}", m.zone, m.pool)),
+        ("tags", m.tags.join(", ")),
+        ("cpus", m.cpu_count.to_string()),
+        ("memory", format!("{} MiB", m.memory_mib)),
+        ("storage", bytes(m.storage_bytes)),
+        ("interfaces", ifaces.join("; ")),
+        ("description", m.description.clone()),
+        ("created", m.created_at.clone()),
+        ("updated", m.updated_at.clone()),
+    ]);
+}
+
+pub async fn machines(a: ClientArgs<MachinesCommand>) -> anyhow::Result<()> {
+    let c = client(&a)?;
+    let json = a.json;
+    let act = |action: api::MachineAction, args: ActionArgs| {
+        let c = c.clone();
+        async move {
+            let path = format!("/api/v1/machines/{}/{}", seg(&args.system_id), action.as_str());
+            let body = api::ActionRequest { comment: args.comment };
+            let m: Option<api::Machine> = c.post(&path, &body).await?;
+            anyhow::Ok(m)
+        }
+    };
+    let print = |m: &api::Machine| -> anyhow::Result<()> {
+        if json {
+            output::json(m)
+        } else {
+            show_machine(m);
+            Ok(())
+        }
+    };
+    use api::MachineAction as A;
+    let (action, args) = match a.command {
+        MachinesCommand::List { status, hostname, mac, tag, zone, pool, owner, limit, offset } => {
+            let mut q: Vec<(&str, String)> = vec![("limit", limit.to_string()), ("offset", offset.to_string())];
+            for (k, v) in [("status", status), ("hostname", hostname), ("mac", mac), ("tag", tag), ("zone", zone), ("pool", pool), ("owner", owner)] {
+                if let Some(v) = v {
+                    q.push((k, v));
+                }
+            }
+            let page: api::Page<api::Machine> = c.send(c.request(Method::GET, "/api/v1/machines").query(&q)).await?;
+            if json {
+                return output::json(&page);
+            }
+            output::table(
+                &["SYSTEM_ID", "HOSTNAME", "STATUS", "ARCH", "BOOT MAC", "POWER", "OWNER", "CPUS", "MEMORY", "TAGS"],
+                page.items
+                    .iter()
+                    .map(|m| {
+                        vec![
+                            m.system_id.clone(),
+                            m.hostname.clone(),
+                            m.status_label.clone(),
+                            m.architecture.clone(),
+                            opt(&m.boot_mac),
+                            m.power_type.clone(),
+                            opt(&m.owner),
+                            m.cpu_count.to_string(),
+                            format!("{} MiB", m.memory_mib),
+                            m.tags.join(","),
+                        ]
+                    })
+                    .collect(),
+            );
+            eprintln!("{} of {} machine(s)", page.items.len(), page.total);
+            return Ok(());
+        }
+        MachinesCommand::Show { system_id } => {
+            let m: api::Machine = c.get(&format!("/api/v1/machines/{}", seg(&system_id))).await?;
+            return print(&m);
+        }
+        MachinesCommand::Create(f) => {
+            let m: api::Machine = c.post("/api/v1/machines", &f.to_create()?).await?;
+            if !json {
+                eprintln!("created machine {} ({})", m.system_id, m.hostname);
+            }
+            return print(&m);
+        }
+        MachinesCommand::Update { system_id, fields } => {
+            let m: api::Machine = c.patch(&format!("/api/v1/machines/{}", seg(&system_id)), &fields.to_patch()?).await?;
+            return print(&m);
+        }
+        MachinesCommand::Events { system_id, limit } => {
+            let evs: Vec<api::Event> = c
+                .send(c.request(Method::GET, &format!("/api/v1/machines/{}/events", seg(&system_id))).query(&[("limit", limit)]))
+                .await?;
+            return print_events(&evs, json);
+        }
+        MachinesCommand::Commission(x) => (A::Commission, x),
+        MachinesCommand::Allocate(x) => (A::Allocate, x),
+        MachinesCommand::Deploy(x) => (A::Deploy, x),
+        MachinesCommand::Release(x) => (A::Release, x),
+        MachinesCommand::Abort(x) => (A::Abort, x),
+        MachinesCommand::MarkBroken(x) => (A::MarkBroken, x),
+        MachinesCommand::MarkFixed(x) => (A::MarkFixed, x),
+        MachinesCommand::Rescue(x) => (A::Rescue, x),
+        MachinesCommand::ExitRescue(x) => (A::ExitRescue, x),
+        MachinesCommand::Delete(x) => (A::Delete, x),
+    };
+    let id = args.system_id.clone();
+    match act(action, args).await? {
+        Some(m) => {
+            if json {
+                output::json(&m)
+            } else {
+                println!("{} {}: {}", m.system_id, m.hostname, m.status_label);
+                Ok(())
+            }
+        }
+        None => {
+            if !json {
+                println!("{id} deleted");
+            }
+            Ok(())
+        }
+    }
+}
+
+fn print_events(evs: &[api::Event], json: bool) -> anyhow::Result<()> {
+    if json {
+        return output::json(&evs);
+    }
+    output::table(
+        &["TIME", "MACHINE", "LEVEL", "TYPE", "USER", "DESCRIPTION"],
+        evs.iter()
+            .map(|e| {
+                vec![
+                    e.created_at.clone(),
+                    opt(&e.system_id),
+                    e.level.as_str().to_string(),
+                    e.event_type.clone(),
+                    opt(&e.username),
+                    e.description.clone(),
+                ]
+            })
+            .collect(),
+    );
+    Ok(())
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SubnetsCommand {
+    /// List subnets.
+    List,
+    /// Show one subnet (by id or CIDR).
+    Show { id: String },
+    /// Add a subnet.
+    Create {
+        cidr: String,
+        #[command(flatten)]
+        fields: SubnetFields,
+    },
+    /// Change a subnet; lists given replace the stored ones.
+    Update {
+        id: String,
+        #[command(flatten)]
+        fields: SubnetFields,
+    },
+    /// Delete a subnet.
+    Delete { id: String },
+}
+
+#[derive(Debug, clap::Args)]
+pub struct SubnetFields {
+    #[arg(long)]
+    pub name: Option<String>,
+    #[arg(long)]
+    pub gateway: Option<String>,
+    /// A DNS server (repeatable).
+    #[arg(long = "dns")]
+    pub dns_servers: Vec<String>,
+    #[arg(long)]
+    pub domain: Option<String>,
+    /// A dynamic (DHCP) range START-END (repeatable).
+    #[arg(long = "dynamic-range", value_name = "START-END")]
+    pub dynamic_ranges: Vec<String>,
+    /// A reserved range START-END (repeatable).
+    #[arg(long = "reserved-range", value_name = "START-END")]
+    pub reserved_ranges: Vec<String>,
+    /// A static route DEST/PREFIX=GATEWAY (repeatable; DHCP option 121).
+    #[arg(long = "route", value_name = "DEST=GATEWAY")]
+    pub static_routes: Vec<String>,
+    /// Whether Kiln serves DHCP on it (default true on create).
+    #[arg(long)]
+    pub managed: Option<bool>,
+}
+
+fn ranges(v: &[String], flag: &str) -> anyhow::Result<Option<Vec<api::IpRange>>> {
+    if v.is_empty() {
+        return Ok(None);
+    }
+    v.iter()
+        .map(|r| {
+            let (s, e) = r.split_once('-').with_context(|| format!("--{flag} {r}: write START-END"))?;
+            Ok(api::IpRange { start: s.into(), end: e.into(), comment: None })
+        })
+        .collect::<anyhow::Result<Vec<_>>>()
+        .map(Some)
+}
+
+fn routes(v: &[String]) -> anyhow::Result<Option<Vec<api::StaticRoute>>> {
+    if v.is_empty() {
+        return Ok(None);
+    }
+    v.iter()
+        .map(|r| {
+            let (d, g) = r.split_once('=').with_context(|| format!("--route {r}: write DEST/PREFIX=GATEWAY"))?;
+            Ok(api::StaticRoute { destination: d.into(), gateway: g.into() })
+        })
+        .collect::<anyhow::Result<Vec<_>>>()
+        .map(Some)
+}
+
+fn print_subnets(s: &[api::Subnet], json: bool) -> anyhow::Result<()> {
+    if json {
+        return output::json(&s);
+    }
+    output::table(
+        &["ID", "NAME", "CIDR", "GATEWAY", "DNS", "DYNAMIC", "ROUTES", "MANAGED"],
+        s.iter()
+            .map(|s| {
+                vec![
+                    s.id.clone(),
+                    s.name.clone(),
+                    s.cidr.clone(),
+                    opt(&s.gateway),
+                    s.dns_servers.join(","),
+                    s.dynamic_ranges.iter().map(|r| format!("{}-{}", r.start, r.end)).collect::<Vec<_>>().join(","),
+                    s.static_routes.iter().map(|r| format!("{} via {}", r.destination, r.gateway)).collect::<Vec<_>>().join(","),
+                    s.managed.to_string(),
+                ]
+            })
+            .collect(),
+    );
+    Ok(())
+}
+
+pub async fn subnets(a: ClientArgs<SubnetsCommand>) -> anyhow::Result<()> {
+    let c = client(&a)?;
+    match a.command {
+        SubnetsCommand::List => {
+            let s: Vec<api::Subnet> = c.get("/api/v1/subnets").await?;
+            print_subnets(&s, a.json)
+        }
+        SubnetsCommand::Show { id } => {
+            let s: api::Subnet = c.get(&format!("/api/v1/subnets/{}", seg(&id))).await?;
+            print_subnets(&[s], a.json)
+        }
+        SubnetsCommand::Create { cidr, fields: f } => {
+            let body = api::SubnetCreate {
+                cidr,
+                name: f.name,
+                gateway: f.gateway,
+                dns_servers: (!f.dns_servers.is_empty()).then_some(f.dns_servers),
+                domain: f.domain,
+                dynamic_ranges: ranges(&f.dynamic_ranges, "dynamic-range")?,
+                reserved_ranges: ranges(&f.reserved_ranges, "reserved-range")?,
+                static_routes: routes(&f.static_routes)?,
+                managed: f.managed,
+            };
+            let s: api::Subnet = c.post("/api/v1/subnets", &body).await?;
+            print_subnets(&[s], a.json)
+        }
+        SubnetsCommand::Update { id, fields: f } => {
+            let body = api::SubnetPatch {
+                name: f.name,
+                gateway: f.gateway,
+                dns_servers: (!f.dns_servers.is_empty()).then_some(f.dns_servers),
+                domain: f.domain,
+                dynamic_ranges: ranges(&f.dynamic_ranges, "dynamic-range")?,
+                reserved_ranges: ranges(&f.reserved_ranges, "reserved-range")?,
+                static_routes: routes(&f.static_routes)?,
+                managed: f.managed,
+            };
+            let s: api::Subnet = c.patch(&format!("/api/v1/subnets/{}", seg(&id)), &body).await?;
+            print_subnets(&[s], a.json)
+        }
+        SubnetsCommand::Delete { id } => {
+            c.delete(&format!("/api/v1/subnets/{}", seg(&id))).await?;
+            eprintln!("deleted subnet {id}");
+            Ok(())
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ImagesCommand {
+    /// List boot resources and their files.
+    List,
+    /// Declare a boot resource and upload files to it (sha256 verified by the region).
+    Upload {
+        #[arg(long)]
+        os: String,
+        #[arg(long)]
+        release: String,
+        #[arg(long, default_value = "amd64/generic")]
+        arch: String,
+        /// ephemeral, deploy, bootloader, ...
+        #[arg(long, default_value = "ephemeral")]
+        kind: String,
+        /// Files to upload (stored under their base name).
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Delete a boot resource.
+    Delete { id: String },
+}
+
+pub async fn images(a: ClientArgs<ImagesCommand>) -> anyhow::Result<()> {
+    let c = client(&a)?;
+    match a.command {
+        ImagesCommand::List => {
+            let rs: Vec<api::BootResource> = c.get("/api/v1/boot-resources").await?;
+            if a.json {
+                return output::json(&rs);
+            }
+            let mut rows = Vec::new();
+            for r in &rs {
+                for f in &r.files {
+                    rows.push(vec![r.id.clone(), format!("{}/{}", r.os, r.release), r.arch.clone(), r.kind.clone(), f.filename.clone(), bytes(f.size), f.sha256[..16].to_string()]);
+                }
+                if r.files.is_empty() {
+                    rows.push(vec![r.id.clone(), format!("{}/{}", r.os, r.release), r.arch.clone(), r.kind.clone(), "-".into(), "-".into(), "-".into()]);
+                }
+            }
+            output::table(&["ID", "OS/RELEASE", "ARCH", "KIND", "FILE", "SIZE", "SHA256"], rows);
+            Ok(())
+        }
+        ImagesCommand::Upload { os, release, arch, kind, files } => {
+            let existing: Vec<api::BootResource> = c.get("/api/v1/boot-resources").await?;
+            let arch_full = if arch.contains('/') { arch.clone() } else { format!("{arch}/generic") };
+            let res = match existing.into_iter().find(|r| r.os == os && r.release == release && r.arch == arch_full && r.kind == kind) {
+                Some(r) => r,
+                None => {
+                    c.post("/api/v1/boot-resources", &api::BootResourceCreate { os, release, arch, kind: Some(kind) })
+                        .await?
+                }
+            };
+            let mut last = res;
+            for f in files {
+                last = super::bench::upload_file(&c, &last.id, &f).await?;
+            }
+            if a.json {
+                output::json(&last)
+            } else {
+                eprintln!("boot resource {} has {} file(s)", last.id, last.files.len());
+                Ok(())
+            }
+        }
+        ImagesCommand::Delete { id } => {
+            c.delete(&format!("/api/v1/boot-resources/{}", seg(&id))).await?;
+            eprintln!("deleted boot resource {id}");
+            Ok(())
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UsersCommand {
+    /// List users.
+    List,
+    /// Add a user; the password is read from standard input.
+    Create {
+        username: String,
+        #[arg(long)]
+        admin: bool,
+    },
+    /// Delete a user.
+    Delete { username: String },
+}
+
+pub async fn users(a: ClientArgs<UsersCommand>) -> anyhow::Result<()> {
+    let c = client(&a)?;
+    match a.command {
+        UsersCommand::List => {
+            let us: Vec<api::User> = c.get("/api/v1/users").await?;
+            if a.json {
+                return output::json(&us);
+            }
+            output::table(&["USERNAME", "ADMIN", "CREATED"], us.iter().map(|u| vec![u.username.clone(), u.is_admin.to_string(), u.created_at.clone()]).collect());
+            Ok(())
+        }
+        UsersCommand::Create { username, admin } => {
+            let mut line = String::new();
+            std::io::stdin().read_line(&mut line).context("cannot read the password from standard input")?;
+            let body = api::UserCreate { username, password: line.trim_end_matches(['\n', '\r']).to_string(), is_admin: admin };
+            let u: api::User = c.post("/api/v1/users", &body).await?;
+            if a.json { output::json(&u) } else { eprintln!("created user {}", u.username); Ok(()) }
+        }
+        UsersCommand::Delete { username } => {
+            c.delete(&format!("/api/v1/users/{}", seg(&username))).await?;
+            eprintln!("deleted user {username}");
+            Ok(())
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokensCommand {
+    /// List your tokens.
+    List,
+    /// Create a token for yourself; prints only the token.
+    Create { name: String },
+    /// Revoke a token.
+    Delete { id: String },
+}
+
+pub async fn tokens(a: ClientArgs<TokensCommand>) -> anyhow::Result<()> {
+    let c = client(&a)?;
+    match a.command {
+        TokensCommand::List => {
+            let ts: Vec<api::Token> = c.get("/api/v1/tokens").await?;
+            if a.json {
+                return output::json(&ts);
+            }
+            output::table(&["ID", "NAME", "USER", "PREFIX", "CREATED", "LAST USED"], ts.iter().map(|t| vec![t.id.clone(), t.name.clone(), t.username.clone(), t.prefix.clone(), t.created_at.clone(), opt(&t.last_used_at)]).collect());
+            Ok(())
+        }
+        TokensCommand::Create { name } => {
+            let t: api::TokenCreated = c.post("/api/v1/tokens", &api::TokenCreate { name }).await?;
+            if a.json { output::json(&t) } else { println!("{}", t.secret); Ok(()) }
+        }
+        TokensCommand::Delete { id } => {
+            c.delete(&format!("/api/v1/tokens/{}", seg(&id))).await?;
+            eprintln!("revoked token {id}");
+            Ok(())
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RacksCommand {
+    /// List rack controllers.
+    List,
+}
+
+pub async fn racks(a: ClientArgs<RacksCommand>) -> anyhow::Result<()> {
+    let c = client(&a)?;
+    match a.command {
+        RacksCommand::List => {
+            let rs: Vec<api::Rack> = c.get("/api/v1/racks").await?;
+            if a.json {
+                return output::json(&rs);
+            }
+            output::table(&["ID", "NAME", "STATUS", "LAST SEEN", "VERSION"], rs.iter().map(|r| vec![r.id.clone(), r.name.clone(), r.status.clone(), opt(&r.last_seen), opt(&r.version)]).collect());
+            Ok(())
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EventsCommand {
+    /// List events, newest first.
+    List {
+        #[arg(long)]
+        system_id: Option<String>,
+        #[arg(long)]
+        level: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+    },
+}
+
+pub async fn events(a: ClientArgs<EventsCommand>) -> anyhow::Result<()> {
+    let c = client(&a)?;
+    match a.command {
+        EventsCommand::List { system_id, level, limit } => {
+            let mut q: Vec<(&str, String)> = vec![("limit", limit.to_string())];
+            if let Some(s) = system_id {
+                q.push(("system_id", s));
+            }
+            if let Some(l) = level {
+                q.push(("level", l));
+            }
+            let evs: Vec<api::Event> = c.send(c.request(Method::GET, "/api/v1/events").query(&q)).await?;
+            print_events(&evs, a.json)
+        }
+    }
+}

@@ -1,0 +1,120 @@
+//! The `kiln` command line: servers (`region`, `all-in-one`), admin commands that open the database
+//! directly (`admin`, `db`), client commands that use the REST API (`machines`, `subnets`, `images`,
+//! ...), and `bench`.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+pub mod admin;
+pub mod bench;
+pub mod client;
+pub mod commands;
+pub mod output;
+
+/// Kiln: bare-metal provisioning.
+#[derive(Debug, Parser)]
+#[command(name = "kiln", version, about, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the region controller (API, database, lifecycle).
+    Region(ServerArgs),
+    /// Run region and rack in one process (the single-box default).
+    AllInOne(ServerArgs),
+    /// Administration that works on the database directly (no token needed).
+    #[command(subcommand)]
+    Admin(AdminCommand),
+    /// Database maintenance.
+    #[command(subcommand)]
+    Db(DbCommand),
+    /// Machines (through the API: KILN_URL, KILN_TOKEN).
+    Machines(client::ClientArgs<commands::MachinesCommand>),
+    /// Subnets (through the API).
+    Subnets(client::ClientArgs<commands::SubnetsCommand>),
+    /// Boot images / boot resources (through the API).
+    Images(client::ClientArgs<commands::ImagesCommand>),
+    /// Users (through the API; admins).
+    Users(client::ClientArgs<commands::UsersCommand>),
+    /// API tokens (through the API).
+    Tokens(client::ClientArgs<commands::TokensCommand>),
+    /// Rack controllers (through the API).
+    Racks(client::ClientArgs<commands::RacksCommand>),
+    /// The event log (through the API).
+    Events(client::ClientArgs<commands::EventsCommand>),
+    /// Benchmarks of a running region.
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
+}
+
+/// Where the database is, for commands that open it directly.
+#[derive(Debug, Clone, Args)]
+pub struct DbArgs {
+    /// TOML configuration file.
+    #[arg(long, env = "KILN_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Data directory (SQLite database, image store).
+    #[arg(long, env = "KILN_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// `postgres://…` or a SQLite path; default SQLite in the data directory.
+    #[arg(long, env = "KILN_DATABASE_URL")]
+    pub database_url: Option<String>,
+}
+
+/// Flags of `kiln region` and `kiln all-in-one`.
+#[derive(Debug, Clone, Args)]
+pub struct ServerArgs {
+    #[command(flatten)]
+    pub db: DbArgs,
+    /// Address of the API (default 0.0.0.0:5240).
+    #[arg(long, env = "KILN_LISTEN")]
+    pub listen: Option<std::net::SocketAddr>,
+    /// Seconds before commissioning/deploying/testing fail (default 1800).
+    #[arg(long, env = "KILN_NODE_TIMEOUT")]
+    pub node_timeout: Option<u64>,
+    /// `text` or `json` logs.
+    #[arg(long, env = "KILN_LOG_FORMAT")]
+    pub log_format: Option<String>,
+    /// Print the effective configuration (secrets hidden) and exit.
+    #[arg(long)]
+    pub print_config: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Create a user. The password is read from standard input.
+    CreateUser {
+        name: String,
+        /// Make the user an administrator.
+        #[arg(long)]
+        admin: bool,
+        /// Read the password from standard input (required: passwords never go on the command line).
+        #[arg(long)]
+        password_stdin: bool,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// Create an API token for a user; prints only the token.
+    CreateToken {
+        /// The user the token acts as.
+        name: String,
+        /// A label for the token.
+        #[arg(long, default_value = "cli")]
+        token_name: String,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DbCommand {
+    /// Apply pending migrations and exit.
+    Migrate {
+        #[command(flatten)]
+        db: DbArgs,
+    },
+}

@@ -1,0 +1,501 @@
+//! Machines, their interfaces and tags.
+
+use std::collections::HashMap;
+
+use diesel::prelude::*;
+
+use super::schema::{interfaces, machine_tags, machines, users};
+use super::{fmt_time, DbConn};
+use crate::error::{Error, Result};
+use region_api_types as api;
+
+/// A row of `machines`.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = machines)]
+pub struct MachineRow {
+    pub system_id: String,
+    pub hostname: String,
+    pub status: String,
+    pub previous_status: Option<String>,
+    pub status_deadline: Option<i64>,
+    pub architecture: String,
+    pub boot_mac: Option<String>,
+    pub power_type: String,
+    pub power_parameters: String,
+    pub owner_id: Option<String>,
+    pub zone: String,
+    pub pool: String,
+    pub description: String,
+    pub cpu_count: i32,
+    pub memory_mib: i64,
+    pub storage_bytes: i64,
+    pub version: i64,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+impl MachineRow {
+    pub fn status(&self) -> api::MachineStatus {
+        // The column is only ever written from `MachineStatus::as_str`; a foreign value reads as Broken
+        // so that an operator looks at it rather than the region failing every request.
+        api::MachineStatus::parse(&self.status).unwrap_or(api::MachineStatus::Broken)
+    }
+
+    pub fn previous_status(&self) -> Option<api::MachineStatus> {
+        self.previous_status
+            .as_deref()
+            .and_then(api::MachineStatus::parse)
+    }
+
+    pub fn power_parameters(&self) -> serde_json::Map<String, serde_json::Value> {
+        serde_json::from_str(&self.power_parameters).unwrap_or_default()
+    }
+}
+
+/// A row of `interfaces`.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = interfaces)]
+pub struct InterfaceRow {
+    pub id: String,
+    pub system_id: String,
+    pub name: String,
+    pub mac: String,
+    pub subnet_id: Option<String>,
+    pub ip: Option<String>,
+}
+
+/// Filters of `GET /api/v1/machines`.
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    pub statuses: Vec<String>,
+    pub hostname: Option<String>,
+    pub mac: Option<String>,
+    pub tag: Option<String>,
+    pub zone: Option<String>,
+    pub pool: Option<String>,
+    /// Owner's user id; `Some(None)` means "no owner".
+    pub owner_id: Option<Option<String>>,
+    /// Restrict to machines this user may see (free or owned by them); `None` for admins.
+    pub visible_to: Option<String>,
+}
+
+type Boxed<'a> = machines::BoxedQuery<'a, super::MultiBackend>;
+
+fn filtered(f: &Filter) -> Boxed<'_> {
+    let mut q = machines::table.into_boxed();
+    if !f.statuses.is_empty() {
+        q = q.filter(machines::status.eq_any(f.statuses.clone()));
+    }
+    if let Some(h) = &f.hostname {
+        q = q.filter(machines::hostname.eq(h.clone()));
+    }
+    if let Some(m) = &f.mac {
+        q = q.filter(
+            machines::system_id.eq_any(
+                interfaces::table
+                    .filter(interfaces::mac.eq(m.clone()))
+                    .select(interfaces::system_id),
+            ),
+        );
+    }
+    if let Some(t) = &f.tag {
+        q = q.filter(
+            machines::system_id.eq_any(
+                machine_tags::table
+                    .filter(machine_tags::tag.eq(t.clone()))
+                    .select(machine_tags::system_id),
+            ),
+        );
+    }
+    if let Some(z) = &f.zone {
+        q = q.filter(machines::zone.eq(z.clone()));
+    }
+    if let Some(p) = &f.pool {
+        q = q.filter(machines::pool.eq(p.clone()));
+    }
+    match &f.owner_id {
+        Some(Some(o)) => q = q.filter(machines::owner_id.eq(o.clone())),
+        Some(None) => q = q.filter(machines::owner_id.is_null()),
+        None => {}
+    }
+    if let Some(u) = &f.visible_to {
+        q = q.filter(
+            machines::owner_id
+                .is_null()
+                .or(machines::owner_id.eq(u.clone())),
+        );
+    }
+    q
+}
+
+/// One page of machines matching `f`, with the total count.
+pub fn list(
+    conn: &mut DbConn,
+    f: &Filter,
+    limit: i64,
+    offset: i64,
+) -> Result<(Vec<api::Machine>, i64)> {
+    let total: i64 = filtered(f).count().get_result(conn)?;
+    let rows: Vec<MachineRow> = filtered(f)
+        .order((machines::created_at.asc(), machines::system_id.asc()))
+        .limit(limit)
+        .offset(offset)
+        .select(MachineRow::as_select())
+        .load(conn)?;
+    let items = hydrate(conn, rows, total <= limit && offset == 0)?;
+    Ok((items, total))
+}
+
+/// Turns rows into API machines, loading interfaces, tags and owner names in a few queries.
+/// `all`: the rows are every machine, so load related tables whole rather than by id.
+fn hydrate(conn: &mut DbConn, rows: Vec<MachineRow>, all: bool) -> Result<Vec<api::Machine>> {
+    let ids: Vec<String> = rows.iter().map(|r| r.system_id.clone()).collect();
+    let mut ifaces: HashMap<String, Vec<InterfaceRow>> = HashMap::new();
+    let mut tags: HashMap<String, Vec<String>> = HashMap::new();
+    let mut load_ifaces = |conn: &mut DbConn, chunk: Option<&[String]>| -> Result<()> {
+        let mut q = interfaces::table.into_boxed();
+        if let Some(c) = chunk {
+            q = q.filter(interfaces::system_id.eq_any(c.to_vec()));
+        }
+        for i in q
+            .order((interfaces::system_id, interfaces::name))
+            .select(InterfaceRow::as_select())
+            .load(conn)?
+        {
+            ifaces.entry(i.system_id.clone()).or_default().push(i);
+        }
+        Ok(())
+    };
+    if all {
+        load_ifaces(conn, None)?;
+    } else {
+        for chunk in ids.chunks(500) {
+            load_ifaces(conn, Some(chunk))?;
+        }
+    }
+    let mut load_tags = |conn: &mut DbConn, chunk: Option<&[String]>| -> Result<()> {
+        let mut q = machine_tags::table.into_boxed();
+        if let Some(c) = chunk {
+            q = q.filter(machine_tags::system_id.eq_any(c.to_vec()));
+        }
+        for (sid, tag) in q
+            .order((machine_tags::system_id, machine_tags::tag))
+            .select((machine_tags::system_id, machine_tags::tag))
+            .load::<(String, String)>(conn)?
+        {
+            tags.entry(sid).or_default().push(tag);
+        }
+        Ok(())
+    };
+    if all {
+        load_tags(conn, None)?;
+    } else {
+        for chunk in ids.chunks(500) {
+            load_tags(conn, Some(chunk))?;
+        }
+    }
+    let owners: HashMap<String, String> = {
+        let mut owner_ids: Vec<String> = rows.iter().filter_map(|r| r.owner_id.clone()).collect();
+        owner_ids.sort();
+        owner_ids.dedup();
+        let mut m = HashMap::new();
+        for chunk in owner_ids.chunks(500) {
+            for (id, name) in users::table
+                .filter(users::id.eq_any(chunk.to_vec()))
+                .select((users::id, users::username))
+                .load::<(String, String)>(conn)?
+            {
+                m.insert(id, name);
+            }
+        }
+        m
+    };
+    Ok(rows
+        .into_iter()
+        .map(|r| {
+            let owner = r.owner_id.as_ref().and_then(|o| owners.get(o).cloned());
+            let i = ifaces.remove(&r.system_id).unwrap_or_default();
+            let t = tags.remove(&r.system_id).unwrap_or_default();
+            to_api(r, i, t, owner)
+        })
+        .collect())
+}
+
+fn to_api(
+    r: MachineRow,
+    ifaces: Vec<InterfaceRow>,
+    tags: Vec<String>,
+    owner: Option<String>,
+) -> api::Machine {
+    let status = r.status();
+    api::Machine {
+        status_label: status.label().to_string(),
+        status,
+        previous_status: r.previous_status(),
+        status_deadline: r.status_deadline.map(fmt_time),
+        power_parameters: crate::domain::validate::public_power_parameters(
+            &r.power_parameters(),
+        ),
+        system_id: r.system_id,
+        hostname: r.hostname,
+        architecture: r.architecture,
+        boot_mac: r.boot_mac,
+        power_type: r.power_type,
+        owner,
+        zone: r.zone,
+        pool: r.pool,
+        tags,
+        description: r.description,
+        cpu_count: r.cpu_count,
+        memory_mib: r.memory_mib,
+        storage_bytes: r.storage_bytes,
+        interfaces: ifaces
+            .into_iter()
+            .map(|i| api::Interface {
+                name: i.name,
+                mac: i.mac,
+                subnet_id: i.subnet_id,
+                ip: i.ip,
+            })
+            .collect(),
+        created_at: fmt_time(r.created_at),
+        updated_at: fmt_time(r.updated_at),
+    }
+}
+
+/// The row of one machine.
+pub fn get_row(conn: &mut DbConn, system_id: &str) -> Result<Option<MachineRow>> {
+    Ok(machines::table
+        .find(system_id)
+        .select(MachineRow::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+/// One machine as the API shows it.
+pub fn get(conn: &mut DbConn, system_id: &str) -> Result<Option<api::Machine>> {
+    let Some(row) = get_row(conn, system_id)? else {
+        return Ok(None);
+    };
+    Ok(hydrate(conn, vec![row], false)?.pop())
+}
+
+/// Username of a user id.
+pub fn username_of(conn: &mut DbConn, user_id: &str) -> Result<Option<String>> {
+    Ok(users::table
+        .find(user_id)
+        .select(users::username)
+        .first(conn)
+        .optional()?)
+}
+
+/// Which machine, if any, already uses `mac` (as boot MAC or on an interface).
+pub fn machine_with_mac(conn: &mut DbConn, mac: &str) -> Result<Option<String>> {
+    if let Some(sid) = machines::table
+        .filter(machines::boot_mac.eq(mac))
+        .select(machines::system_id)
+        .first::<String>(conn)
+        .optional()?
+    {
+        return Ok(Some(sid));
+    }
+    Ok(interfaces::table
+        .filter(interfaces::mac.eq(mac))
+        .select(interfaces::system_id)
+        .first::<String>(conn)
+        .optional()?)
+}
+
+/// Which machine, if any, has `hostname`.
+pub fn machine_with_hostname(conn: &mut DbConn, hostname: &str) -> Result<Option<String>> {
+    Ok(machines::table
+        .filter(machines::hostname.eq(hostname))
+        .select(machines::system_id)
+        .first::<String>(conn)
+        .optional()?)
+}
+
+/// Inserts a machine with its interfaces and tags (call inside a transaction).
+pub fn insert(
+    conn: &mut DbConn,
+    row: &MachineRow,
+    ifaces: &[InterfaceRow],
+    tags: &[String],
+) -> Result<()> {
+    diesel::insert_into(machines::table)
+        .values(row)
+        .execute(conn)?;
+    for i in ifaces {
+        diesel::insert_into(interfaces::table)
+            .values(i)
+            .execute(conn)?;
+    }
+    set_tags(conn, &row.system_id, tags)?;
+    Ok(())
+}
+
+/// Replaces a machine's tags.
+pub fn set_tags(conn: &mut DbConn, system_id: &str, tags: &[String]) -> Result<()> {
+    diesel::delete(machine_tags::table.filter(machine_tags::system_id.eq(system_id)))
+        .execute(conn)?;
+    for t in tags {
+        diesel::insert_into(machine_tags::table)
+            .values((
+                machine_tags::system_id.eq(system_id),
+                machine_tags::tag.eq(t),
+            ))
+            .execute(conn)?;
+    }
+    Ok(())
+}
+
+/// Fields a patch may change.
+#[derive(Debug, Clone, Default, AsChangeset)]
+#[diesel(table_name = machines)]
+pub struct MachineChanges {
+    pub hostname: Option<String>,
+    pub architecture: Option<String>,
+    pub boot_mac: Option<Option<String>>,
+    pub power_type: Option<String>,
+    pub power_parameters: Option<String>,
+    pub zone: Option<String>,
+    pub pool: Option<String>,
+    pub description: Option<String>,
+    pub updated_at: Option<i64>,
+}
+
+/// Applies `changes` if the machine is still at `version`; returns whether it was.
+pub fn update_if_version(
+    conn: &mut DbConn,
+    system_id: &str,
+    version: i64,
+    changes: &MachineChanges,
+) -> Result<bool> {
+    let n = diesel::update(
+        machines::table
+            .filter(machines::system_id.eq(system_id))
+            .filter(machines::version.eq(version)),
+    )
+    .set((changes, machines::version.eq(version + 1)))
+    .execute(conn)?;
+    Ok(n == 1)
+}
+
+/// A status change, applied only if the machine is still at `version` (compare-and-set).
+#[derive(Debug, Clone)]
+pub struct StatusChange {
+    pub status: api::MachineStatus,
+    pub previous_status: api::MachineStatus,
+    pub deadline: Option<i64>,
+    /// `None`: keep; `Some(None)`: clear; `Some(Some(id))`: set.
+    pub owner_id: Option<Option<String>>,
+    pub now: i64,
+}
+
+pub fn change_status(
+    conn: &mut DbConn,
+    system_id: &str,
+    version: i64,
+    ch: &StatusChange,
+) -> Result<bool> {
+    let target = machines::table
+        .filter(machines::system_id.eq(system_id))
+        .filter(machines::version.eq(version));
+    let base = (
+        machines::status.eq(ch.status.as_str()),
+        machines::previous_status.eq(Some(ch.previous_status.as_str())),
+        machines::status_deadline.eq(ch.deadline),
+        machines::version.eq(version + 1),
+        machines::updated_at.eq(ch.now),
+    );
+    let n = match &ch.owner_id {
+        None => diesel::update(target).set(base).execute(conn)?,
+        Some(owner) => diesel::update(target)
+            .set((base, machines::owner_id.eq(owner.clone())))
+            .execute(conn)?,
+    };
+    Ok(n == 1)
+}
+
+/// Deletes a machine (interfaces and tags go with it) if still at `version`.
+pub fn delete_if_version(conn: &mut DbConn, system_id: &str, version: i64) -> Result<bool> {
+    // Explicit deletes, so the outcome does not depend on the connection's foreign-key setting.
+    let exists = machines::table
+        .filter(machines::system_id.eq(system_id))
+        .filter(machines::version.eq(version))
+        .count()
+        .get_result::<i64>(conn)?;
+    if exists == 0 {
+        return Ok(false);
+    }
+    diesel::delete(interfaces::table.filter(interfaces::system_id.eq(system_id))).execute(conn)?;
+    diesel::delete(machine_tags::table.filter(machine_tags::system_id.eq(system_id)))
+        .execute(conn)?;
+    let n = diesel::delete(
+        machines::table
+            .filter(machines::system_id.eq(system_id))
+            .filter(machines::version.eq(version)),
+    )
+    .execute(conn)?;
+    Ok(n == 1)
+}
+
+/// Machines whose in-progress deadline is before `now`: `(system_id, status, version)`.
+pub fn expired(conn: &mut DbConn, now: i64, limit: i64) -> Result<Vec<(String, String, i64)>> {
+    Ok(machines::table
+        .filter(machines::status_deadline.is_not_null())
+        .filter(machines::status_deadline.lt(now))
+        .select((machines::system_id, machines::status, machines::version))
+        .limit(limit)
+        .load(conn)?)
+}
+
+/// Count of machines per status, for `/metrics`.
+pub fn count_by_status(conn: &mut DbConn) -> Result<Vec<(String, i64)>> {
+    use diesel::dsl::count_star;
+    Ok(machines::table
+        .group_by(machines::status)
+        .select((machines::status, count_star()))
+        .load(conn)?)
+}
+
+/// Maps a unique-constraint failure on insert to a conflict an operator understands.
+pub fn unique_violation_to_conflict(e: Error) -> Error {
+    use diesel::result::{DatabaseErrorKind, Error as D};
+    match e {
+        Error::Db(D::DatabaseError(DatabaseErrorKind::UniqueViolation, info)) => {
+            let text = format!(
+                "{} {}",
+                info.message(),
+                info.constraint_name().unwrap_or_default()
+            );
+            if text.contains("mac") {
+                Error::conflict(
+                    "duplicate_mac",
+                    Some("boot_mac"),
+                    "That MAC address already belongs to another machine.",
+                )
+            } else if text.contains("hostname") {
+                Error::conflict(
+                    "duplicate_hostname",
+                    Some("hostname"),
+                    "That hostname is taken by another machine.",
+                )
+            } else {
+                Error::conflict(
+                    "conflict",
+                    None,
+                    "That conflicts with an existing record; reload and try again.",
+                )
+            }
+        }
+        other => other,
+    }
+}
+
+pub fn insert_interface(conn: &mut DbConn, i: &InterfaceRow) -> Result<()> {
+    diesel::insert_into(interfaces::table)
+        .values(i)
+        .execute(conn)?;
+    Ok(())
+}

@@ -1,0 +1,162 @@
+//! Diesel schema, written by hand in types both backends share (see `migrations/README.md`).
+//! Must match `migrations/{sqlite,postgres}`; `tests/integration/db.rs` checks it against both.
+
+diesel::table! {
+    users (id) {
+        id -> Text,
+        username -> Text,
+        password_hash -> Text,
+        is_admin -> Bool,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    api_tokens (id) {
+        id -> Text,
+        user_id -> Text,
+        name -> Text,
+        token_hash -> Text,
+        prefix -> Text,
+        is_session -> Bool,
+        expires_at -> Nullable<BigInt>,
+        created_at -> BigInt,
+        last_used_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    subnets (id) {
+        id -> Text,
+        name -> Text,
+        cidr -> Text,
+        gateway -> Nullable<Text>,
+        dns_servers -> Text,
+        domain -> Nullable<Text>,
+        dynamic_ranges -> Text,
+        reserved_ranges -> Text,
+        static_routes -> Text,
+        managed -> Bool,
+        created_at -> BigInt,
+        updated_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    machines (system_id) {
+        system_id -> Text,
+        hostname -> Text,
+        status -> Text,
+        previous_status -> Nullable<Text>,
+        status_deadline -> Nullable<BigInt>,
+        architecture -> Text,
+        boot_mac -> Nullable<Text>,
+        power_type -> Text,
+        power_parameters -> Text,
+        owner_id -> Nullable<Text>,
+        zone -> Text,
+        pool -> Text,
+        description -> Text,
+        cpu_count -> Integer,
+        memory_mib -> BigInt,
+        storage_bytes -> BigInt,
+        version -> BigInt,
+        created_at -> BigInt,
+        updated_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    machine_tags (system_id, tag) {
+        system_id -> Text,
+        tag -> Text,
+    }
+}
+
+diesel::table! {
+    interfaces (id) {
+        id -> Text,
+        system_id -> Text,
+        name -> Text,
+        mac -> Text,
+        subnet_id -> Nullable<Text>,
+        ip -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    boot_resources (id) {
+        id -> Text,
+        os -> Text,
+        release -> Text,
+        arch -> Text,
+        kind -> Text,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    boot_resource_files (id) {
+        id -> Text,
+        resource_id -> Text,
+        filename -> Text,
+        sha256 -> Text,
+        size -> BigInt,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    racks (id) {
+        id -> Text,
+        name -> Text,
+        status -> Text,
+        last_seen -> Nullable<BigInt>,
+        version -> Nullable<Text>,
+        interfaces -> Text,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    events (id) {
+        id -> BigInt,
+        system_id -> Nullable<Text>,
+        created_at -> BigInt,
+        level -> Text,
+        event_type -> Text,
+        description -> Text,
+        username -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    audit_log (id) {
+        id -> BigInt,
+        created_at -> BigInt,
+        username -> Text,
+        action -> Text,
+        target -> Text,
+        detail -> Text,
+    }
+}
+
+diesel::joinable!(api_tokens -> users (user_id));
+diesel::joinable!(machines -> users (owner_id));
+diesel::joinable!(machine_tags -> machines (system_id));
+diesel::joinable!(interfaces -> machines (system_id));
+diesel::joinable!(boot_resource_files -> boot_resources (resource_id));
+
+diesel::allow_tables_to_appear_in_same_query!(
+    users,
+    api_tokens,
+    subnets,
+    machines,
+    machine_tags,
+    interfaces,
+    boot_resources,
+    boot_resource_files,
+    racks,
+    events,
+    audit_log,
+);

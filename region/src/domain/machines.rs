@@ -1,0 +1,588 @@
+//! Machine operations: create, patch, actions, and expiry of in-progress deadlines.
+//!
+//! Each operation validates its input, decides with [`lifecycle`], and writes in one transaction
+//! (machine row, event, audit entry) guarded by compare-and-set on the machine's version, so two
+//! regions on one PostgreSQL (or two requests) cannot both apply a change to the same state.
+
+use region_api_types::{self as api, MachineAction, MachineStatus};
+
+use super::lifecycle::{self, Actor, Decision, DeadlineKind, MachineFacts, OwnerChange, Refusal};
+use super::{validate, Caller};
+use crate::config::Lifecycle;
+use crate::db::events::NewEvent;
+use crate::db::machines::{self as dbm, InterfaceRow, MachineChanges, MachineRow, StatusChange};
+use crate::db::{self, random_id, DbConn};
+use crate::error::{Error, Result};
+use diesel::Connection;
+
+/// Tries of a compare-and-set before giving up with a conflict.
+const CAS_TRIES: usize = 5;
+
+fn not_found(system_id: &str) -> Error {
+    Error::not_found(format!("machine {system_id}"))
+}
+
+/// Loads a machine the caller may see (admins see all; users see free machines and their own).
+fn visible_row(conn: &mut DbConn, caller: &Caller, system_id: &str) -> Result<MachineRow> {
+    let row = dbm::get_row(conn, system_id)?.ok_or_else(|| not_found(system_id))?;
+    if caller.is_admin
+        || row.owner_id.is_none()
+        || row.owner_id.as_deref() == Some(caller.user_id.as_str())
+    {
+        Ok(row)
+    } else {
+        Err(not_found(system_id))
+    }
+}
+
+/// A machine as the API shows it, if the caller may see it.
+pub fn get(conn: &mut DbConn, caller: &Caller, system_id: &str) -> Result<api::Machine> {
+    visible_row(conn, caller, system_id)?;
+    dbm::get(conn, system_id)?.ok_or_else(|| not_found(system_id))
+}
+
+fn require_admin(caller: &Caller, what: &str) -> Result<()> {
+    if caller.is_admin {
+        Ok(())
+    } else {
+        Err(Error::Forbidden(format!(
+            "Only administrators may {what}; ask one, or use an administrator's token."
+        )))
+    }
+}
+
+fn clean_tags(tags: &[String]) -> Result<Vec<String>> {
+    let mut out = Vec::with_capacity(tags.len());
+    for t in tags {
+        let t = validate::name("tags", t)?;
+        if !out.contains(&t) {
+            out.push(t);
+        }
+    }
+    if out.len() > 64 {
+        return Err(Error::validation("tags", "A machine has at most 64 tags."));
+    }
+    out.sort();
+    Ok(out)
+}
+
+fn ensure_mac_free(conn: &mut DbConn, field: &str, mac: &str, except: Option<&str>) -> Result<()> {
+    if let Some(other) = dbm::machine_with_mac(conn, mac)? {
+        if Some(other.as_str()) != except {
+            return Err(Error::conflict(
+                "duplicate_mac",
+                Some(field),
+                format!("MAC address {mac} already belongs to machine {other}; each MAC belongs to one machine."),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn ensure_hostname_free(conn: &mut DbConn, hostname: &str, except: Option<&str>) -> Result<()> {
+    if let Some(other) = dbm::machine_with_hostname(conn, hostname)? {
+        if Some(other.as_str()) != except {
+            return Err(Error::conflict(
+                "duplicate_hostname",
+                Some("hostname"),
+                format!("Hostname {hostname} is taken by machine {other}; choose another."),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn event(
+    conn: &mut DbConn,
+    now: i64,
+    system_id: &str,
+    level: api::EventLevel,
+    event_type: &str,
+    description: &str,
+    username: Option<&str>,
+) -> Result<()> {
+    db::events::insert(
+        conn,
+        &NewEvent {
+            system_id: Some(system_id),
+            created_at: now,
+            level: level.as_str(),
+            event_type,
+            description,
+            username,
+        },
+    )
+}
+
+/// Creates a machine in New (admins only).
+pub fn create(
+    conn: &mut DbConn,
+    caller: &Caller,
+    req: &api::MachineCreate,
+    now: i64,
+) -> Result<api::Machine> {
+    require_admin(caller, "add machines")?;
+
+    // Validate everything before touching the database.
+    let architecture = validate::architecture(
+        "architecture",
+        req.architecture.as_deref().unwrap_or("amd64/generic"),
+    )?;
+    let power_type = validate::power_type("power_type", req.power_type.as_deref().unwrap_or("manual"))?;
+    let power_parameters = match &req.power_parameters {
+        Some(p) => validate::power_parameters("power_parameters", p)?,
+        None => Default::default(),
+    };
+    let zone = validate::name("zone", req.zone.as_deref().unwrap_or("default"))?;
+    let pool = validate::name("pool", req.pool.as_deref().unwrap_or("default"))?;
+    let description = validate::text("description", req.description.as_deref().unwrap_or(""), 4096)?;
+    let tags = clean_tags(req.tags.as_deref().unwrap_or_default())?;
+    let cpu_count = i32::try_from(validate::non_negative("cpu_count", i64::from(req.cpu_count.unwrap_or(0)))?)
+        .unwrap_or(0);
+    let memory_mib = validate::non_negative("memory_mib", req.memory_mib.unwrap_or(0))?;
+    let storage_bytes = validate::non_negative("storage_bytes", req.storage_bytes.unwrap_or(0))?;
+    let mut boot_mac = match &req.boot_mac {
+        Some(m) => Some(validate::mac("boot_mac", m)?),
+        None => None,
+    };
+    let mut ifaces: Vec<(String, String)> = Vec::new();
+    for (i, iface) in req.interfaces.as_deref().unwrap_or_default().iter().enumerate() {
+        let name = validate::name(&format!("interfaces[{i}].name"), &iface.name)?;
+        let mac = validate::mac(&format!("interfaces[{i}].mac"), &iface.mac)?;
+        if ifaces.iter().any(|(n, _)| *n == name) {
+            return Err(Error::validation(
+                format!("interfaces[{i}].name"),
+                format!("Interface name {name} is given twice."),
+            ));
+        }
+        if ifaces.iter().any(|(_, m)| *m == mac) {
+            return Err(Error::validation(
+                format!("interfaces[{i}].mac"),
+                format!("MAC address {mac} is given twice."),
+            ));
+        }
+        ifaces.push((name, mac));
+    }
+    match (&boot_mac, ifaces.is_empty()) {
+        (Some(m), true) => ifaces.push(("eth0".into(), m.clone())),
+        (Some(m), false) => {
+            if !ifaces.iter().any(|(_, im)| im == m) {
+                return Err(Error::validation(
+                    "boot_mac",
+                    format!("boot_mac {m} is not the MAC of any of the interfaces given; add it to interfaces or leave boot_mac out."),
+                ));
+            }
+        }
+        (None, false) => boot_mac = ifaces.first().map(|(_, m)| m.clone()),
+        (None, true) => {}
+    }
+
+    let system_id = loop {
+        let id = random_id(6);
+        if dbm::get_row(conn, &id)?.is_none() {
+            break id;
+        }
+    };
+    let hostname = match &req.hostname {
+        Some(h) => validate::hostname("hostname", h)?,
+        None => format!("node-{system_id}"),
+    };
+
+    conn.transaction::<_, Error, _>(|c| {
+        ensure_hostname_free(c, &hostname, None)?;
+        for (i, (_, mac)) in ifaces.iter().enumerate() {
+            ensure_mac_free(c, &format!("interfaces[{i}].mac"), mac, None)?;
+        }
+        if let Some(m) = &boot_mac {
+            ensure_mac_free(c, "boot_mac", m, None)?;
+        }
+        let row = MachineRow {
+            system_id: system_id.clone(),
+            hostname: hostname.clone(),
+            status: MachineStatus::New.as_str().into(),
+            previous_status: None,
+            status_deadline: None,
+            architecture: architecture.clone(),
+            boot_mac: boot_mac.clone(),
+            power_type: power_type.clone(),
+            power_parameters: serde_json::Value::Object(power_parameters.clone()).to_string(),
+            owner_id: None,
+            zone: zone.clone(),
+            pool: pool.clone(),
+            description: description.clone(),
+            cpu_count,
+            memory_mib,
+            storage_bytes,
+            version: 0,
+            created_at: now,
+            updated_at: now,
+        };
+        let iface_rows: Vec<InterfaceRow> = ifaces
+            .iter()
+            .map(|(name, mac)| InterfaceRow {
+                id: random_id(12),
+                system_id: system_id.clone(),
+                name: name.clone(),
+                mac: mac.clone(),
+                subnet_id: None,
+                ip: None,
+            })
+            .collect();
+        dbm::insert(c, &row, &iface_rows, &tags)?;
+        event(
+            c,
+            now,
+            &system_id,
+            api::EventLevel::Info,
+            "created",
+            &format!("Machine {hostname} ({system_id}) added by {}.", caller.username),
+            Some(&caller.username),
+        )?;
+        db::users::audit(c, now, &caller.username, "machine.create", &system_id, &hostname)?;
+        Ok(())
+    })
+    .map_err(dbm::unique_violation_to_conflict)?;
+    dbm::get(conn, &system_id)?.ok_or_else(|| not_found(&system_id))
+}
+
+/// Changes the fields given (admins only).
+pub fn patch(
+    conn: &mut DbConn,
+    caller: &Caller,
+    system_id: &str,
+    p: &api::MachinePatch,
+    now: i64,
+) -> Result<api::Machine> {
+    require_admin(caller, "edit machines")?;
+    let mut changes = MachineChanges {
+        updated_at: Some(now),
+        ..Default::default()
+    };
+    if let Some(h) = &p.hostname {
+        changes.hostname = Some(validate::hostname("hostname", h)?);
+    }
+    if let Some(a) = &p.architecture {
+        changes.architecture = Some(validate::architecture("architecture", a)?);
+    }
+    if let Some(t) = &p.power_type {
+        changes.power_type = Some(validate::power_type("power_type", t)?);
+    }
+    if let Some(z) = &p.zone {
+        changes.zone = Some(validate::name("zone", z)?);
+    }
+    if let Some(pl) = &p.pool {
+        changes.pool = Some(validate::name("pool", pl)?);
+    }
+    if let Some(d) = &p.description {
+        changes.description = Some(validate::text("description", d, 4096)?);
+    }
+    let boot_mac = match &p.boot_mac {
+        Some(m) => Some(validate::mac("boot_mac", m)?),
+        None => None,
+    };
+    let tags = match &p.tags {
+        Some(t) => Some(clean_tags(t)?),
+        None => None,
+    };
+    let new_params = match &p.power_parameters {
+        Some(pp) => Some(validate::power_parameters("power_parameters", pp)?),
+        None => None,
+    };
+
+    for _ in 0..CAS_TRIES {
+        let row = dbm::get_row(conn, system_id)?.ok_or_else(|| not_found(system_id))?;
+        let mut ch = changes.clone();
+        if let Some(m) = &boot_mac {
+            ensure_mac_free(conn, "boot_mac", m, Some(system_id))?;
+            ch.boot_mac = Some(Some(m.clone()));
+        }
+        if let Some(h) = &ch.hostname {
+            ensure_hostname_free(conn, h, Some(system_id))?;
+        }
+        if let Some(pp) = &new_params {
+            // Secret parameters are write-only: a patch that leaves them out keeps the stored ones.
+            let mut merged = pp.clone();
+            for (k, v) in row.power_parameters() {
+                if validate::SECRET_POWER_PARAMETERS.contains(&k.as_str()) && !merged.contains_key(&k) {
+                    merged.insert(k, v);
+                }
+            }
+            ch.power_parameters = Some(serde_json::Value::Object(merged).to_string());
+        }
+        let done = conn
+            .transaction::<_, Error, _>(|c| {
+                if !dbm::update_if_version(c, system_id, row.version, &ch)? {
+                    return Ok(false);
+                }
+                if let Some(m) = &boot_mac {
+                    // The boot MAC is one of the machine's interfaces.
+                    use crate::db::schema::interfaces;
+                    use diesel::prelude::*;
+                    let has: i64 = interfaces::table
+                        .filter(interfaces::system_id.eq(system_id))
+                        .filter(interfaces::mac.eq(m))
+                        .count()
+                        .get_result(c)?;
+                    if has == 0 {
+                        let n: i64 = interfaces::table
+                            .filter(interfaces::system_id.eq(system_id))
+                            .count()
+                            .get_result(c)?;
+                        dbm::insert_interface(
+                            c,
+                            &InterfaceRow {
+                                id: random_id(12),
+                                system_id: system_id.into(),
+                                name: format!("eth{n}"),
+                                mac: m.clone(),
+                                subnet_id: None,
+                                ip: None,
+                            },
+                        )?;
+                    }
+                }
+                if let Some(t) = &tags {
+                    dbm::set_tags(c, system_id, t)?;
+                }
+                let fields: Vec<&str> = [
+                    ("hostname", p.hostname.is_some()),
+                    ("architecture", p.architecture.is_some()),
+                    ("boot_mac", p.boot_mac.is_some()),
+                    ("power_type", p.power_type.is_some()),
+                    ("power_parameters", p.power_parameters.is_some()),
+                    ("zone", p.zone.is_some()),
+                    ("pool", p.pool.is_some()),
+                    ("tags", p.tags.is_some()),
+                    ("description", p.description.is_some()),
+                ]
+                .into_iter()
+                .filter_map(|(n, set)| set.then_some(n))
+                .collect();
+                let what = fields.join(", ");
+                event(
+                    c,
+                    now,
+                    system_id,
+                    api::EventLevel::Info,
+                    "updated",
+                    &format!("Machine updated by {} ({what}).", caller.username),
+                    Some(&caller.username),
+                )?;
+                db::users::audit(c, now, &caller.username, "machine.update", system_id, &what)?;
+                Ok(true)
+            })
+            .map_err(dbm::unique_violation_to_conflict)?;
+        if done {
+            return dbm::get(conn, system_id)?.ok_or_else(|| not_found(system_id));
+        }
+    }
+    Err(busy_conflict(system_id))
+}
+
+fn busy_conflict(system_id: &str) -> Error {
+    Error::conflict(
+        "concurrent_update",
+        None,
+        format!("Machine {system_id} kept changing while this request ran; reload it and try again."),
+    )
+}
+
+/// Runs a lifecycle action. Returns the machine afterwards (`None` after delete).
+pub fn act(
+    conn: &mut DbConn,
+    caller: &Caller,
+    system_id: &str,
+    action: MachineAction,
+    comment: Option<&str>,
+    timeouts: &Lifecycle,
+    now: i64,
+) -> Result<Option<api::Machine>> {
+    let comment = match comment {
+        Some(c) => Some(validate::text("comment", c, 1024)?),
+        None => None,
+    };
+    for _ in 0..CAS_TRIES {
+        let row = visible_row(conn, caller, system_id)?;
+        let owner_name = match &row.owner_id {
+            Some(id) => dbm::username_of(conn, id)?,
+            None => None,
+        };
+        let status = row.status();
+        let facts = MachineFacts {
+            status,
+            previous_status: row.previous_status(),
+            owner: owner_name.as_deref(),
+            power_controllable: row.power_type != "manual",
+        };
+        let actor = Actor {
+            username: &caller.username,
+            is_admin: caller.is_admin,
+        };
+        let decision = lifecycle::decide(&facts, &actor, action).map_err(|r| match r {
+            r @ Refusal::InvalidState { .. } => Error::InvalidTransition(r.message(system_id)),
+            r @ Refusal::Forbidden { .. } => Error::Forbidden(r.message(system_id)),
+        })?;
+        let suffix = comment
+            .as_deref()
+            .filter(|c| !c.is_empty())
+            .map(|c| format!(" Comment: {c}"))
+            .unwrap_or_default();
+
+        let done = match &decision {
+            Decision::Delete => conn.transaction::<_, Error, _>(|c| {
+                if !dbm::delete_if_version(c, system_id, row.version)? {
+                    return Ok(false);
+                }
+                event(
+                    c,
+                    now,
+                    system_id,
+                    api::EventLevel::Info,
+                    "deleted",
+                    &format!("Machine {} deleted by {}.{suffix}", row.hostname, caller.username),
+                    Some(&caller.username),
+                )?;
+                db::users::audit(c, now, &caller.username, "machine.delete", system_id, &row.hostname)?;
+                Ok(true)
+            })?,
+            Decision::Transition { to, owner } => {
+                let (to, owner) = (*to, owner.clone());
+                let deadline = lifecycle::deadline_kind(to).map(|k| {
+                    let secs = match k {
+                        DeadlineKind::Node => timeouts.node_timeout_secs,
+                        DeadlineKind::Short => timeouts.release_timeout_secs,
+                    };
+                    now + i64::try_from(secs).unwrap_or(i64::MAX / 2_000) * 1000
+                });
+                let owner_id = match owner {
+                    OwnerChange::Keep => None,
+                    OwnerChange::Clear => Some(None),
+                    OwnerChange::Set(_) => Some(Some(caller.user_id.clone())),
+                };
+                let ch = StatusChange {
+                    status: to,
+                    previous_status: status,
+                    deadline,
+                    owner_id,
+                    now,
+                };
+                conn.transaction::<_, Error, _>(|c| {
+                    if !dbm::change_status(c, system_id, row.version, &ch)? {
+                        return Ok(false);
+                    }
+                    event(
+                        c,
+                        now,
+                        system_id,
+                        api::EventLevel::Info,
+                        "status_changed",
+                        &format!(
+                            "{} by {}: {} → {}.{suffix}",
+                            action_label(action),
+                            caller.username,
+                            status.label(),
+                            to.label()
+                        ),
+                        Some(&caller.username),
+                    )?;
+                    db::users::audit(
+                        c,
+                        now,
+                        &caller.username,
+                        &format!("machine.{action}"),
+                        system_id,
+                        &format!("{status} -> {to}"),
+                    )?;
+                    Ok(true)
+                })?
+            }
+        };
+        if done {
+            tracing::info!(machine.id = %system_id, action = %action, user = %caller.username, "machine {system_id}: {action} by {}", caller.username);
+            return match decision {
+                Decision::Delete => Ok(None),
+                Decision::Transition { .. } => dbm::get(conn, system_id),
+            };
+        }
+    }
+    Err(busy_conflict(system_id))
+}
+
+fn action_label(a: MachineAction) -> &'static str {
+    match a {
+        MachineAction::Commission => "Commissioning started",
+        MachineAction::Abort => "Operation aborted",
+        MachineAction::Allocate => "Allocated",
+        MachineAction::Deploy => "Deployment started",
+        MachineAction::Release => "Released",
+        MachineAction::MarkBroken => "Marked broken",
+        MachineAction::MarkFixed => "Marked fixed",
+        MachineAction::Rescue => "Rescue mode requested",
+        MachineAction::ExitRescue => "Exit from rescue mode requested",
+        MachineAction::Delete => "Deleted",
+    }
+}
+
+/// Moves machines whose in-progress deadline has passed to the matching failed status, with an
+/// error event. Safe to run from several regions at once (compare-and-set). Returns how many moved.
+pub fn expire_deadlines(conn: &mut DbConn, now: i64) -> Result<usize> {
+    let mut moved = 0;
+    for (system_id, status, version) in dbm::expired(conn, now, 500)? {
+        let Some(from) = MachineStatus::parse(&status) else {
+            continue;
+        };
+        let Some(to) = lifecycle::on_deadline(from) else {
+            // Not in progress any more but a deadline is left over: clear it.
+            conn.transaction::<_, Error, _>(|c| {
+                dbm::change_status(
+                    c,
+                    &system_id,
+                    version,
+                    &StatusChange {
+                        status: from,
+                        previous_status: from,
+                        deadline: None,
+                        owner_id: None,
+                        now,
+                    },
+                )
+            })?;
+            continue;
+        };
+        let ok = conn.transaction::<_, Error, _>(|c| {
+            if !dbm::change_status(
+                c,
+                &system_id,
+                version,
+                &StatusChange {
+                    status: to,
+                    previous_status: from,
+                    deadline: None,
+                    owner_id: None,
+                    now,
+                },
+            )? {
+                return Ok(false);
+            }
+            event(
+                c,
+                now,
+                &system_id,
+                api::EventLevel::Error,
+                "deadline_expired",
+                &format!(
+                    "{} did not complete in time; the machine is now {}.",
+                    from.label(),
+                    to.label()
+                ),
+                None,
+            )?;
+            Ok(true)
+        })?;
+        if ok {
+            tracing::warn!(machine.id = %system_id, "machine {system_id}: {from} deadline passed, now {to}");
+            moved += 1;
+        }
+    }
+    Ok(moved)
+}

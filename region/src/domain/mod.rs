@@ -1,0 +1,17 @@
+//! Domain logic: what the region decides, independent of HTTP. No actix types here; the database is
+//! reached only through `crate::db` query functions.
+
+pub mod auth;
+pub mod lifecycle;
+pub mod machines;
+pub mod subnets;
+pub mod users;
+pub mod validate;
+
+/// The authenticated user a request acts for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    pub user_id: String,
+    pub username: String,
+    pub is_admin: bool,
+}

@@ -1,0 +1,69 @@
+//! The `kiln` binary: parses the command line and hands over to `region::cli`.
+
+use clap::Parser;
+use region::cli::{self, admin, AdminCommand, Cli, Command, DbCommand};
+use region::config::Overrides;
+use tracing_subscriber::EnvFilter;
+
+fn init_tracing(format: &str) {
+    let filter = EnvFilter::try_from_env("KILN_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if format == "json" {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    match cli.command {
+        Command::Region(args) | Command::AllInOne(args) => {
+            let cfg = admin::load_config(
+                &args.db,
+                Overrides {
+                    listen: args.listen,
+                    node_timeout_secs: args.node_timeout,
+                    log_format: args.log_format.clone(),
+                    ..Default::default()
+                },
+            )?;
+            if args.print_config {
+                print!("{}", cfg.to_toml_redacted());
+                return Ok(());
+            }
+            init_tracing(&cfg.log_format);
+            rt.block_on(async move {
+                let region = region::Region::start(cfg).await?;
+                region.run_until_signal().await?;
+                anyhow::Ok(())
+            })
+        }
+        Command::Admin(AdminCommand::CreateUser { name, admin, password_stdin, db }) => {
+            admin::create_user(&name, admin, password_stdin, &db)
+        }
+        Command::Admin(AdminCommand::CreateToken { name, token_name, db }) => {
+            admin::create_token(&name, &token_name, &db)
+        }
+        Command::Db(DbCommand::Migrate { db }) => admin::migrate(&db),
+        Command::Machines(a) => rt.block_on(cli::commands::machines(a)),
+        Command::Subnets(a) => rt.block_on(cli::commands::subnets(a)),
+        Command::Images(a) => rt.block_on(cli::commands::images(a)),
+        Command::Users(a) => rt.block_on(cli::commands::users(a)),
+        Command::Tokens(a) => rt.block_on(cli::commands::tokens(a)),
+        Command::Racks(a) => rt.block_on(cli::commands::racks(a)),
+        Command::Events(a) => rt.block_on(cli::commands::events(a)),
+        Command::Bench(b) => rt.block_on(cli::bench::run(b)),
+    }
+}

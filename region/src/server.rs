@@ -1,0 +1,148 @@
+//! Starting the region: open the database (migrating it), the image store, the HTTP server, and the
+//! background task that expires in-progress deadlines.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix_web::dev::{Service, ServerHandle};
+use actix_web::{web, App, HttpServer};
+use futures_util::FutureExt;
+
+use crate::api::{self, AppState};
+use crate::config::Config;
+use crate::db::{now_ms, Pool};
+use crate::domain::machines;
+use crate::error::{Error, Result};
+use crate::metrics::Metrics;
+use crate::store::Store;
+
+/// A region serving HTTP.
+pub struct Region {
+    /// The address the API listens on (the real port when the config said 0).
+    pub addr: SocketAddr,
+    pub state: AppState,
+    handle: ServerHandle,
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
+    deadlines: tokio::task::JoinHandle<()>,
+}
+
+impl Region {
+    /// Opens everything and starts serving. Fails (without serving) if the database cannot be
+    /// opened or migrated, or the address cannot be bound.
+    pub async fn start(cfg: Config) -> Result<Region> {
+        let cfg = Arc::new(cfg);
+        std::fs::create_dir_all(&cfg.data_dir).map_err(|e| {
+            Error::Config(format!("cannot create data_dir {}: {e}", cfg.data_dir.display()))
+        })?;
+        let url = cfg.database_url();
+        let pool = tokio::task::spawn_blocking(move || Pool::open(&url))
+            .await
+            .map_err(|e| Error::Internal(e.to_string()))??;
+        let store = Store::open(&cfg.image_dir())?;
+        let state = AppState {
+            pool,
+            cfg: cfg.clone(),
+            store,
+            metrics: Arc::new(Metrics::default()),
+        };
+        let app_state = state.clone();
+        let server = HttpServer::new(move || {
+            let metrics = app_state.metrics.clone();
+            App::new()
+                .app_data(web::Data::new(app_state.clone()))
+                .app_data(api::json_config(app_state.cfg.api.max_json_bytes))
+                .app_data(api::query_config())
+                .wrap_fn(move |req, srv| {
+                    let start = Instant::now();
+                    let method = req.method().to_string();
+                    let path = req.path().to_string();
+                    let metrics = metrics.clone();
+                    srv.call(req).map(move |res| {
+                        if let Ok(r) = &res {
+                            let status = r.status().as_u16();
+                            let secs = start.elapsed().as_secs_f64();
+                            metrics.record(&method, status, secs);
+                            tracing::debug!(http.method = %method, http.path = %path, http.status = status, elapsed_ms = secs * 1000.0, "{method} {path} {status}");
+                        }
+                        res
+                    })
+                })
+                .configure(api::configure)
+        })
+        .disable_signals()
+        .shutdown_timeout(10)
+        .bind(cfg.listen)
+        .map_err(|e| Error::Config(format!("cannot listen on {}: {e}", cfg.listen)))?;
+        let addr = server
+            .addrs()
+            .first()
+            .copied()
+            .ok_or_else(|| Error::Internal("server bound no address".into()))?;
+        let server = server.run();
+        let handle = server.handle();
+        let server = tokio::spawn(server);
+
+        let pool = state.pool.clone();
+        let every = Duration::from_secs(cfg.lifecycle.deadline_check_secs);
+        let deadlines = tokio::spawn(async move {
+            loop {
+                let p = pool.clone();
+                match p.run(|c| machines::expire_deadlines(c, now_ms())).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!("{n} machine(s) moved to a failed status after their deadline"),
+                    Err(e) => tracing::warn!("deadline check failed: {e}"),
+                }
+                tokio::time::sleep(every).await;
+            }
+        });
+        tracing::info!(listen = %addr, database = %crate::config::redact_url(&cfg.database_url()), "region listening on http://{addr}");
+        Ok(Region {
+            addr,
+            state,
+            handle,
+            server,
+            deadlines,
+        })
+    }
+
+    /// Serves until SIGINT/SIGTERM, then stops gracefully.
+    pub async fn run_until_signal(self) -> Result<()> {
+        shutdown_signal().await;
+        tracing::info!("shutting down");
+        self.stop().await
+    }
+
+    /// Stops serving: in-flight requests finish (up to 10 s), the background task ends.
+    pub async fn stop(self) -> Result<()> {
+        self.deadlines.abort();
+        self.handle.stop(true).await;
+        match self.server.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(e.into()),
+            Err(e) => Err(Error::Internal(format!("server task: {e}"))),
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => {
+                let _ = ctrl_c.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}
