@@ -208,16 +208,32 @@ mod tests {
     #[test]
     fn status_codes_and_codes() {
         let cases: Vec<(Error, u16, &str)> = vec![
-            (Error::validation("mac", "bad mac"), 400, "validation_failed"),
+            (
+                Error::validation("mac", "bad mac"),
+                400,
+                "validation_failed",
+            ),
             (Error::Unauthorized("x".into()), 401, "unauthorized"),
             (Error::Forbidden("x".into()), 403, "forbidden"),
             (Error::not_found("machine abc"), 404, "not_found"),
             (Error::Db(diesel::result::Error::NotFound), 404, "not_found"),
-            (Error::InvalidTransition("x".into()), 409, "invalid_transition"),
-            (Error::conflict("duplicate_mac", Some("boot_mac"), "dup"), 409, "duplicate_mac"),
+            (
+                Error::InvalidTransition("x".into()),
+                409,
+                "invalid_transition",
+            ),
+            (
+                Error::conflict("duplicate_mac", Some("boot_mac"), "dup"),
+                409,
+                "duplicate_mac",
+            ),
             (Error::Checksum("x".into()), 400, "checksum_mismatch"),
             (Error::TooLarge("x".into()), 413, "payload_too_large"),
-            (Error::Internal("secret path /x".into()), 500, "internal_error"),
+            (
+                Error::Internal("secret path /x".into()),
+                500,
+                "internal_error",
+            ),
         ];
         for (e, status, code) in cases {
             assert_eq!(e.status_code().as_u16(), status, "{e:?}");

@@ -7,7 +7,9 @@ use tracing_subscriber::EnvFilter;
 
 fn init_tracing(format: &str) {
     let filter = EnvFilter::try_from_env("KILN_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     if format == "json" {
         builder.json().init();
     } else {
@@ -27,7 +29,9 @@ fn main() -> std::process::ExitCode {
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     match cli.command {
         Command::Region(args) | Command::AllInOne(args) => {
             let cfg = admin::load_config(
@@ -50,12 +54,17 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 anyhow::Ok(())
             })
         }
-        Command::Admin(AdminCommand::CreateUser { name, admin, password_stdin, db }) => {
-            admin::create_user(&name, admin, password_stdin, &db)
-        }
-        Command::Admin(AdminCommand::CreateToken { name, token_name, db }) => {
-            admin::create_token(&name, &token_name, &db)
-        }
+        Command::Admin(AdminCommand::CreateUser {
+            name,
+            admin,
+            password_stdin,
+            db,
+        }) => admin::create_user(&name, admin, password_stdin, &db),
+        Command::Admin(AdminCommand::CreateToken {
+            name,
+            token_name,
+            db,
+        }) => admin::create_token(&name, &token_name, &db),
         Command::Db(DbCommand::Migrate { db }) => admin::migrate(&db),
         Command::Machines(a) => rt.block_on(cli::commands::machines(a)),
         Command::Subnets(a) => rt.block_on(cli::commands::subnets(a)),

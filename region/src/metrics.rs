@@ -35,10 +35,20 @@ impl Metrics {
 
     pub fn render(&self, machines_by_status: &[(String, i64)]) -> String {
         let mut out = String::new();
-        let _ = writeln!(out, "# HELP kiln_region_uptime_seconds Seconds since this region process started.");
+        let _ = writeln!(
+            out,
+            "# HELP kiln_region_uptime_seconds Seconds since this region process started."
+        );
         let _ = writeln!(out, "# TYPE kiln_region_uptime_seconds gauge");
-        let _ = writeln!(out, "kiln_region_uptime_seconds {:.3}", self.started.elapsed().as_secs_f64());
-        let _ = writeln!(out, "# HELP kiln_http_requests_total HTTP requests served, by method and status.");
+        let _ = writeln!(
+            out,
+            "kiln_region_uptime_seconds {:.3}",
+            self.started.elapsed().as_secs_f64()
+        );
+        let _ = writeln!(
+            out,
+            "# HELP kiln_http_requests_total HTTP requests served, by method and status."
+        );
         let _ = writeln!(out, "# TYPE kiln_http_requests_total counter");
         let snapshot: Vec<((String, u16), (u64, f64))> = self
             .requests
@@ -46,12 +56,18 @@ impl Metrics {
             .map(|m| m.iter().map(|(k, v)| (k.clone(), *v)).collect())
             .unwrap_or_default();
         for ((method, status), (n, _)) in &snapshot {
-            let _ = writeln!(out, "kiln_http_requests_total{{method=\"{method}\",status=\"{status}\"}} {n}");
+            let _ = writeln!(
+                out,
+                "kiln_http_requests_total{{method=\"{method}\",status=\"{status}\"}} {n}"
+            );
         }
         let _ = writeln!(out, "# HELP kiln_http_request_seconds_total Time spent serving HTTP requests, by method and status.");
         let _ = writeln!(out, "# TYPE kiln_http_request_seconds_total counter");
         for ((method, status), (_, s)) in &snapshot {
-            let _ = writeln!(out, "kiln_http_request_seconds_total{{method=\"{method}\",status=\"{status}\"}} {s:.6}");
+            let _ = writeln!(
+                out,
+                "kiln_http_request_seconds_total{{method=\"{method}\",status=\"{status}\"}} {s:.6}"
+            );
         }
         let _ = writeln!(out, "# HELP kiln_machines Machines by status.");
         let _ = writeln!(out, "# TYPE kiln_machines gauge");
@@ -77,7 +93,10 @@ mod tests {
         m.record("GET", 200, 0.5);
         m.record("GET", 200, 0.25);
         let t = m.render(&[("ready".into(), 3)]);
-        assert!(t.contains("kiln_http_requests_total{method=\"GET\",status=\"200\"} 2"), "{t}");
+        assert!(
+            t.contains("kiln_http_requests_total{method=\"GET\",status=\"200\"} 2"),
+            "{t}"
+        );
         assert!(t.contains("kiln_machines{status=\"ready\"} 3"));
         assert!(t.contains("kiln_machines{status=\"new\"} 0"));
     }

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use actix_web::dev::{Service, ServerHandle};
+use actix_web::dev::{ServerHandle, Service};
 use actix_web::{web, App, HttpServer};
 use futures_util::FutureExt;
 
@@ -33,7 +33,10 @@ impl Region {
     pub async fn start(cfg: Config) -> Result<Region> {
         let cfg = Arc::new(cfg);
         std::fs::create_dir_all(&cfg.data_dir).map_err(|e| {
-            Error::Config(format!("cannot create data_dir {}: {e}", cfg.data_dir.display()))
+            Error::Config(format!(
+                "cannot create data_dir {}: {e}",
+                cfg.data_dir.display()
+            ))
         })?;
         let url = cfg.database_url();
         let pool = tokio::task::spawn_blocking(move || Pool::open(&url))
@@ -90,7 +93,9 @@ impl Region {
                 let p = pool.clone();
                 match p.run(|c| machines::expire_deadlines(c, now_ms())).await {
                     Ok(0) => {}
-                    Ok(n) => tracing::info!("{n} machine(s) moved to a failed status after their deadline"),
+                    Ok(n) => tracing::info!(
+                        "{n} machine(s) moved to a failed status after their deadline"
+                    ),
                     Err(e) => tracing::warn!("deadline check failed: {e}"),
                 }
                 tokio::time::sleep(every).await;
@@ -129,13 +134,14 @@ async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => {
-                let _ = ctrl_c.await;
-                return;
-            }
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
         tokio::select! {
             _ = ctrl_c => {}
             _ = term.recv() => {}

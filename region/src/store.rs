@@ -88,9 +88,7 @@ impl Store {
         file.sync_all().await?;
         drop(file);
         let dest = self.path_of(sha256);
-        tmp_path
-            .persist(&dest)
-            .map_err(|e| Error::Io(e.error))?;
+        tmp_path.persist(&dest).map_err(|e| Error::Io(e.error))?;
         Ok(written)
     }
 
@@ -113,8 +111,14 @@ pub mod bytes_like {
 mod tests {
     use super::*;
 
-    fn stream(chunks: Vec<&'static [u8]>) -> impl Stream<Item = std::result::Result<bytes_like::Bytes, String>> + Unpin {
-        futures_util::stream::iter(chunks.into_iter().map(|c| Ok(bytes_like::Bytes::from_static(c))))
+    fn stream(
+        chunks: Vec<&'static [u8]>,
+    ) -> impl Stream<Item = std::result::Result<bytes_like::Bytes, String>> + Unpin {
+        futures_util::stream::iter(
+            chunks
+                .into_iter()
+                .map(|c| Ok(bytes_like::Bytes::from_static(c))),
+        )
     }
 
     #[tokio::test]
@@ -122,19 +126,34 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
         let sha = hex::encode(Sha256::digest(b"hello world"));
-        let n = store.put(stream(vec![b"hello ", b"world"]), &sha, Some(11), 1 << 20).await.unwrap();
+        let n = store
+            .put(stream(vec![b"hello ", b"world"]), &sha, Some(11), 1 << 20)
+            .await
+            .unwrap();
         assert_eq!(n, 11);
         assert_eq!(std::fs::read(store.path_of(&sha)).unwrap(), b"hello world");
 
         let other = hex::encode(Sha256::digest(b"other"));
-        let e = store.put(stream(vec![b"hello world"]), &other, None, 1 << 20).await.unwrap_err();
+        let e = store
+            .put(stream(vec![b"hello world"]), &other, None, 1 << 20)
+            .await
+            .unwrap_err();
         assert!(matches!(e, Error::Checksum(_)), "{e}");
-        let e = store.put(stream(vec![b"hello"]), &sha, Some(11), 1 << 20).await.unwrap_err();
+        let e = store
+            .put(stream(vec![b"hello"]), &sha, Some(11), 1 << 20)
+            .await
+            .unwrap_err();
         assert!(e.to_string().contains("truncated"), "{e}");
-        let e = store.put(stream(vec![b"hello world"]), &sha, None, 4).await.unwrap_err();
+        let e = store
+            .put(stream(vec![b"hello world"]), &sha, None, 4)
+            .await
+            .unwrap_err();
         assert!(matches!(e, Error::TooLarge(_)), "{e}");
         assert!(!store.path_of(&other).exists());
         // No temp files are left behind.
-        assert_eq!(std::fs::read_dir(dir.path().join("tmp")).unwrap().count(), 0);
+        assert_eq!(
+            std::fs::read_dir(dir.path().join("tmp")).unwrap().count(),
+            0
+        );
     }
 }

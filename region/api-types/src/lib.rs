@@ -12,7 +12,9 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 /// Lifecycle status of a machine (MAAS's node statuses, in snake_case).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum MachineStatus {
     New,
@@ -352,9 +354,15 @@ impl EventLevel {
     }
 
     pub fn parse(s: &str) -> Option<Self> {
-        [Self::Debug, Self::Info, Self::Warning, Self::Error, Self::Audit]
-            .into_iter()
-            .find(|l| l.as_str() == s)
+        [
+            Self::Debug,
+            Self::Info,
+            Self::Warning,
+            Self::Error,
+            Self::Audit,
+        ]
+        .into_iter()
+        .find(|l| l.as_str() == s)
     }
 }
 

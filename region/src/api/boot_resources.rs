@@ -15,8 +15,14 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/boot-resources", web::post().to(create))
         .route("/boot-resources/{id}", web::get().to(get))
         .route("/boot-resources/{id}", web::delete().to(delete))
-        .route("/boot-resources/{id}/files/{filename}", web::put().to(upload))
-        .route("/boot-resources/{id}/files/{filename}", web::get().to(download));
+        .route(
+            "/boot-resources/{id}/files/{filename}",
+            web::put().to(upload),
+        )
+        .route(
+            "/boot-resources/{id}/files/{filename}",
+            web::get().to(download),
+        );
 }
 
 fn admin_only(caller: &crate::domain::Caller) -> Result<()> {
@@ -33,7 +39,7 @@ fn admin_only(caller: &crate::domain::Caller) -> Result<()> {
 #[utoipa::path(get, path = "/api/v1/boot-resources", tag = "boot-resources",
     responses((status = 200, body = Vec<api::BootResource>)))]
 pub async fn list(state: web::Data<AppState>, _auth: Auth) -> Result<HttpResponse> {
-    let all = state.pool.run(|c| db::boot::list(c)).await?;
+    let all = state.pool.run(db::boot::list).await?;
     Ok(HttpResponse::Ok().json(all))
 }
 
@@ -94,7 +100,9 @@ pub async fn get(
     let id = path.into_inner();
     let r = state
         .pool
-        .run(move |c| db::boot::get(c, &id)?.ok_or_else(|| Error::not_found(format!("boot resource {id}"))))
+        .run(move |c| {
+            db::boot::get(c, &id)?.ok_or_else(|| Error::not_found(format!("boot resource {id}")))
+        })
         .await?;
     Ok(HttpResponse::Ok().json(r))
 }
@@ -119,7 +127,14 @@ pub async fn delete(
                     return Err(Error::not_found(format!("boot resource {id}")));
                 }
                 let orphans = db::boot::delete(c, &id)?;
-                db::users::audit(c, now_ms(), &caller.username, "boot_resource.delete", &id, "")?;
+                db::users::audit(
+                    c,
+                    now_ms(),
+                    &caller.username,
+                    "boot_resource.delete",
+                    &id,
+                    "",
+                )?;
                 Ok(orphans)
             })
         })
@@ -181,7 +196,12 @@ pub async fn upload(
         )));
     }
     let rid = id.clone();
-    if state.pool.run(move |c| db::boot::get_row(c, &rid)).await?.is_none() {
+    if state
+        .pool
+        .run(move |c| db::boot::get_row(c, &rid))
+        .await?
+        .is_none()
+    {
         return Err(Error::not_found(format!("boot resource {id}")));
     }
     let written = state.store.put(body, &sha, size, max).await?;
@@ -207,7 +227,14 @@ pub async fn upload(
                         created_at: now,
                     },
                 )?;
-                db::users::audit(c, now, &caller.username, "boot_resource.upload", &id, &format!("{filename} sha256={sha}"))?;
+                db::users::audit(
+                    c,
+                    now,
+                    &caller.username,
+                    "boot_resource.upload",
+                    &id,
+                    &format!("{filename} sha256={sha}"),
+                )?;
                 db::boot::get(c, &id)?.ok_or_else(|| Error::Internal("resource vanished".into()))
             })
         })

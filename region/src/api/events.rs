@@ -47,7 +47,8 @@ pub async fn list(
     }
     if !caller.is_admin && q.system_id.is_none() {
         return Err(Error::Forbidden(
-            "Only administrators may read all events; ask for one machine's with ?system_id=.".into(),
+            "Only administrators may read all events; ask for one machine's with ?system_id=."
+                .into(),
         ));
     }
     let evs = state
@@ -56,7 +57,13 @@ pub async fn list(
             if let Some(id) = &q.system_id {
                 machines::get(c, &caller, id)?;
             }
-            db::events::list(c, q.system_id.as_deref(), q.level.as_deref(), q.before, limit)
+            db::events::list(
+                c,
+                q.system_id.as_deref(),
+                q.level.as_deref(),
+                q.before,
+                limit,
+            )
         })
         .await?;
     Ok(HttpResponse::Ok().json(evs))

@@ -32,7 +32,7 @@ pub async fn healthz(state: web::Data<AppState>) -> Result<HttpResponse> {
 #[utoipa::path(get, path = "/metrics", tag = "health", security(()),
     responses((status = 200, description = "Prometheus text", content_type = "text/plain")))]
 pub async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse> {
-    let counts = state.pool.run(|c| db::machines::count_by_status(c)).await?;
+    let counts = state.pool.run(db::machines::count_by_status).await?;
     let text = state.metrics.render(&counts);
     Ok(HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")

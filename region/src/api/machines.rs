@@ -182,7 +182,15 @@ pub async fn delete(
     state
         .pool
         .run(move |c| {
-            machines::act(c, &caller, &id, MachineAction::Delete, None, &cfg.lifecycle, now_ms())
+            machines::act(
+                c,
+                &caller,
+                &id,
+                MachineAction::Delete,
+                None,
+                &cfg.lifecycle,
+                now_ms(),
+            )
         })
         .await?;
     Ok(HttpResponse::NoContent().finish())
@@ -221,7 +229,15 @@ pub async fn action(
     let m = state
         .pool
         .run(move |c| {
-            machines::act(c, &caller, &id, action, req.comment.as_deref(), &cfg.lifecycle, now_ms())
+            machines::act(
+                c,
+                &caller,
+                &id,
+                action,
+                req.comment.as_deref(),
+                &cfg.lifecycle,
+                now_ms(),
+            )
         })
         .await?;
     Ok(match m {

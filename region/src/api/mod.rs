@@ -101,13 +101,15 @@ pub fn json_config(max: usize) -> web::JsonConfig {
         .error_handler(move |err, _req| {
             use actix_web::error::JsonPayloadError as J;
             let e = match &err {
-                J::Overflow { .. } | J::OverflowKnownLength { .. } => Error::TooLarge(format!(
-                    "The body is larger than {max} bytes; send less."
-                )),
+                J::Overflow { .. } | J::OverflowKnownLength { .. } => {
+                    Error::TooLarge(format!("The body is larger than {max} bytes; send less."))
+                }
                 J::ContentType => Error::BadRequest(
                     "Send the body as JSON with 'Content-Type: application/json'.".into(),
                 ),
-                J::Deserialize(de) => Error::BadRequest(format!("The JSON body is not valid: {de}.")),
+                J::Deserialize(de) => {
+                    Error::BadRequest(format!("The JSON body is not valid: {de}."))
+                }
                 other => Error::BadRequest(format!("The body could not be read: {other}.")),
             };
             e.into()
@@ -135,7 +137,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     )
     .configure(health::configure)
     .service(
-        utoipa_swagger_ui::SwaggerUi::new("/api/docs/{_:.*}").url("/api/v1/openapi.json", ApiDoc::openapi()),
+        utoipa_swagger_ui::SwaggerUi::new("/api/docs/{_:.*}")
+            .url("/api/v1/openapi.json", ApiDoc::openapi()),
     );
 }
 
@@ -191,7 +194,11 @@ impl utoipa::Modify for BearerAuth {
 }
 
 /// Clamps `limit`/`offset` query values to the configured page sizes.
-pub fn page_bounds(cfg: &Config, limit: Option<i64>, offset: Option<i64>) -> Result<(i64, i64), Error> {
+pub fn page_bounds(
+    cfg: &Config,
+    limit: Option<i64>,
+    offset: Option<i64>,
+) -> Result<(i64, i64), Error> {
     let limit = limit.unwrap_or(cfg.api.default_page_size);
     if limit < 1 || limit > cfg.api.max_page_size {
         return Err(Error::validation(

@@ -20,7 +20,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 #[utoipa::path(get, path = "/api/v1/racks", tag = "racks",
     responses((status = 200, body = Vec<api::Rack>), (status = 401, body = api::ErrorBody)))]
 pub async fn list(state: web::Data<AppState>, _auth: Auth) -> Result<HttpResponse> {
-    let rows = state.pool.run(|c| db::racks::list(c)).await?;
+    let rows = state.pool.run(db::racks::list).await?;
     let now = now_ms();
     Ok(HttpResponse::Ok().json(
         rows.iter()
@@ -56,7 +56,9 @@ pub async fn delete(
     path: web::Path<String>,
 ) -> Result<HttpResponse> {
     if !caller.is_admin {
-        return Err(Error::Forbidden("Only administrators may remove racks.".into()));
+        return Err(Error::Forbidden(
+            "Only administrators may remove racks.".into(),
+        ));
     }
     let id = path.into_inner();
     state

@@ -20,7 +20,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 #[utoipa::path(get, path = "/api/v1/subnets", tag = "subnets",
     responses((status = 200, body = Vec<api::Subnet>), (status = 401, body = api::ErrorBody)))]
 pub async fn list(state: web::Data<AppState>, _auth: Auth) -> Result<HttpResponse> {
-    let rows = state.pool.run(|c| db::subnets::list(c)).await?;
+    let rows = state.pool.run(db::subnets::list).await?;
     Ok(HttpResponse::Ok().json(rows.iter().map(|r| r.to_api()).collect::<Vec<_>>()))
 }
 

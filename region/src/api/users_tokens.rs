@@ -41,7 +41,7 @@ fn admin_only(caller: &crate::domain::Caller, what: &str) -> Result<()> {
     responses((status = 200, body = Vec<api::User>), (status = 403, body = api::ErrorBody)))]
 pub async fn list_users(state: web::Data<AppState>, Auth(caller): Auth) -> Result<HttpResponse> {
     admin_only(&caller, "list users")?;
-    let rows = state.pool.run(|c| db::users::list_users(c)).await?;
+    let rows = state.pool.run(db::users::list_users).await?;
     Ok(HttpResponse::Ok().json(rows.iter().map(|u| u.to_api()).collect::<Vec<_>>()))
 }
 
@@ -57,7 +57,16 @@ pub async fn create_user(
     let b = body.into_inner();
     let u = state
         .pool
-        .run(move |c| users::create_user(c, Some(&caller), &b.username, &b.password, b.is_admin, now_ms()))
+        .run(move |c| {
+            users::create_user(
+                c,
+                Some(&caller),
+                &b.username,
+                &b.password,
+                b.is_admin,
+                now_ms(),
+            )
+        })
         .await?;
     Ok(HttpResponse::Created().json(u))
 }
@@ -160,7 +169,14 @@ pub async fn delete_token(
                 .filter(|t| caller.is_admin || t.user_id == caller.user_id)
                 .ok_or_else(|| Error::not_found(format!("token {id}")))?;
             db::users::delete_token(c, &t.id)?;
-            db::users::audit(c, now_ms(), &caller.username, "token.delete", &t.id, &t.name)
+            db::users::audit(
+                c,
+                now_ms(),
+                &caller.username,
+                "token.delete",
+                &t.id,
+                &t.name,
+            )
         })
         .await?;
     Ok(HttpResponse::NoContent().finish())

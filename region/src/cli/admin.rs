@@ -28,7 +28,12 @@ fn open(db: &DbArgs) -> anyhow::Result<Pool> {
     })
 }
 
-pub fn create_user(name: &str, admin: bool, password_stdin: bool, db: &DbArgs) -> anyhow::Result<()> {
+pub fn create_user(
+    name: &str,
+    admin: bool,
+    password_stdin: bool,
+    db: &DbArgs,
+) -> anyhow::Result<()> {
     if !password_stdin {
         bail!("pass --password-stdin and give the password on standard input (passwords never go on the command line)");
     }
@@ -69,7 +74,11 @@ pub fn migrate(db: &DbArgs) -> anyhow::Result<()> {
     eprintln!(
         "database {} is up to date{}",
         crate::config::redact_url(&cfg.database_url()),
-        if applied.is_empty() { String::new() } else { format!(" (applied {})", applied.join(", ")) }
+        if applied.is_empty() {
+            String::new()
+        } else {
+            format!(" (applied {})", applied.join(", "))
+        }
     );
     Ok(())
 }

@@ -47,16 +47,22 @@ pub enum BenchCommand {
 fn bar(len: u64, msg: &str) -> ProgressBar {
     let pb = ProgressBar::new(len);
     pb.set_style(
-        ProgressStyle::with_template("{msg:>10} [{bar:40}] {bytes}/{total_bytes} ({bytes_per_sec}, {eta})")
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> "),
+        ProgressStyle::with_template(
+            "{msg:>10} [{bar:40}] {bytes}/{total_bytes} ({bytes_per_sec}, {eta})",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> "),
     );
     pb.set_message(msg.to_string());
     pb
 }
 
 /// Hashes `path` (with a progress bar), then streams it to the region with its sha256 and size.
-pub async fn upload_file(c: &Client, resource_id: &str, path: &Path) -> anyhow::Result<api::BootResource> {
+pub async fn upload_file(
+    c: &Client,
+    resource_id: &str,
+    path: &Path,
+) -> anyhow::Result<api::BootResource> {
     let name = path
         .file_name()
         .and_then(|n| n.to_str())
@@ -91,7 +97,11 @@ pub async fn upload_file(c: &Client, resource_id: &str, path: &Path) -> anyhow::
     let rb = c
         .request(
             Method::PUT,
-            &format!("/api/v1/boot-resources/{}/files/{}", seg(resource_id), seg(&name)),
+            &format!(
+                "/api/v1/boot-resources/{}/files/{}",
+                seg(resource_id),
+                seg(&name)
+            ),
         )
         .query(&[("sha256", sha.as_str()), ("size", &size.to_string())])
         .header(reqwest::header::CONTENT_LENGTH, size)
@@ -105,8 +115,18 @@ pub async fn upload_file(c: &Client, resource_id: &str, path: &Path) -> anyhow::
 
 pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
     match cmd {
-        BenchCommand::Create { url, token, count, concurrency } => create(&url, token, count, concurrency).await,
-        BenchCommand::Get { token, urls, requests, pid } => get(token, &urls, requests, pid).await,
+        BenchCommand::Create {
+            url,
+            token,
+            count,
+            concurrency,
+        } => create(&url, token, count, concurrency).await,
+        BenchCommand::Get {
+            token,
+            urls,
+            requests,
+            pid,
+        } => get(token, &urls, requests, pid).await,
     }
 }
 
@@ -114,7 +134,10 @@ async fn create(url: &str, token: String, count: u32, concurrency: usize) -> any
     let c = Client::new(url, Some(token))?;
     let run_tag = crate::db::random_id(4);
     let pb = ProgressBar::new(u64::from(count));
-    pb.set_style(ProgressStyle::with_template("creating [{bar:40}] {pos}/{len} ({per_sec}, {eta})").unwrap_or_else(|_| ProgressStyle::default_bar()));
+    pb.set_style(
+        ProgressStyle::with_template("creating [{bar:40}] {pos}/{len} ({per_sec}, {eta})")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
     let start = Instant::now();
     let results = futures_util::stream::iter(0..count)
         .map(|i| {
@@ -124,7 +147,14 @@ async fn create(url: &str, token: String, count: u32, concurrency: usize) -> any
             async move {
                 let body = api::MachineCreate {
                     hostname: Some(format!("bench-{run_tag}-{i}")),
-                    boot_mac: Some(format!("02:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", run_tag.as_bytes()[0], (i >> 24) & 0xff, (i >> 16) & 0xff, (i >> 8) & 0xff, i & 0xff)),
+                    boot_mac: Some(format!(
+                        "02:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
+                        run_tag.as_bytes()[0],
+                        (i >> 24) & 0xff,
+                        (i >> 16) & 0xff,
+                        (i >> 8) & 0xff,
+                        i & 0xff
+                    )),
                     tags: Some(vec!["bench".into()]),
                     cpu_count: Some(4),
                     memory_mib: Some(8192),
@@ -165,7 +195,12 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[idx.min(sorted.len() - 1)]
 }
 
-async fn get(token: Option<String>, urls: &[String], requests: u32, pid: Option<u32>) -> anyhow::Result<()> {
+async fn get(
+    token: Option<String>,
+    urls: &[String],
+    requests: u32,
+    pid: Option<u32>,
+) -> anyhow::Result<()> {
     let http = reqwest::Client::new();
     let mut p50s = Vec::new();
     println!("| target | requests | bytes | p50 ms | p99 ms | p50 ratio to first |");
@@ -202,8 +237,12 @@ async fn get(token: Option<String>, urls: &[String], requests: u32, pid: Option<
         );
     }
     if let Some(pid) = pid {
-        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).with_context(|| format!("no process {pid}"))?;
-        for line in status.lines().filter(|l| l.starts_with("VmRSS") || l.starts_with("VmHWM")) {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .with_context(|| format!("no process {pid}"))?;
+        for line in status
+            .lines()
+            .filter(|l| l.starts_with("VmRSS") || l.starts_with("VmHWM"))
+        {
             println!("region {line}");
         }
     }

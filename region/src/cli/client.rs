@@ -11,7 +11,12 @@ use serde::Serialize;
 #[derive(Debug, Args)]
 pub struct ClientArgs<C: Subcommand> {
     /// Region URL.
-    #[arg(long, env = "KILN_URL", default_value = "http://127.0.0.1:5240", global = true)]
+    #[arg(
+        long,
+        env = "KILN_URL",
+        default_value = "http://127.0.0.1:5240",
+        global = true
+    )]
     pub url: String,
     /// API token (`kiln admin create-token USER`).
     #[arg(long, env = "KILN_TOKEN", hide_env_values = true, global = true)]
@@ -56,34 +61,51 @@ impl Client {
     }
 
     /// Sends and decodes JSON, turning API errors into their message.
-    pub async fn send<T: DeserializeOwned>(&self, rb: reqwest::RequestBuilder) -> anyhow::Result<T> {
-        let resp = rb
-            .send()
-            .await
-            .with_context(|| format!("cannot reach the region at {} (is it running? is KILN_URL right?)", self.base))?;
+    pub async fn send<T: DeserializeOwned>(
+        &self,
+        rb: reqwest::RequestBuilder,
+    ) -> anyhow::Result<T> {
+        let resp = rb.send().await.with_context(|| {
+            format!(
+                "cannot reach the region at {} (is it running? is KILN_URL right?)",
+                self.base
+            )
+        })?;
         let status = resp.status();
         let bytes = resp.bytes().await?;
         if !status.is_success() {
             return Err(api_error(status, &bytes));
         }
         let body: &[u8] = if bytes.is_empty() { b"null" } else { &bytes };
-        serde_json::from_slice(body).with_context(|| format!("unexpected answer from the region ({status})"))
+        serde_json::from_slice(body)
+            .with_context(|| format!("unexpected answer from the region ({status})"))
     }
 
     pub async fn get<T: DeserializeOwned>(&self, path: &str) -> anyhow::Result<T> {
         self.send(self.request(Method::GET, path)).await
     }
 
-    pub async fn post<B: Serialize, T: DeserializeOwned>(&self, path: &str, body: &B) -> anyhow::Result<T> {
+    pub async fn post<B: Serialize, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> anyhow::Result<T> {
         self.send(self.request(Method::POST, path).json(body)).await
     }
 
-    pub async fn patch<B: Serialize, T: DeserializeOwned>(&self, path: &str, body: &B) -> anyhow::Result<T> {
-        self.send(self.request(Method::PATCH, path).json(body)).await
+    pub async fn patch<B: Serialize, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> anyhow::Result<T> {
+        self.send(self.request(Method::PATCH, path).json(body))
+            .await
     }
 
     pub async fn delete(&self, path: &str) -> anyhow::Result<()> {
-        self.send::<serde_json::Value>(self.request(Method::DELETE, path)).await.map(|_| ())
+        self.send::<serde_json::Value>(self.request(Method::DELETE, path))
+            .await
+            .map(|_| ())
     }
 }
 
@@ -91,7 +113,12 @@ impl Client {
 pub fn api_error(status: StatusCode, body: &[u8]) -> anyhow::Error {
     match serde_json::from_slice::<region_api_types::ErrorBody>(body) {
         Ok(e) => match e.field {
-            Some(f) => anyhow!("{} ({}, field {f}): {}", status.as_u16(), e.error, e.message),
+            Some(f) => anyhow!(
+                "{} ({}, field {f}): {}",
+                status.as_u16(),
+                e.error,
+                e.message
+            ),
             None => anyhow!("{} ({}): {}", status.as_u16(), e.error, e.message),
         },
         Err(_) => anyhow!("{status}: {}", String::from_utf8_lossy(body).trim()),

@@ -121,7 +121,9 @@ pub struct MachineFields {
 }
 
 impl MachineFields {
-    fn power_parameters(&self) -> anyhow::Result<Option<serde_json::Map<String, serde_json::Value>>> {
+    fn power_parameters(
+        &self,
+    ) -> anyhow::Result<Option<serde_json::Map<String, serde_json::Value>>> {
         if self.power_parameters.is_empty() && self.power_address.is_none() {
             return Ok(None);
         }
@@ -145,9 +147,9 @@ impl MachineFields {
         self.interfaces
             .iter()
             .map(|s| {
-                let (name, mac) = s
-                    .split_once('=')
-                    .with_context(|| format!("--interface {s}: write NAME=MAC, e.g. eth0=52:54:00:12:34:56"))?;
+                let (name, mac) = s.split_once('=').with_context(|| {
+                    format!("--interface {s}: write NAME=MAC, e.g. eth0=52:54:00:12:34:56")
+                })?;
                 Ok(api::InterfaceCreate {
                     name: name.into(),
                     mac: mac.into(),
@@ -176,7 +178,11 @@ impl MachineFields {
     }
 
     fn to_patch(&self) -> anyhow::Result<api::MachinePatch> {
-        if !self.interfaces.is_empty() || self.cpu_count.is_some() || self.memory_mib.is_some() || self.storage_bytes.is_some() {
+        if !self.interfaces.is_empty()
+            || self.cpu_count.is_some()
+            || self.memory_mib.is_some()
+            || self.storage_bytes.is_some()
+        {
             bail!("interfaces and hardware facts are set at creation or by commissioning, not by update");
         }
         Ok(api::MachinePatch {
@@ -204,9 +210,20 @@ fn show_machine(m: &api::Machine) {
     let ifaces: Vec<String> = m
         .interfaces
         .iter()
-        .map(|i| format!("{} {}{}", i.name, i.mac, i.ip.as_ref().map(|ip| format!(" {ip}")).unwrap_or_default()))
+        .map(|i| {
+            format!(
+                "{} {}{}",
+                i.name,
+                i.mac,
+                i.ip.as_ref().map(|ip| format!(" {ip}")).unwrap_or_default()
+            )
+        })
         .collect();
-    let power: Vec<String> = m.power_parameters.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    let power: Vec<String> = m
+        .power_parameters
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
     output::fields(vec![
         ("system_id", m.system_id.clone()),
         ("hostname", m.hostname.clone()),
@@ -234,8 +251,14 @@ pub async fn machines(a: ClientArgs<MachinesCommand>) -> anyhow::Result<()> {
     let act = |action: api::MachineAction, args: ActionArgs| {
         let c = c.clone();
         async move {
-            let path = format!("/api/v1/machines/{}/{}", seg(&args.system_id), action.as_str());
-            let body = api::ActionRequest { comment: args.comment };
+            let path = format!(
+                "/api/v1/machines/{}/{}",
+                seg(&args.system_id),
+                action.as_str()
+            );
+            let body = api::ActionRequest {
+                comment: args.comment,
+            };
             let m: Option<api::Machine> = c.post(&path, &body).await?;
             anyhow::Ok(m)
         }
@@ -250,19 +273,51 @@ pub async fn machines(a: ClientArgs<MachinesCommand>) -> anyhow::Result<()> {
     };
     use api::MachineAction as A;
     let (action, args) = match a.command {
-        MachinesCommand::List { status, hostname, mac, tag, zone, pool, owner, limit, offset } => {
-            let mut q: Vec<(&str, String)> = vec![("limit", limit.to_string()), ("offset", offset.to_string())];
-            for (k, v) in [("status", status), ("hostname", hostname), ("mac", mac), ("tag", tag), ("zone", zone), ("pool", pool), ("owner", owner)] {
+        MachinesCommand::List {
+            status,
+            hostname,
+            mac,
+            tag,
+            zone,
+            pool,
+            owner,
+            limit,
+            offset,
+        } => {
+            let mut q: Vec<(&str, String)> =
+                vec![("limit", limit.to_string()), ("offset", offset.to_string())];
+            for (k, v) in [
+                ("status", status),
+                ("hostname", hostname),
+                ("mac", mac),
+                ("tag", tag),
+                ("zone", zone),
+                ("pool", pool),
+                ("owner", owner),
+            ] {
                 if let Some(v) = v {
                     q.push((k, v));
                 }
             }
-            let page: api::Page<api::Machine> = c.send(c.request(Method::GET, "/api/v1/machines").query(&q)).await?;
+            let page: api::Page<api::Machine> = c
+                .send(c.request(Method::GET, "/api/v1/machines").query(&q))
+                .await?;
             if json {
                 return output::json(&page);
             }
             output::table(
-                &["SYSTEM_ID", "HOSTNAME", "STATUS", "ARCH", "BOOT MAC", "POWER", "OWNER", "CPUS", "MEMORY", "TAGS"],
+                &[
+                    "SYSTEM_ID",
+                    "HOSTNAME",
+                    "STATUS",
+                    "ARCH",
+                    "BOOT MAC",
+                    "POWER",
+                    "OWNER",
+                    "CPUS",
+                    "MEMORY",
+                    "TAGS",
+                ],
                 page.items
                     .iter()
                     .map(|m| {
@@ -285,7 +340,9 @@ pub async fn machines(a: ClientArgs<MachinesCommand>) -> anyhow::Result<()> {
             return Ok(());
         }
         MachinesCommand::Show { system_id } => {
-            let m: api::Machine = c.get(&format!("/api/v1/machines/{}", seg(&system_id))).await?;
+            let m: api::Machine = c
+                .get(&format!("/api/v1/machines/{}", seg(&system_id)))
+                .await?;
             return print(&m);
         }
         MachinesCommand::Create(f) => {
@@ -296,12 +353,23 @@ pub async fn machines(a: ClientArgs<MachinesCommand>) -> anyhow::Result<()> {
             return print(&m);
         }
         MachinesCommand::Update { system_id, fields } => {
-            let m: api::Machine = c.patch(&format!("/api/v1/machines/{}", seg(&system_id)), &fields.to_patch()?).await?;
+            let m: api::Machine = c
+                .patch(
+                    &format!("/api/v1/machines/{}", seg(&system_id)),
+                    &fields.to_patch()?,
+                )
+                .await?;
             return print(&m);
         }
         MachinesCommand::Events { system_id, limit } => {
             let evs: Vec<api::Event> = c
-                .send(c.request(Method::GET, &format!("/api/v1/machines/{}/events", seg(&system_id))).query(&[("limit", limit)]))
+                .send(
+                    c.request(
+                        Method::GET,
+                        &format!("/api/v1/machines/{}/events", seg(&system_id)),
+                    )
+                    .query(&[("limit", limit)]),
+                )
                 .await?;
             return print_events(&evs, json);
         }
@@ -410,8 +478,14 @@ fn ranges(v: &[String], flag: &str) -> anyhow::Result<Option<Vec<api::IpRange>>>
     }
     v.iter()
         .map(|r| {
-            let (s, e) = r.split_once('-').with_context(|| format!("--{flag} {r}: write START-END"))?;
-            Ok(api::IpRange { start: s.into(), end: e.into(), comment: None })
+            let (s, e) = r
+                .split_once('-')
+                .with_context(|| format!("--{flag} {r}: write START-END"))?;
+            Ok(api::IpRange {
+                start: s.into(),
+                end: e.into(),
+                comment: None,
+            })
         })
         .collect::<anyhow::Result<Vec<_>>>()
         .map(Some)
@@ -423,8 +497,13 @@ fn routes(v: &[String]) -> anyhow::Result<Option<Vec<api::StaticRoute>>> {
     }
     v.iter()
         .map(|r| {
-            let (d, g) = r.split_once('=').with_context(|| format!("--route {r}: write DEST/PREFIX=GATEWAY"))?;
-            Ok(api::StaticRoute { destination: d.into(), gateway: g.into() })
+            let (d, g) = r
+                .split_once('=')
+                .with_context(|| format!("--route {r}: write DEST/PREFIX=GATEWAY"))?;
+            Ok(api::StaticRoute {
+                destination: d.into(),
+                gateway: g.into(),
+            })
         })
         .collect::<anyhow::Result<Vec<_>>>()
         .map(Some)
@@ -435,7 +514,9 @@ fn print_subnets(s: &[api::Subnet], json: bool) -> anyhow::Result<()> {
         return output::json(&s);
     }
     output::table(
-        &["ID", "NAME", "CIDR", "GATEWAY", "DNS", "DYNAMIC", "ROUTES", "MANAGED"],
+        &[
+            "ID", "NAME", "CIDR", "GATEWAY", "DNS", "DYNAMIC", "ROUTES", "MANAGED",
+        ],
         s.iter()
             .map(|s| {
                 vec![
@@ -444,8 +525,16 @@ fn print_subnets(s: &[api::Subnet], json: bool) -> anyhow::Result<()> {
                     s.cidr.clone(),
                     opt(&s.gateway),
                     s.dns_servers.join(","),
-                    s.dynamic_ranges.iter().map(|r| format!("{}-{}", r.start, r.end)).collect::<Vec<_>>().join(","),
-                    s.static_routes.iter().map(|r| format!("{} via {}", r.destination, r.gateway)).collect::<Vec<_>>().join(","),
+                    s.dynamic_ranges
+                        .iter()
+                        .map(|r| format!("{}-{}", r.start, r.end))
+                        .collect::<Vec<_>>()
+                        .join(","),
+                    s.static_routes
+                        .iter()
+                        .map(|r| format!("{} via {}", r.destination, r.gateway))
+                        .collect::<Vec<_>>()
+                        .join(","),
                     s.managed.to_string(),
                 ]
             })
@@ -491,7 +580,9 @@ pub async fn subnets(a: ClientArgs<SubnetsCommand>) -> anyhow::Result<()> {
                 static_routes: routes(&f.static_routes)?,
                 managed: f.managed,
             };
-            let s: api::Subnet = c.patch(&format!("/api/v1/subnets/{}", seg(&id)), &body).await?;
+            let s: api::Subnet = c
+                .patch(&format!("/api/v1/subnets/{}", seg(&id)), &body)
+                .await?;
             print_subnets(&[s], a.json)
         }
         SubnetsCommand::Delete { id } => {
@@ -536,23 +627,62 @@ pub async fn images(a: ClientArgs<ImagesCommand>) -> anyhow::Result<()> {
             let mut rows = Vec::new();
             for r in &rs {
                 for f in &r.files {
-                    rows.push(vec![r.id.clone(), format!("{}/{}", r.os, r.release), r.arch.clone(), r.kind.clone(), f.filename.clone(), bytes(f.size), f.sha256[..16].to_string()]);
+                    rows.push(vec![
+                        r.id.clone(),
+                        format!("{}/{}", r.os, r.release),
+                        r.arch.clone(),
+                        r.kind.clone(),
+                        f.filename.clone(),
+                        bytes(f.size),
+                        f.sha256[..16].to_string(),
+                    ]);
                 }
                 if r.files.is_empty() {
-                    rows.push(vec![r.id.clone(), format!("{}/{}", r.os, r.release), r.arch.clone(), r.kind.clone(), "-".into(), "-".into(), "-".into()]);
+                    rows.push(vec![
+                        r.id.clone(),
+                        format!("{}/{}", r.os, r.release),
+                        r.arch.clone(),
+                        r.kind.clone(),
+                        "-".into(),
+                        "-".into(),
+                        "-".into(),
+                    ]);
                 }
             }
-            output::table(&["ID", "OS/RELEASE", "ARCH", "KIND", "FILE", "SIZE", "SHA256"], rows);
+            output::table(
+                &["ID", "OS/RELEASE", "ARCH", "KIND", "FILE", "SIZE", "SHA256"],
+                rows,
+            );
             Ok(())
         }
-        ImagesCommand::Upload { os, release, arch, kind, files } => {
+        ImagesCommand::Upload {
+            os,
+            release,
+            arch,
+            kind,
+            files,
+        } => {
             let existing: Vec<api::BootResource> = c.get("/api/v1/boot-resources").await?;
-            let arch_full = if arch.contains('/') { arch.clone() } else { format!("{arch}/generic") };
-            let res = match existing.into_iter().find(|r| r.os == os && r.release == release && r.arch == arch_full && r.kind == kind) {
+            let arch_full = if arch.contains('/') {
+                arch.clone()
+            } else {
+                format!("{arch}/generic")
+            };
+            let res = match existing.into_iter().find(|r| {
+                r.os == os && r.release == release && r.arch == arch_full && r.kind == kind
+            }) {
                 Some(r) => r,
                 None => {
-                    c.post("/api/v1/boot-resources", &api::BootResourceCreate { os, release, arch, kind: Some(kind) })
-                        .await?
+                    c.post(
+                        "/api/v1/boot-resources",
+                        &api::BootResourceCreate {
+                            os,
+                            release,
+                            arch,
+                            kind: Some(kind),
+                        },
+                    )
+                    .await?
                 }
             };
             let mut last = res;
@@ -567,7 +697,8 @@ pub async fn images(a: ClientArgs<ImagesCommand>) -> anyhow::Result<()> {
             }
         }
         ImagesCommand::Delete { id } => {
-            c.delete(&format!("/api/v1/boot-resources/{}", seg(&id))).await?;
+            c.delete(&format!("/api/v1/boot-resources/{}", seg(&id)))
+                .await?;
             eprintln!("deleted boot resource {id}");
             Ok(())
         }
@@ -596,18 +727,41 @@ pub async fn users(a: ClientArgs<UsersCommand>) -> anyhow::Result<()> {
             if a.json {
                 return output::json(&us);
             }
-            output::table(&["USERNAME", "ADMIN", "CREATED"], us.iter().map(|u| vec![u.username.clone(), u.is_admin.to_string(), u.created_at.clone()]).collect());
+            output::table(
+                &["USERNAME", "ADMIN", "CREATED"],
+                us.iter()
+                    .map(|u| {
+                        vec![
+                            u.username.clone(),
+                            u.is_admin.to_string(),
+                            u.created_at.clone(),
+                        ]
+                    })
+                    .collect(),
+            );
             Ok(())
         }
         UsersCommand::Create { username, admin } => {
             let mut line = String::new();
-            std::io::stdin().read_line(&mut line).context("cannot read the password from standard input")?;
-            let body = api::UserCreate { username, password: line.trim_end_matches(['\n', '\r']).to_string(), is_admin: admin };
+            std::io::stdin()
+                .read_line(&mut line)
+                .context("cannot read the password from standard input")?;
+            let body = api::UserCreate {
+                username,
+                password: line.trim_end_matches(['\n', '\r']).to_string(),
+                is_admin: admin,
+            };
             let u: api::User = c.post("/api/v1/users", &body).await?;
-            if a.json { output::json(&u) } else { eprintln!("created user {}", u.username); Ok(()) }
+            if a.json {
+                output::json(&u)
+            } else {
+                eprintln!("created user {}", u.username);
+                Ok(())
+            }
         }
         UsersCommand::Delete { username } => {
-            c.delete(&format!("/api/v1/users/{}", seg(&username))).await?;
+            c.delete(&format!("/api/v1/users/{}", seg(&username)))
+                .await?;
             eprintln!("deleted user {username}");
             Ok(())
         }
@@ -632,12 +786,31 @@ pub async fn tokens(a: ClientArgs<TokensCommand>) -> anyhow::Result<()> {
             if a.json {
                 return output::json(&ts);
             }
-            output::table(&["ID", "NAME", "USER", "PREFIX", "CREATED", "LAST USED"], ts.iter().map(|t| vec![t.id.clone(), t.name.clone(), t.username.clone(), t.prefix.clone(), t.created_at.clone(), opt(&t.last_used_at)]).collect());
+            output::table(
+                &["ID", "NAME", "USER", "PREFIX", "CREATED", "LAST USED"],
+                ts.iter()
+                    .map(|t| {
+                        vec![
+                            t.id.clone(),
+                            t.name.clone(),
+                            t.username.clone(),
+                            t.prefix.clone(),
+                            t.created_at.clone(),
+                            opt(&t.last_used_at),
+                        ]
+                    })
+                    .collect(),
+            );
             Ok(())
         }
         TokensCommand::Create { name } => {
             let t: api::TokenCreated = c.post("/api/v1/tokens", &api::TokenCreate { name }).await?;
-            if a.json { output::json(&t) } else { println!("{}", t.secret); Ok(()) }
+            if a.json {
+                output::json(&t)
+            } else {
+                println!("{}", t.secret);
+                Ok(())
+            }
         }
         TokensCommand::Delete { id } => {
             c.delete(&format!("/api/v1/tokens/{}", seg(&id))).await?;
@@ -661,7 +834,20 @@ pub async fn racks(a: ClientArgs<RacksCommand>) -> anyhow::Result<()> {
             if a.json {
                 return output::json(&rs);
             }
-            output::table(&["ID", "NAME", "STATUS", "LAST SEEN", "VERSION"], rs.iter().map(|r| vec![r.id.clone(), r.name.clone(), r.status.clone(), opt(&r.last_seen), opt(&r.version)]).collect());
+            output::table(
+                &["ID", "NAME", "STATUS", "LAST SEEN", "VERSION"],
+                rs.iter()
+                    .map(|r| {
+                        vec![
+                            r.id.clone(),
+                            r.name.clone(),
+                            r.status.clone(),
+                            opt(&r.last_seen),
+                            opt(&r.version),
+                        ]
+                    })
+                    .collect(),
+            );
             Ok(())
         }
     }
@@ -683,7 +869,11 @@ pub enum EventsCommand {
 pub async fn events(a: ClientArgs<EventsCommand>) -> anyhow::Result<()> {
     let c = client(&a)?;
     match a.command {
-        EventsCommand::List { system_id, level, limit } => {
+        EventsCommand::List {
+            system_id,
+            level,
+            limit,
+        } => {
             let mut q: Vec<(&str, String)> = vec![("limit", limit.to_string())];
             if let Some(s) = system_id {
                 q.push(("system_id", s));
@@ -691,7 +881,9 @@ pub async fn events(a: ClientArgs<EventsCommand>) -> anyhow::Result<()> {
             if let Some(l) = level {
                 q.push(("level", l));
             }
-            let evs: Vec<api::Event> = c.send(c.request(Method::GET, "/api/v1/events").query(&q)).await?;
+            let evs: Vec<api::Event> = c
+                .send(c.request(Method::GET, "/api/v1/events").query(&q))
+                .await?;
             print_events(&evs, a.json)
         }
     }

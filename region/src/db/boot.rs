@@ -52,7 +52,11 @@ fn to_api(r: ResourceRow, files: Vec<FileRow>) -> api::BootResource {
 
 pub fn list(conn: &mut DbConn) -> Result<Vec<api::BootResource>> {
     let rows: Vec<ResourceRow> = boot_resources::table
-        .order((boot_resources::os, boot_resources::release, boot_resources::arch))
+        .order((
+            boot_resources::os,
+            boot_resources::release,
+            boot_resources::arch,
+        ))
         .select(ResourceRow::as_select())
         .load(conn)?;
     let mut files: Vec<FileRow> = boot_resource_files::table

@@ -233,9 +233,7 @@ fn to_api(
         status,
         previous_status: r.previous_status(),
         status_deadline: r.status_deadline.map(fmt_time),
-        power_parameters: crate::domain::validate::public_power_parameters(
-            &r.power_parameters(),
-        ),
+        power_parameters: crate::domain::validate::public_power_parameters(&r.power_parameters()),
         system_id: r.system_id,
         hostname: r.hostname,
         architecture: r.architecture,

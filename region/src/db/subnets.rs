@@ -61,7 +61,9 @@ pub fn get(conn: &mut DbConn, id_or_cidr: &str) -> Result<Option<SubnetRow>> {
 }
 
 pub fn insert(conn: &mut DbConn, s: &SubnetRow) -> Result<()> {
-    diesel::insert_into(subnets::table).values(s).execute(conn)?;
+    diesel::insert_into(subnets::table)
+        .values(s)
+        .execute(conn)?;
     Ok(())
 }
 

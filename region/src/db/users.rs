@@ -188,11 +188,11 @@ pub fn audit(
     Ok(())
 }
 
-/// The newest audit entries: (time, username, action, target, detail).
-pub fn audit_entries(
-    conn: &mut DbConn,
-    limit: i64,
-) -> Result<Vec<(i64, String, String, String, String)>> {
+/// An audit entry: (time, username, action, target, detail).
+pub type AuditRow = (i64, String, String, String, String);
+
+/// The newest audit entries.
+pub fn audit_entries(conn: &mut DbConn, limit: i64) -> Result<Vec<AuditRow>> {
     Ok(audit_log::table
         .order(audit_log::id.desc())
         .limit(limit)

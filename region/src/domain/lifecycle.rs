@@ -296,10 +296,13 @@ pub enum OwnerChange {
 /// The outcome of a legal action.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decision {
-    /// Move to `to`; `previous_status` becomes the current status.
+    /// Move to `to`, passing through `via` when MAAS's table has no direct edge (deploying a Ready
+    /// machine allocates it first: Ready → Allocated → Deploying). `previous_status` becomes `via`
+    /// if there is one, else the current status.
     Transition {
         to: MachineStatus,
         owner: OwnerChange,
+        via: Option<MachineStatus>,
     },
     /// Remove the machine.
     Delete,
@@ -484,7 +487,11 @@ pub fn decide(
         });
     }
 
-    let t = |to: MachineStatus, owner: OwnerChange| Decision::Transition { to, owner };
+    let t = |to: MachineStatus, owner: OwnerChange| Decision::Transition {
+        to,
+        owner,
+        via: None,
+    };
     let decision = match action {
         MachineAction::Commission => t(S::Commissioning, OwnerChange::Keep),
         MachineAction::Abort => {
@@ -506,7 +513,11 @@ pub fn decide(
             } else {
                 OwnerChange::Keep
             };
-            t(S::Deploying, owner)
+            Decision::Transition {
+                to: S::Deploying,
+                owner,
+                via: (m.status == S::Ready).then_some(S::Allocated),
+            }
         }
         MachineAction::Release => {
             // A machine that was never powered on by a deployment, or that Kiln cannot power off,
@@ -611,12 +622,17 @@ mod tests {
                             power_controllable: controllable,
                         };
                         match decide(&m, &ADMIN, action) {
-                            Ok(Decision::Transition { to, .. }) => {
+                            Ok(Decision::Transition { to, via, .. }) => {
                                 assert!(allowed_from(action).contains(&st));
-                                assert!(
-                                    allowed_transition(st, to),
-                                    "{action} from {st} (prev {prev:?}) goes to {to}, which MAAS's table forbids"
-                                );
+                                let hops: Vec<MachineStatus> =
+                                    std::iter::once(st).chain(via).chain([to]).collect();
+                                for w in hops.windows(2) {
+                                    assert!(
+                                        allowed_transition(w[0], w[1]),
+                                        "{action} from {st} (prev {prev:?}) steps {} -> {}, which MAAS's table forbids",
+                                        w[0], w[1]
+                                    );
+                                }
                                 legal += 1;
                             }
                             Ok(Decision::Delete) => {
@@ -624,12 +640,16 @@ mod tests {
                                 assert!(!in_progress(st), "delete while {st}");
                                 legal += 1;
                             }
-                            Err(Refusal::InvalidState { allowed_from: a, .. }) => {
+                            Err(Refusal::InvalidState {
+                                allowed_from: a, ..
+                            }) => {
                                 assert!(!allowed_from(action).contains(&st));
                                 assert_eq!(a, allowed_from(action));
                                 refused += 1;
                             }
-                            Err(Refusal::Forbidden { .. }) => panic!("admin refused {action} on {st}"),
+                            Err(Refusal::Forbidden { .. }) => {
+                                panic!("admin refused {action} on {st}")
+                            }
                         }
                     }
                 }
@@ -679,7 +699,8 @@ mod tests {
             decide(&m, &ADMIN, MachineAction::Abort),
             Ok(Decision::Transition {
                 to: S::New,
-                owner: OwnerChange::Keep
+                owner: OwnerChange::Keep,
+                via: None
             })
         );
         m.previous_status = Some(S::Ready);
@@ -706,7 +727,8 @@ mod tests {
             decide(&m, &ADMIN, MachineAction::MarkFixed),
             Ok(Decision::Transition {
                 to: S::Deployed,
-                owner: OwnerChange::Keep
+                owner: OwnerChange::Keep,
+                via: None
             })
         ));
         m.previous_status = Some(S::New);
@@ -714,7 +736,8 @@ mod tests {
             decide(&m, &ADMIN, MachineAction::MarkFixed),
             Ok(Decision::Transition {
                 to: S::Ready,
-                owner: OwnerChange::Clear
+                owner: OwnerChange::Clear,
+                via: None
             })
         ));
     }
@@ -727,7 +750,8 @@ mod tests {
             decide(&m, &ALICE, MachineAction::Release),
             Ok(Decision::Transition {
                 to: S::Ready,
-                owner: OwnerChange::Clear
+                owner: OwnerChange::Clear,
+                via: None
             })
         );
     }
@@ -738,7 +762,8 @@ mod tests {
             decide(&facts(S::Ready, None), &ALICE, MachineAction::Deploy),
             Ok(Decision::Transition {
                 to: S::Deploying,
-                owner: OwnerChange::Set("alice".into())
+                owner: OwnerChange::Set("alice".into()),
+                via: Some(S::Allocated)
             })
         );
     }
@@ -752,7 +777,9 @@ mod tests {
                     let res = decide(&facts(st, owner), &ALICE, action);
                     let admin_only = matches!(
                         action,
-                        MachineAction::Commission | MachineAction::MarkFixed | MachineAction::Delete
+                        MachineAction::Commission
+                            | MachineAction::MarkFixed
+                            | MachineAction::Delete
                     );
                     let needs_own = matches!(
                         action,

@@ -6,7 +6,7 @@
 
 use region_api_types::{self as api, MachineAction, MachineStatus};
 
-use super::lifecycle::{self, Actor, Decision, DeadlineKind, MachineFacts, OwnerChange, Refusal};
+use super::lifecycle::{self, Actor, DeadlineKind, Decision, MachineFacts, OwnerChange, Refusal};
 use super::{validate, Caller};
 use crate::config::Lifecycle;
 use crate::db::events::NewEvent;
@@ -128,17 +128,25 @@ pub fn create(
         "architecture",
         req.architecture.as_deref().unwrap_or("amd64/generic"),
     )?;
-    let power_type = validate::power_type("power_type", req.power_type.as_deref().unwrap_or("manual"))?;
+    let power_type =
+        validate::power_type("power_type", req.power_type.as_deref().unwrap_or("manual"))?;
     let power_parameters = match &req.power_parameters {
         Some(p) => validate::power_parameters("power_parameters", p)?,
         None => Default::default(),
     };
     let zone = validate::name("zone", req.zone.as_deref().unwrap_or("default"))?;
     let pool = validate::name("pool", req.pool.as_deref().unwrap_or("default"))?;
-    let description = validate::text("description", req.description.as_deref().unwrap_or(""), 4096)?;
+    let description = validate::text(
+        "description",
+        req.description.as_deref().unwrap_or(""),
+        4096,
+    )?;
     let tags = clean_tags(req.tags.as_deref().unwrap_or_default())?;
-    let cpu_count = i32::try_from(validate::non_negative("cpu_count", i64::from(req.cpu_count.unwrap_or(0)))?)
-        .unwrap_or(0);
+    let cpu_count = i32::try_from(validate::non_negative(
+        "cpu_count",
+        i64::from(req.cpu_count.unwrap_or(0)),
+    )?)
+    .unwrap_or(0);
     let memory_mib = validate::non_negative("memory_mib", req.memory_mib.unwrap_or(0))?;
     let storage_bytes = validate::non_negative("storage_bytes", req.storage_bytes.unwrap_or(0))?;
     let mut boot_mac = match &req.boot_mac {
@@ -146,7 +154,13 @@ pub fn create(
         None => None,
     };
     let mut ifaces: Vec<(String, String)> = Vec::new();
-    for (i, iface) in req.interfaces.as_deref().unwrap_or_default().iter().enumerate() {
+    for (i, iface) in req
+        .interfaces
+        .as_deref()
+        .unwrap_or_default()
+        .iter()
+        .enumerate()
+    {
         let name = validate::name(&format!("interfaces[{i}].name"), &iface.name)?;
         let mac = validate::mac(&format!("interfaces[{i}].mac"), &iface.mac)?;
         if ifaces.iter().any(|(n, _)| *n == name) {
@@ -190,11 +204,12 @@ pub fn create(
 
     conn.transaction::<_, Error, _>(|c| {
         ensure_hostname_free(c, &hostname, None)?;
+        // The field the user wrote is the one named: boot_mac first, then the interfaces given.
+        if let Some(m) = req.boot_mac.as_ref().and(boot_mac.as_ref()) {
+            ensure_mac_free(c, "boot_mac", m, None)?;
+        }
         for (i, (_, mac)) in ifaces.iter().enumerate() {
             ensure_mac_free(c, &format!("interfaces[{i}].mac"), mac, None)?;
-        }
-        if let Some(m) = &boot_mac {
-            ensure_mac_free(c, "boot_mac", m, None)?;
         }
         let row = MachineRow {
             system_id: system_id.clone(),
@@ -235,10 +250,20 @@ pub fn create(
             &system_id,
             api::EventLevel::Info,
             "created",
-            &format!("Machine {hostname} ({system_id}) added by {}.", caller.username),
+            &format!(
+                "Machine {hostname} ({system_id}) added by {}.",
+                caller.username
+            ),
             Some(&caller.username),
         )?;
-        db::users::audit(c, now, &caller.username, "machine.create", &system_id, &hostname)?;
+        db::users::audit(
+            c,
+            now,
+            &caller.username,
+            "machine.create",
+            &system_id,
+            &hostname,
+        )?;
         Ok(())
     })
     .map_err(dbm::unique_violation_to_conflict)?;
@@ -303,7 +328,9 @@ pub fn patch(
             // Secret parameters are write-only: a patch that leaves them out keeps the stored ones.
             let mut merged = pp.clone();
             for (k, v) in row.power_parameters() {
-                if validate::SECRET_POWER_PARAMETERS.contains(&k.as_str()) && !merged.contains_key(&k) {
+                if validate::SECRET_POWER_PARAMETERS.contains(&k.as_str())
+                    && !merged.contains_key(&k)
+                {
                     merged.insert(k, v);
                 }
             }
@@ -383,7 +410,9 @@ fn busy_conflict(system_id: &str) -> Error {
     Error::conflict(
         "concurrent_update",
         None,
-        format!("Machine {system_id} kept changing while this request ran; reload it and try again."),
+        format!(
+            "Machine {system_id} kept changing while this request ran; reload it and try again."
+        ),
     )
 }
 
@@ -439,14 +468,24 @@ pub fn act(
                     system_id,
                     api::EventLevel::Info,
                     "deleted",
-                    &format!("Machine {} deleted by {}.{suffix}", row.hostname, caller.username),
+                    &format!(
+                        "Machine {} deleted by {}.{suffix}",
+                        row.hostname, caller.username
+                    ),
                     Some(&caller.username),
                 )?;
-                db::users::audit(c, now, &caller.username, "machine.delete", system_id, &row.hostname)?;
+                db::users::audit(
+                    c,
+                    now,
+                    &caller.username,
+                    "machine.delete",
+                    system_id,
+                    &row.hostname,
+                )?;
                 Ok(true)
             })?,
-            Decision::Transition { to, owner } => {
-                let (to, owner) = (*to, owner.clone());
+            Decision::Transition { to, owner, via } => {
+                let (to, owner, via) = (*to, owner.clone(), *via);
                 let deadline = lifecycle::deadline_kind(to).map(|k| {
                     let secs = match k {
                         DeadlineKind::Node => timeouts.node_timeout_secs,
@@ -459,9 +498,13 @@ pub fn act(
                     OwnerChange::Clear => Some(None),
                     OwnerChange::Set(_) => Some(Some(caller.user_id.clone())),
                 };
+                let path = match via {
+                    Some(v) => format!("{} → {} → {}", status.label(), v.label(), to.label()),
+                    None => format!("{} → {}", status.label(), to.label()),
+                };
                 let ch = StatusChange {
                     status: to,
-                    previous_status: status,
+                    previous_status: via.unwrap_or(status),
                     deadline,
                     owner_id,
                     now,
@@ -477,11 +520,9 @@ pub fn act(
                         api::EventLevel::Info,
                         "status_changed",
                         &format!(
-                            "{} by {}: {} → {}.{suffix}",
+                            "{} by {}: {path}.{suffix}",
                             action_label(action),
-                            caller.username,
-                            status.label(),
-                            to.label()
+                            caller.username
                         ),
                         Some(&caller.username),
                     )?;

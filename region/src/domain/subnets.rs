@@ -92,7 +92,12 @@ fn build(
         .iter()
         .enumerate()
         .map(|(i, r)| ("dynamic_ranges", i, r))
-        .chain(res_r.iter().enumerate().map(|(i, r)| ("reserved_ranges", i, r)))
+        .chain(
+            res_r
+                .iter()
+                .enumerate()
+                .map(|(i, r)| ("reserved_ranges", i, r)),
+        )
         .collect();
     for (a_idx, (fa, ia, a)) in all.iter().enumerate() {
         for (fb, ib, b) in all.iter().skip(a_idx + 1) {
@@ -112,7 +117,10 @@ fn build(
             if *f == "dynamic_ranges" && r.0 <= g && g <= r.1 {
                 return Err(Error::validation(
                     format!("{f}[{i}]"),
-                    format!("The gateway {g} lies inside dynamic range {}-{}; DHCP would hand it out.", r.0, r.1),
+                    format!(
+                        "The gateway {g} lies inside dynamic range {}-{}; DHCP would hand it out.",
+                        r.0, r.1
+                    ),
                 ));
             }
         }
@@ -159,7 +167,10 @@ fn check_unique(conn: &mut DbConn, row: &SubnetRow, except: Option<&str>) -> Res
             return Err(Error::conflict(
                 "duplicate_subnet",
                 Some("name"),
-                format!("A subnet named {} exists already ({}).", row.name, other.cidr),
+                format!(
+                    "A subnet named {} exists already ({}).",
+                    row.name, other.cidr
+                ),
             ));
         }
         if let Ok(o) = other.cidr.parse::<Ipv4Net>() {
@@ -167,7 +178,10 @@ fn check_unique(conn: &mut DbConn, row: &SubnetRow, except: Option<&str>) -> Res
                 return Err(Error::conflict(
                     "duplicate_subnet",
                     Some("cidr"),
-                    format!("{} overlaps the existing subnet {} ({}).", net, o, other.name),
+                    format!(
+                        "{} overlaps the existing subnet {} ({}).",
+                        net, o, other.name
+                    ),
                 ));
             }
         }
@@ -175,7 +189,12 @@ fn check_unique(conn: &mut DbConn, row: &SubnetRow, except: Option<&str>) -> Res
     Ok(())
 }
 
-pub fn create(conn: &mut DbConn, caller: &Caller, req: &api::SubnetCreate, now: i64) -> Result<api::Subnet> {
+pub fn create(
+    conn: &mut DbConn,
+    caller: &Caller,
+    req: &api::SubnetCreate,
+    now: i64,
+) -> Result<api::Subnet> {
     require_admin(caller)?;
     let mut row = build(
         &req.cidr,
@@ -193,7 +212,14 @@ pub fn create(conn: &mut DbConn, caller: &Caller, req: &api::SubnetCreate, now: 
     row.created_at = now;
     row.updated_at = now;
     dbs::insert(conn, &row)?;
-    crate::db::users::audit(conn, now, &caller.username, "subnet.create", &row.id, &row.cidr)?;
+    crate::db::users::audit(
+        conn,
+        now,
+        &caller.username,
+        "subnet.create",
+        &row.id,
+        &row.cidr,
+    )?;
     Ok(row.to_api())
 }
 
@@ -213,8 +239,12 @@ pub fn patch(
         p.gateway.as_deref().or(cur.gateway.as_deref()),
         p.dns_servers.as_deref().unwrap_or(&cur_api.dns_servers),
         p.domain.as_deref().or(cur.domain.as_deref()),
-        p.dynamic_ranges.as_deref().unwrap_or(&cur_api.dynamic_ranges),
-        p.reserved_ranges.as_deref().unwrap_or(&cur_api.reserved_ranges),
+        p.dynamic_ranges
+            .as_deref()
+            .unwrap_or(&cur_api.dynamic_ranges),
+        p.reserved_ranges
+            .as_deref()
+            .unwrap_or(&cur_api.reserved_ranges),
         p.static_routes.as_deref().unwrap_or(&cur_api.static_routes),
         p.managed.unwrap_or(cur.managed),
     )?;
@@ -223,7 +253,14 @@ pub fn patch(
     row.created_at = cur.created_at;
     row.updated_at = now;
     dbs::update(conn, &row)?;
-    crate::db::users::audit(conn, now, &caller.username, "subnet.update", &row.id, &row.cidr)?;
+    crate::db::users::audit(
+        conn,
+        now,
+        &caller.username,
+        "subnet.update",
+        &row.id,
+        &row.cidr,
+    )?;
     Ok(row.to_api())
 }
 
@@ -231,7 +268,14 @@ pub fn delete(conn: &mut DbConn, caller: &Caller, id: &str, now: i64) -> Result<
     require_admin(caller)?;
     let cur = dbs::get(conn, id)?.ok_or_else(|| Error::not_found(format!("subnet {id}")))?;
     dbs::delete(conn, &cur.id)?;
-    crate::db::users::audit(conn, now, &caller.username, "subnet.delete", &cur.id, &cur.cidr)?;
+    crate::db::users::audit(
+        conn,
+        now,
+        &caller.username,
+        "subnet.delete",
+        &cur.id,
+        &cur.cidr,
+    )?;
     Ok(())
 }
 
@@ -240,7 +284,11 @@ mod tests {
     use super::*;
 
     fn r(s: &str, e: &str) -> api::IpRange {
-        api::IpRange { start: s.into(), end: e.into(), comment: None }
+        api::IpRange {
+            start: s.into(),
+            end: e.into(),
+            comment: None,
+        }
     }
 
     #[test]
@@ -253,7 +301,10 @@ mod tests {
             Some("lab.example."),
             &[r("10.9.0.100", "10.9.0.199")],
             &[r("10.9.0.2", "10.9.0.9")],
-            &[api::StaticRoute { destination: "10.50.0.0/16".into(), gateway: "10.9.0.254".into() }],
+            &[api::StaticRoute {
+                destination: "10.50.0.0/16".into(),
+                gateway: "10.9.0.254".into(),
+            }],
             true,
         )
         .unwrap();
@@ -265,13 +316,107 @@ mod tests {
     #[test]
     fn bad_subnets_name_the_field() {
         let cases: Vec<(Result<SubnetRow>, &str)> = vec![
-            (build("10.9.0.0/24", None, Some("10.8.0.1"), &[], None, &[], &[], &[], true), "gateway"),
-            (build("10.9.0.0/24", None, None, &[], None, &[r("10.9.0.50", "10.9.0.40")], &[], &[], true), "dynamic_ranges[0]"),
-            (build("10.9.0.0/24", None, None, &[], None, &[r("10.9.0.10", "10.9.0.50")], &[r("10.9.0.50", "10.9.0.60")], &[], true), "reserved_ranges[0]"),
-            (build("10.9.0.0/24", None, Some("10.9.0.20"), &[], None, &[r("10.9.0.10", "10.9.0.50")], &[], &[], true), "dynamic_ranges[0]"),
-            (build("10.9.0.0/24", None, None, &[], None, &[r("10.9.1.10", "10.9.1.50")], &[], &[], true), "dynamic_ranges[0].start"),
-            (build("10.9.0.0/24", None, None, &["dns".into()], None, &[], &[], &[], true), "dns_servers[0]"),
-            (build("10.9.0.0/24", None, None, &[], None, &[], &[], &[api::StaticRoute { destination: "10.50.0.1/16".into(), gateway: "10.9.0.1".into() }], true), "static_routes[0].destination"),
+            (
+                build(
+                    "10.9.0.0/24",
+                    None,
+                    Some("10.8.0.1"),
+                    &[],
+                    None,
+                    &[],
+                    &[],
+                    &[],
+                    true,
+                ),
+                "gateway",
+            ),
+            (
+                build(
+                    "10.9.0.0/24",
+                    None,
+                    None,
+                    &[],
+                    None,
+                    &[r("10.9.0.50", "10.9.0.40")],
+                    &[],
+                    &[],
+                    true,
+                ),
+                "dynamic_ranges[0]",
+            ),
+            (
+                build(
+                    "10.9.0.0/24",
+                    None,
+                    None,
+                    &[],
+                    None,
+                    &[r("10.9.0.10", "10.9.0.50")],
+                    &[r("10.9.0.50", "10.9.0.60")],
+                    &[],
+                    true,
+                ),
+                "reserved_ranges[0]",
+            ),
+            (
+                build(
+                    "10.9.0.0/24",
+                    None,
+                    Some("10.9.0.20"),
+                    &[],
+                    None,
+                    &[r("10.9.0.10", "10.9.0.50")],
+                    &[],
+                    &[],
+                    true,
+                ),
+                "dynamic_ranges[0]",
+            ),
+            (
+                build(
+                    "10.9.0.0/24",
+                    None,
+                    None,
+                    &[],
+                    None,
+                    &[r("10.9.1.10", "10.9.1.50")],
+                    &[],
+                    &[],
+                    true,
+                ),
+                "dynamic_ranges[0].start",
+            ),
+            (
+                build(
+                    "10.9.0.0/24",
+                    None,
+                    None,
+                    &["dns".into()],
+                    None,
+                    &[],
+                    &[],
+                    &[],
+                    true,
+                ),
+                "dns_servers[0]",
+            ),
+            (
+                build(
+                    "10.9.0.0/24",
+                    None,
+                    None,
+                    &[],
+                    None,
+                    &[],
+                    &[],
+                    &[api::StaticRoute {
+                        destination: "10.50.0.1/16".into(),
+                        gateway: "10.9.0.1".into(),
+                    }],
+                    true,
+                ),
+                "static_routes[0].destination",
+            ),
         ];
         for (res, field) in cases {
             match res {

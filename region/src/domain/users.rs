@@ -18,7 +18,9 @@ pub fn create_user(
 ) -> Result<api::User> {
     if let Some(c) = by {
         if !c.is_admin {
-            return Err(Error::Forbidden("Only administrators may add users.".into()));
+            return Err(Error::Forbidden(
+                "Only administrators may add users.".into(),
+            ));
         }
     }
     let username = validate::username("username", username)?;
@@ -60,7 +62,10 @@ pub fn create_token(
 ) -> Result<api::TokenCreated> {
     let name = validate::text("name", name.trim(), 128)?;
     if name.is_empty() {
-        return Err(Error::validation("name", "Give the token a name, like 'ci' or 'laptop'."));
+        return Err(Error::validation(
+            "name",
+            "Give the token a name, like 'ci' or 'laptop'.",
+        ));
     }
     let secret = auth::new_token();
     let row = TokenRow {
@@ -76,7 +81,14 @@ pub fn create_token(
     };
     dbu::insert_token(conn, &row)?;
     if session_expires_at.is_none() {
-        dbu::audit(conn, now, &user.username, "token.create", &row.id, &row.name)?;
+        dbu::audit(
+            conn,
+            now,
+            &user.username,
+            "token.create",
+            &row.id,
+            &row.name,
+        )?;
     }
     Ok(api::TokenCreated {
         token: row.to_api(&user.username),

@@ -34,9 +34,7 @@ pub fn mac(field: &str, input: &str) -> Result<String> {
     let bad = || {
         Error::validation(
             field,
-            format!(
-                "'{input}' is not a MAC address; write six hex bytes like 52:54:00:12:34:56."
-            ),
+            format!("'{input}' is not a MAC address; write six hex bytes like 52:54:00:12:34:56."),
         )
     };
     if hex.len() != 12 || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
@@ -185,7 +183,9 @@ pub fn power_parameters(
         {
             return Err(Error::validation(
                 format!("{field}.{k}"),
-                format!("'{k}' is not a valid power parameter name (lower case, digits, underscores)."),
+                format!(
+                    "'{k}' is not a valid power parameter name (lower case, digits, underscores)."
+                ),
             ));
         }
         match v {
@@ -218,15 +218,16 @@ pub fn name(field: &str, input: &str) -> Result<String> {
     let n = input.trim();
     let ok = !n.is_empty()
         && n.len() <= 64
-        && n
-            .chars()
+        && n.chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '/'));
     if ok {
         Ok(n.to_string())
     } else {
         Err(Error::validation(
             field,
-            format!("'{input}' is not a valid name: use 1 to 64 letters, digits, '-', '_', '.' or '/'."),
+            format!(
+                "'{input}' is not a valid name: use 1 to 64 letters, digits, '-', '_', '.' or '/'."
+            ),
         ))
     }
 }
@@ -236,8 +237,7 @@ pub fn username(field: &str, input: &str) -> Result<String> {
     let n = input.trim();
     let ok = !n.is_empty()
         && n.len() <= 64
-        && n
-            .chars()
+        && n.chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '@'));
     if ok {
         Ok(n.to_string())
@@ -254,7 +254,10 @@ pub fn text(field: &str, input: &str, max: usize) -> Result<String> {
     if input.len() > max {
         return Err(Error::validation(
             field,
-            format!("{field} is {} bytes long; at most {max} are allowed.", input.len()),
+            format!(
+                "{field} is {} bytes long; at most {max} are allowed.",
+                input.len()
+            ),
         ));
     }
     if input
@@ -340,7 +343,10 @@ mod tests {
             "52:54:00:12:34:5g",
         ] {
             let e = mac("boot_mac", bad).unwrap_err();
-            assert!(matches!(e, Error::Validation { field: Some(ref f), .. } if f == "boot_mac"), "{bad}");
+            assert!(
+                matches!(e, Error::Validation { field: Some(ref f), .. } if f == "boot_mac"),
+                "{bad}"
+            );
         }
     }
 
@@ -356,7 +362,10 @@ mod tests {
     fn cidrs_and_addresses() {
         let n = cidr("cidr", "10.0.0.0/24").unwrap();
         assert_eq!(n.to_string(), "10.0.0.0/24");
-        assert!(cidr("cidr", "10.0.0.1/24").unwrap_err().to_string().contains("10.0.0.0/24"));
+        assert!(cidr("cidr", "10.0.0.1/24")
+            .unwrap_err()
+            .to_string()
+            .contains("10.0.0.0/24"));
         assert!(cidr("cidr", "10.0.0.0/33").is_err());
         assert!(cidr("cidr", "fe80::/64").is_err());
         assert!(ipv4_in("gateway", "10.0.0.1", &n).is_ok());

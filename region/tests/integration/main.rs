@@ -1,0 +1,13 @@
+//! Integration tests of the region: the real HTTP server on `127.0.0.1:0` against a real database.
+//! Every database test runs twice, on SQLite and on PostgreSQL (`TEST_DATABASE_URL`, an admin URL
+//! of a server the test may create databases on; `tests/run.sh` starts one).
+#![allow(clippy::unwrap_used)]
+
+mod util;
+
+mod api_auth;
+mod api_boot_resources;
+mod api_machines;
+mod api_subnets;
+mod crash;
+mod db;
