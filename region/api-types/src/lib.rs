@@ -584,6 +584,100 @@ pub struct ErrorBody {
     pub field: Option<String>,
 }
 
+/// A network interface of a rack controller, as it reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct RackInterface {
+    pub name: String,
+    pub mac: String,
+    /// Addresses in CIDR form (`10.20.0.2/24`).
+    pub addresses: Vec<String>,
+}
+
+/// Body of `POST /api/v1/rack/register`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RackRegister {
+    /// The rack's name (its hostname by default). Registering again under the same name
+    /// re-issues that rack's credentials.
+    pub name: String,
+    /// The shared secret shown by `kiln admin rack-secret`.
+    pub secret: String,
+    pub interfaces: Vec<RackInterface>,
+    #[serde(default)]
+    pub version: Option<String>,
+}
+
+/// Answer to `POST /api/v1/rack/register`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct RackRegistered {
+    pub rack_id: String,
+    /// Bearer token for the rack endpoints (`/api/v1/rack/...`).
+    pub token: String,
+}
+
+/// Body of `POST /api/v1/rack/heartbeat`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RackHeartbeat {
+    pub interfaces: Vec<RackInterface>,
+    #[serde(default)]
+    pub version: Option<String>,
+}
+
+/// A machine as a rack needs it to answer boots.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct SnapshotMachine {
+    pub system_id: String,
+    pub hostname: String,
+    pub status: MachineStatus,
+    pub architecture: String,
+    pub boot_mac: Option<String>,
+    /// Every MAC of the machine, with a fixed IPv4 address where one is assigned.
+    pub interfaces: Vec<Interface>,
+}
+
+/// A boot-resource file a rack should cache.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct SnapshotFile {
+    pub resource_id: String,
+    pub os: String,
+    pub release: String,
+    pub arch: String,
+    pub kind: String,
+    pub filename: String,
+    pub sha256: String,
+    pub size: i64,
+}
+
+/// Everything a rack serves from: sent by the region, kept on the rack's disk, so the rack answers
+/// DHCP/TFTP/HTTP with the region away.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct RackSnapshot {
+    /// Changes whenever anything in the snapshot changes; the rack long-polls with it.
+    pub etag: String,
+    pub subnets: Vec<Subnet>,
+    pub machines: Vec<SnapshotMachine>,
+    pub files: Vec<SnapshotFile>,
+    /// DHCP lease time, seconds.
+    pub lease_time_secs: u32,
+}
+
+/// Something a rack saw (a DHCP lease, a PXE request, a file sent), reported to the region.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RackEvent {
+    /// MAC of the machine it concerns.
+    pub mac: String,
+    /// `dhcp_lease`, `pxe_request`, `tftp_sent`, `http_sent`, `ipxe_script`, `unknown_pxe`, ...
+    pub event_type: String,
+    pub description: String,
+    /// When the rack saw it (RFC 3339).
+    pub at: String,
+    /// For `dhcp_lease`: the address leased.
+    #[serde(default)]
+    pub ip: Option<String>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

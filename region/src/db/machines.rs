@@ -79,6 +79,20 @@ pub struct Filter {
     pub visible_to: Option<String>,
 }
 
+impl Filter {
+    /// No filter at all: every machine matches.
+    pub fn is_empty(&self) -> bool {
+        self.statuses.is_empty()
+            && self.hostname.is_none()
+            && self.mac.is_none()
+            && self.tag.is_none()
+            && self.zone.is_none()
+            && self.pool.is_none()
+            && self.owner_id.is_none()
+            && self.visible_to.is_none()
+    }
+}
+
 type Boxed<'a> = machines::BoxedQuery<'a, super::MultiBackend>;
 
 fn filtered(f: &Filter) -> Boxed<'_> {
@@ -142,7 +156,9 @@ pub fn list(
         .offset(offset)
         .select(MachineRow::as_select())
         .load(conn)?;
-    let items = hydrate(conn, rows, total <= limit && offset == 0)?;
+    // Loading related tables whole is cheaper than by id only when the page is every machine there is.
+    let whole_table = !rows.is_empty() && f.is_empty() && rows.len() as i64 == total && offset == 0;
+    let items = hydrate(conn, rows, whole_table)?;
     Ok((items, total))
 }
 
