@@ -51,7 +51,7 @@ fi
 cat <<MSG
 
 Kiln region is running at $KILN_URL  (API docs: $KILN_URL/api/docs/)
-  export KILN_URL=$KILN_URL KILN_TOKEN=\$(cat $STATE/admin-token)
+  export KILN_URL=$KILN_URL KILN_TOKEN=\$(cat $STATE/admin-token); alias kiln=$KILN
   kiln machines list | show ID | commission ID | deploy ID | events ID ...
 Admin password for the UI/login: $STATE/admin-password.   Ctrl-C stops the region.
 MSG
