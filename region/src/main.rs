@@ -65,6 +65,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             token_name,
             db,
         }) => admin::create_token(&name, &token_name, &db),
+        Command::Admin(AdminCommand::RackSecret { db }) => admin::rack_secret(&db),
         Command::Db(DbCommand::Migrate { db }) => admin::migrate(&db),
         Command::Machines(a) => rt.block_on(cli::commands::machines(a)),
         Command::Subnets(a) => rt.block_on(cli::commands::subnets(a)),

@@ -24,6 +24,7 @@ pub mod boot_resources;
 pub mod events;
 pub mod health;
 pub mod machines;
+pub mod rack_api;
 pub mod racks;
 pub mod subnets;
 pub mod users_tokens;
@@ -131,6 +132,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .configure(subnets::configure)
             .configure(boot_resources::configure)
             .configure(racks::configure)
+            .configure(rack_api::configure)
             .configure(events::configure)
             .configure(users_tokens::configure)
             .route("/openapi.json", web::get().to(openapi_json)),
@@ -157,6 +159,7 @@ async fn openapi_json() -> actix_web::HttpResponse {
         boot_resources::list, boot_resources::create, boot_resources::get, boot_resources::delete,
         boot_resources::upload, boot_resources::download,
         racks::list, racks::get, racks::delete,
+        rack_api::register, rack_api::heartbeat, rack_api::snapshot, rack_api::events, rack_api::file,
         events::list,
         users_tokens::list_users, users_tokens::create_user, users_tokens::delete_user,
         users_tokens::list_tokens, users_tokens::create_token, users_tokens::delete_token,
@@ -174,6 +177,9 @@ async fn openapi_json() -> actix_web::HttpResponse {
         region_api_types::UserCreate, region_api_types::Token, region_api_types::TokenCreate,
         region_api_types::TokenCreated, region_api_types::LoginRequest, region_api_types::WhoAmI,
         region_api_types::ErrorBody, machines::MachinePage,
+        region_api_types::RackInterface, region_api_types::RackRegister, region_api_types::RackRegistered,
+        region_api_types::RackHeartbeat, region_api_types::RackSnapshot, region_api_types::SnapshotMachine,
+        region_api_types::SnapshotFile, region_api_types::RackEvent,
     )),
     modifiers(&BearerAuth),
     security(("bearer" = []))

@@ -82,3 +82,10 @@ pub fn migrate(db: &DbArgs) -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+pub fn rack_secret(db: &DbArgs) -> anyhow::Result<()> {
+    let pool = open(db)?;
+    let secret = pool.run_blocking(crate::api::rack_api::rack_secret)?;
+    println!("{secret}");
+    Ok(())
+}

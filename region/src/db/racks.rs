@@ -1,9 +1,11 @@
-//! Rack controllers known to the region. Racks register themselves (the rack issue adds the
-//! registration handshake); the region lists, shows and forgets them.
+//! Rack controllers known to the region: registration (shared secret → per-rack token), heartbeats,
+//! and the snapshot a rack serves from.
 
 use diesel::prelude::*;
 
-use super::schema::racks;
+use super::schema::{
+    boot_resource_files, boot_resources, interfaces, machines, racks, settings, subnets,
+};
 use super::{fmt_time, DbConn};
 use crate::error::Result;
 use region_api_types as api;
@@ -18,6 +20,7 @@ pub struct RackRow {
     pub version: Option<String>,
     pub interfaces: String,
     pub created_at: i64,
+    pub token_hash: Option<String>,
 }
 
 impl RackRow {
@@ -25,6 +28,7 @@ impl RackRow {
     pub fn to_api(&self, now: i64, offline_after_ms: i64) -> api::Rack {
         let status = match self.last_seen {
             Some(t) if now - t > offline_after_ms => "offline".to_string(),
+            None => "registered".to_string(),
             _ => self.status.clone(),
         };
         api::Rack {
@@ -54,11 +58,228 @@ pub fn get(conn: &mut DbConn, id: &str) -> Result<Option<RackRow>> {
         .optional()?)
 }
 
+pub fn by_name(conn: &mut DbConn, name: &str) -> Result<Option<RackRow>> {
+    Ok(racks::table
+        .filter(racks::name.eq(name))
+        .select(RackRow::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+pub fn by_token_hash(conn: &mut DbConn, hash: &str) -> Result<Option<RackRow>> {
+    Ok(racks::table
+        .filter(racks::token_hash.eq(hash))
+        .select(RackRow::as_select())
+        .first(conn)
+        .optional()?)
+}
+
 pub fn insert(conn: &mut DbConn, r: &RackRow) -> Result<()> {
     diesel::insert_into(racks::table).values(r).execute(conn)?;
     Ok(())
 }
 
+/// New credentials and interfaces for a rack registering again.
+pub fn reregister(
+    conn: &mut DbConn,
+    id: &str,
+    token_hash: &str,
+    interfaces_json: &str,
+    version: Option<&str>,
+    now: i64,
+) -> Result<()> {
+    diesel::update(racks::table.find(id))
+        .set((
+            racks::token_hash.eq(Some(token_hash)),
+            racks::interfaces.eq(interfaces_json),
+            racks::version.eq(version),
+            racks::status.eq("online"),
+            racks::last_seen.eq(Some(now)),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Records that a rack was heard from (and, when given, its interfaces).
+pub fn seen(conn: &mut DbConn, id: &str, interfaces_json: Option<&str>, now: i64) -> Result<()> {
+    let target = racks::table.find(id);
+    match interfaces_json {
+        Some(i) => diesel::update(target)
+            .set((
+                racks::last_seen.eq(Some(now)),
+                racks::status.eq("online"),
+                racks::interfaces.eq(i),
+            ))
+            .execute(conn)?,
+        None => diesel::update(target)
+            .set((racks::last_seen.eq(Some(now)), racks::status.eq("online")))
+            .execute(conn)?,
+    };
+    Ok(())
+}
+
 pub fn delete(conn: &mut DbConn, id: &str) -> Result<bool> {
     Ok(diesel::delete(racks::table.find(id)).execute(conn)? == 1)
+}
+
+/// A region-wide setting.
+pub fn setting(conn: &mut DbConn, key: &str) -> Result<Option<String>> {
+    Ok(settings::table
+        .find(key)
+        .select(settings::value)
+        .first(conn)
+        .optional()?)
+}
+
+/// The setting, created with `make()` if absent. Safe when several regions race: the loser of the
+/// insert reads the winner's value.
+pub fn setting_or_insert(
+    conn: &mut DbConn,
+    key: &str,
+    make: impl Fn() -> String,
+) -> Result<String> {
+    if let Some(v) = setting(conn, key)? {
+        return Ok(v);
+    }
+    let v = make();
+    match diesel::insert_into(settings::table)
+        .values((settings::key.eq(key), settings::value.eq(&v)))
+        .execute(conn)
+    {
+        Ok(_) => Ok(v),
+        Err(diesel::result::Error::DatabaseError(
+            diesel::result::DatabaseErrorKind::UniqueViolation,
+            _,
+        )) => Ok(setting(conn, key)?.unwrap_or(v)),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// A cheap fingerprint of everything in a rack snapshot: it changes whenever a machine, interface,
+/// subnet or boot file is added, changed or removed.
+pub fn snapshot_fingerprint(conn: &mut DbConn) -> Result<String> {
+    use diesel::dsl::{count_star, max};
+    let (mc, mu): (i64, Option<i64>) = machines::table
+        .select((count_star(), max(machines::updated_at)))
+        .first(conn)?;
+    let ic: i64 = interfaces::table.count().get_result(conn)?;
+    let (sc, su): (i64, Option<i64>) = subnets::table
+        .select((count_star(), max(subnets::updated_at)))
+        .first(conn)?;
+    let (fc, fu): (i64, Option<i64>) = boot_resource_files::table
+        .select((count_star(), max(boot_resource_files::created_at)))
+        .first(conn)?;
+    Ok(format!(
+        "m{mc}.{}-i{ic}-s{sc}.{}-f{fc}.{}",
+        mu.unwrap_or(0),
+        su.unwrap_or(0),
+        fu.unwrap_or(0)
+    ))
+}
+
+/// Machines as racks need them.
+pub fn snapshot_machines(conn: &mut DbConn) -> Result<Vec<api::SnapshotMachine>> {
+    let rows: Vec<(String, String, String, String, Option<String>)> = machines::table
+        .order(machines::system_id)
+        .select((
+            machines::system_id,
+            machines::hostname,
+            machines::status,
+            machines::architecture,
+            machines::boot_mac,
+        ))
+        .load(conn)?;
+    let ifaces: Vec<(String, String, String, Option<String>, Option<String>)> = interfaces::table
+        .order((interfaces::system_id, interfaces::name))
+        .select((
+            interfaces::system_id,
+            interfaces::name,
+            interfaces::mac,
+            interfaces::subnet_id,
+            interfaces::ip,
+        ))
+        .load(conn)?;
+    let mut by_machine: std::collections::HashMap<String, Vec<api::Interface>> = Default::default();
+    for (sid, name, mac, subnet_id, ip) in ifaces {
+        by_machine.entry(sid).or_default().push(api::Interface {
+            name,
+            mac,
+            subnet_id,
+            ip,
+        });
+    }
+    Ok(rows
+        .into_iter()
+        .map(
+            |(system_id, hostname, status, architecture, boot_mac)| api::SnapshotMachine {
+                interfaces: by_machine.remove(&system_id).unwrap_or_default(),
+                status: api::MachineStatus::parse(&status).unwrap_or(api::MachineStatus::Broken),
+                system_id,
+                hostname,
+                architecture,
+                boot_mac,
+            },
+        )
+        .collect())
+}
+
+/// Boot files as racks need them.
+pub fn snapshot_files(conn: &mut DbConn) -> Result<Vec<api::SnapshotFile>> {
+    let rows: Vec<(String, String, String, String, String, String, String, i64)> =
+        boot_resource_files::table
+            .inner_join(boot_resources::table)
+            .order((
+                boot_resources::os,
+                boot_resources::release,
+                boot_resource_files::filename,
+            ))
+            .select((
+                boot_resources::id,
+                boot_resources::os,
+                boot_resources::release,
+                boot_resources::arch,
+                boot_resources::kind,
+                boot_resource_files::filename,
+                boot_resource_files::sha256,
+                boot_resource_files::size,
+            ))
+            .load(conn)?;
+    Ok(rows
+        .into_iter()
+        .map(
+            |(resource_id, os, release, arch, kind, filename, sha256, size)| api::SnapshotFile {
+                resource_id,
+                os,
+                release,
+                arch,
+                kind,
+                filename,
+                sha256,
+                size,
+            },
+        )
+        .collect())
+}
+
+/// Records an address a rack leased to a known MAC on that machine's interface.
+pub fn record_lease(
+    conn: &mut DbConn,
+    mac: &str,
+    ip: &str,
+    subnet_id: Option<&str>,
+) -> Result<Option<String>> {
+    let sid: Option<String> = interfaces::table
+        .filter(interfaces::mac.eq(mac))
+        .select(interfaces::system_id)
+        .first(conn)
+        .optional()?;
+    if sid.is_some() {
+        diesel::update(interfaces::table.filter(interfaces::mac.eq(mac)))
+            .set((
+                interfaces::ip.eq(Some(ip)),
+                interfaces::subnet_id.eq(subnet_id),
+            ))
+            .execute(conn)?;
+    }
+    Ok(sid)
 }

@@ -115,6 +115,14 @@ diesel::table! {
         version -> Nullable<Text>,
         interfaces -> Text,
         created_at -> BigInt,
+        token_hash -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    settings (key) {
+        key -> Text,
+        value -> Text,
     }
 }
 
@@ -159,4 +167,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     racks,
     events,
     audit_log,
+    settings,
 );

@@ -122,7 +122,12 @@ both!(
                 Option<String>,
                 String,
                 i64,
+                Option<String>,
             )>(c)?;
+            settings::table
+                .select(settings::all_columns)
+                .limit(1)
+                .load::<(String, String)>(c)?;
             events::table.select(events::all_columns).limit(1).load::<(
                 i64,
                 Option<String>,

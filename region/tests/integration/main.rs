@@ -8,6 +8,7 @@ mod util;
 mod api_auth;
 mod api_boot_resources;
 mod api_machines;
+mod api_racks;
 mod api_subnets;
 mod crash;
 mod db;

@@ -1,0 +1,3 @@
+DROP INDEX racks_token_hash;
+ALTER TABLE racks DROP COLUMN token_hash;
+DROP TABLE settings;

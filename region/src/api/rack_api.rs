@@ -1,0 +1,343 @@
+//! `/api/v1/rack/...`: what rack controllers call. Racks register with the shared rack secret
+//! (`kiln admin rack-secret`) and then authenticate with their own bearer token.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::time::{Duration, Instant};
+
+use actix_web::dev::Payload;
+use actix_web::{web, FromRequest, HttpRequest, HttpResponse};
+use region_api_types as api;
+use serde::Deserialize;
+use utoipa::IntoParams;
+
+use super::AppState;
+use crate::db::{self, now_ms, random_id};
+use crate::domain::{auth, validate};
+use crate::error::{Error, Result};
+
+/// Settings key of the shared secret racks register with.
+pub const RACK_SECRET_KEY: &str = "rack_secret";
+/// DHCP lease time handed to racks.
+pub const LEASE_TIME_SECS: u32 = 600;
+/// Longest a snapshot long-poll waits.
+const MAX_WAIT: Duration = Duration::from_secs(30);
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/rack/register", web::post().to(register))
+        .route("/rack/heartbeat", web::post().to(heartbeat))
+        .route("/rack/snapshot", web::get().to(snapshot))
+        .route("/rack/events", web::post().to(events))
+        .route("/rack/files/{sha256}", web::get().to(file));
+}
+
+/// The rack secret, created on first use.
+pub fn rack_secret(conn: &mut db::DbConn) -> Result<String> {
+    db::racks::setting_or_insert(conn, RACK_SECRET_KEY, || {
+        auth::new_token().replacen(auth::TOKEN_PREFIX, "rack_", 1)
+    })
+}
+
+/// Equal-time comparison, so the secret cannot be guessed byte by byte from response times.
+fn same(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
+}
+
+/// The rack a request comes from.
+pub struct RackAuth {
+    pub rack_id: String,
+    pub name: String,
+}
+
+impl FromRequest for RackAuth {
+    type Error = Error;
+    type Future = Pin<Box<dyn Future<Output = Result<RackAuth>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let state = req.app_data::<web::Data<AppState>>().cloned();
+        let token = req
+            .headers()
+            .get(actix_web::http::header::AUTHORIZATION)
+            .and_then(|h| h.to_str().ok())
+            .and_then(|h| h.strip_prefix("Bearer "))
+            .map(|t| t.trim().to_string());
+        Box::pin(async move {
+            let state = state.ok_or_else(|| Error::Internal("app state missing".into()))?;
+            let token = token.ok_or_else(|| {
+                Error::Unauthorized("Racks authenticate with 'Authorization: Bearer <rack token>' from /api/v1/rack/register.".into())
+            })?;
+            let hash = auth::token_hash(&token);
+            let rack = state
+                .pool
+                .run(move |c| db::racks::by_token_hash(c, &hash))
+                .await?
+                .ok_or_else(|| {
+                    Error::Unauthorized("Unknown rack token: register the rack again.".into())
+                })?;
+            Ok(RackAuth {
+                rack_id: rack.id,
+                name: rack.name,
+            })
+        })
+    }
+}
+
+fn interfaces_json(ifaces: &[api::RackInterface]) -> Result<String> {
+    for (i, iface) in ifaces.iter().enumerate() {
+        validate::mac(&format!("interfaces[{i}].mac"), &iface.mac)?;
+        for a in &iface.addresses {
+            a.parse::<ipnet::IpNet>().map_err(|_| {
+                Error::validation(
+                    format!("interfaces[{i}].addresses"),
+                    format!("'{a}' is not an address in CIDR form"),
+                )
+            })?;
+        }
+    }
+    serde_json::to_string(ifaces).map_err(|e| Error::Internal(e.to_string()))
+}
+
+/// Register a rack (or re-register one of the same name) with the shared rack secret.
+#[utoipa::path(post, path = "/api/v1/rack/register", request_body = api::RackRegister, tag = "racks", security(()),
+    responses((status = 200, body = api::RackRegistered), (status = 401, description = "wrong secret", body = api::ErrorBody)))]
+pub async fn register(
+    state: web::Data<AppState>,
+    body: web::Json<api::RackRegister>,
+) -> Result<HttpResponse> {
+    let b = body.into_inner();
+    let name = validate::name("name", &b.name)?;
+    let ifaces = interfaces_json(&b.interfaces)?;
+    let version = match &b.version {
+        Some(v) => Some(validate::text("version", v, 64)?),
+        None => None,
+    };
+    let out = state
+        .pool
+        .run(move |c| {
+            let secret = rack_secret(c)?;
+            if !same(&secret, &b.secret) {
+                return Err(Error::Unauthorized(
+                    "Wrong rack secret: use the one `kiln admin rack-secret` prints on the region."
+                        .into(),
+                ));
+            }
+            let token = auth::new_token().replacen(auth::TOKEN_PREFIX, "rack_", 1);
+            let hash = auth::token_hash(&token);
+            let now = now_ms();
+            let id = match db::racks::by_name(c, &name)? {
+                Some(r) => {
+                    db::racks::reregister(c, &r.id, &hash, &ifaces, version.as_deref(), now)?;
+                    r.id
+                }
+                None => {
+                    let id = random_id(8);
+                    db::racks::insert(
+                        c,
+                        &db::racks::RackRow {
+                            id: id.clone(),
+                            name: name.clone(),
+                            status: "online".into(),
+                            last_seen: Some(now),
+                            version: version.clone(),
+                            interfaces: ifaces.clone(),
+                            created_at: now,
+                            token_hash: Some(hash),
+                        },
+                    )?;
+                    id
+                }
+            };
+            db::users::audit(c, now, &format!("rack:{name}"), "rack.register", &id, "")?;
+            Ok(api::RackRegistered { rack_id: id, token })
+        })
+        .await?;
+    tracing::info!(rack.id = %out.rack_id, "rack {} registered", out.rack_id);
+    Ok(HttpResponse::Ok().json(out))
+}
+
+/// A rack is alive; its interfaces are as given.
+#[utoipa::path(post, path = "/api/v1/rack/heartbeat", request_body = api::RackHeartbeat, tag = "racks",
+    responses((status = 204), (status = 401, body = api::ErrorBody)))]
+pub async fn heartbeat(
+    state: web::Data<AppState>,
+    rack: RackAuth,
+    body: web::Json<api::RackHeartbeat>,
+) -> Result<HttpResponse> {
+    let ifaces = interfaces_json(&body.interfaces)?;
+    state
+        .pool
+        .run(move |c| db::racks::seen(c, &rack.rack_id, Some(&ifaces), now_ms()))
+        .await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct SnapshotQuery {
+    /// The etag of the snapshot the rack has; the answer waits until there is a newer one.
+    etag: Option<String>,
+    /// Seconds to wait for a change (default 25, at most 30); 0 answers at once.
+    wait: Option<u64>,
+}
+
+/// Build the snapshot a rack serves from.
+pub fn build_snapshot(c: &mut db::DbConn) -> Result<api::RackSnapshot> {
+    let etag = db::racks::snapshot_fingerprint(c)?;
+    let subnets = db::subnets::list(c)?.iter().map(|s| s.to_api()).collect();
+    Ok(api::RackSnapshot {
+        etag,
+        subnets,
+        machines: db::racks::snapshot_machines(c)?,
+        files: db::racks::snapshot_files(c)?,
+        lease_time_secs: LEASE_TIME_SECS,
+    })
+}
+
+/// The rack's snapshot. With `etag`, a long poll: answers 304 if nothing changed within `wait` seconds.
+#[utoipa::path(get, path = "/api/v1/rack/snapshot", params(SnapshotQuery), tag = "racks",
+    responses((status = 200, body = api::RackSnapshot), (status = 304, description = "unchanged"), (status = 401, body = api::ErrorBody)))]
+pub async fn snapshot(
+    state: web::Data<AppState>,
+    rack: RackAuth,
+    q: web::Query<SnapshotQuery>,
+) -> Result<HttpResponse> {
+    let wait = Duration::from_secs(q.wait.unwrap_or(25)).min(MAX_WAIT);
+    let deadline = Instant::now() + wait;
+    let id = rack.rack_id.clone();
+    state
+        .pool
+        .run(move |c| db::racks::seen(c, &id, None, now_ms()))
+        .await?;
+    if let Some(have) = q.etag.clone() {
+        loop {
+            let current = state.pool.run(db::racks::snapshot_fingerprint).await?;
+            if current != have {
+                break;
+            }
+            if Instant::now() >= deadline {
+                return Ok(HttpResponse::NotModified().finish());
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+    let snap = state.pool.run(build_snapshot).await?;
+    Ok(HttpResponse::Ok().json(snap))
+}
+
+/// What a rack saw: DHCP leases, PXE requests, files sent. Each becomes an event on the machine with
+/// that MAC (or a machine-less event for unknown MACs); leases also record the machine's address.
+#[utoipa::path(post, path = "/api/v1/rack/events", request_body = Vec<api::RackEvent>, tag = "racks",
+    responses((status = 204), (status = 400, body = api::ErrorBody), (status = 401, body = api::ErrorBody)))]
+pub async fn events(
+    state: web::Data<AppState>,
+    rack: RackAuth,
+    body: web::Json<Vec<api::RackEvent>>,
+) -> Result<HttpResponse> {
+    let evs = body.into_inner();
+    if evs.len() > 5000 {
+        return Err(Error::TooLarge("Send at most 5000 events at once.".into()));
+    }
+    let mut clean = Vec::with_capacity(evs.len());
+    for (i, e) in evs.into_iter().enumerate() {
+        let mac = validate::mac(&format!("[{i}].mac"), &e.mac)?;
+        let et = validate::name(&format!("[{i}].event_type"), &e.event_type)?;
+        let desc = validate::text(&format!("[{i}].description"), &e.description, 1024)?;
+        let at = chrono::DateTime::parse_from_rfc3339(&e.at)
+            .map(|t| t.timestamp_millis())
+            .map_err(|_| Error::validation(format!("[{i}].at"), "'at' must be an RFC 3339 time"))?;
+        let ip = match &e.ip {
+            Some(ip) => Some(validate::ipv4(&format!("[{i}].ip"), ip)?.to_string()),
+            None => None,
+        };
+        clean.push((mac, et, desc, at, ip));
+    }
+    let rack_name = rack.name.clone();
+    state
+        .pool
+        .run(move |c| {
+            use diesel::Connection;
+            c.transaction::<_, Error, _>(|c| {
+                db::racks::seen(c, &rack.rack_id, None, now_ms())?;
+                for (mac, et, desc, at, ip) in &clean {
+                    let system_id = match ip {
+                        Some(ip) => {
+                            let subnet = db::subnets::list(c)?.into_iter().find(|s| {
+                                s.cidr
+                                    .parse::<ipnet::Ipv4Net>()
+                                    .ok()
+                                    .zip(ip.parse::<std::net::Ipv4Addr>().ok())
+                                    .is_some_and(|(n, a)| n.contains(&a))
+                            });
+                            db::racks::record_lease(
+                                c,
+                                mac,
+                                ip,
+                                subnet.as_ref().map(|s| s.id.as_str()),
+                            )?
+                        }
+                        None => db::machines::machine_with_mac(c, mac)?,
+                    };
+                    let description = match &system_id {
+                        Some(_) => format!("{desc} (rack {rack_name})"),
+                        None => format!("{desc} (MAC {mac}, rack {rack_name})"),
+                    };
+                    db::events::insert(
+                        c,
+                        &db::events::NewEvent {
+                            system_id: system_id.as_deref(),
+                            created_at: *at,
+                            level: api::EventLevel::Info.as_str(),
+                            event_type: et,
+                            description: &description,
+                            username: None,
+                        },
+                    )?;
+                }
+                Ok(())
+            })
+        })
+        .await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// A boot file by sha256, for the rack's cache (supports `Range`, so interrupted syncs resume).
+#[utoipa::path(get, path = "/api/v1/rack/files/{sha256}", tag = "racks",
+    params(("sha256" = String, Path, description = "sha256 of the file")),
+    responses((status = 200, content_type = "application/octet-stream", body = Vec<u8>), (status = 404, body = api::ErrorBody)))]
+pub async fn file(
+    state: web::Data<AppState>,
+    _rack: RackAuth,
+    req: HttpRequest,
+    path: web::Path<String>,
+) -> Result<HttpResponse> {
+    let sha = validate::sha256("sha256", &path.into_inner())?;
+    let s2 = sha.clone();
+    if !state
+        .pool
+        .run(move |c| db::boot::sha_in_use(c, &s2))
+        .await?
+    {
+        return Err(Error::not_found(format!("boot file {sha}")));
+    }
+    let f = actix_files::NamedFile::open_async(state.store.path_of(&sha))
+        .await
+        .map_err(|_| Error::not_found(format!("boot file {sha}")))?
+        .use_etag(true);
+    Ok(f.into_response(&req))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::same;
+
+    #[test]
+    fn equal_time_compare() {
+        assert!(same("abc", "abc"));
+        assert!(!same("abc", "abd"));
+        assert!(!same("abc", "ab"));
+    }
+}
