@@ -189,24 +189,21 @@ pub fn snapshot_machines(conn: &mut DbConn) -> Result<Vec<api::SnapshotMachine>>
             machines::boot_mac,
         ))
         .load(conn)?;
-    let ifaces: Vec<(String, String, String, Option<String>, Option<String>)> = interfaces::table
+    let ifaces: Vec<super::machines::InterfaceRow> = interfaces::table
         .order((interfaces::system_id, interfaces::name))
-        .select((
-            interfaces::system_id,
-            interfaces::name,
-            interfaces::mac,
-            interfaces::subnet_id,
-            interfaces::ip,
-        ))
+        .select(super::machines::InterfaceRow::as_select())
         .load(conn)?;
     let mut by_machine: std::collections::HashMap<String, Vec<api::Interface>> = Default::default();
-    for (sid, name, mac, subnet_id, ip) in ifaces {
-        by_machine.entry(sid).or_default().push(api::Interface {
-            name,
-            mac,
-            subnet_id,
-            ip,
-        });
+    for i in ifaces {
+        by_machine
+            .entry(i.system_id)
+            .or_default()
+            .push(api::Interface {
+                name: i.name,
+                mac: i.mac,
+                subnet_id: i.subnet_id,
+                ip: i.ip,
+            });
     }
     Ok(rows
         .into_iter()
@@ -225,39 +222,28 @@ pub fn snapshot_machines(conn: &mut DbConn) -> Result<Vec<api::SnapshotMachine>>
 
 /// Boot files as racks need them.
 pub fn snapshot_files(conn: &mut DbConn) -> Result<Vec<api::SnapshotFile>> {
-    let rows: Vec<(String, String, String, String, String, String, String, i64)> =
-        boot_resource_files::table
-            .inner_join(boot_resources::table)
-            .order((
-                boot_resources::os,
-                boot_resources::release,
-                boot_resource_files::filename,
-            ))
-            .select((
-                boot_resources::id,
-                boot_resources::os,
-                boot_resources::release,
-                boot_resources::arch,
-                boot_resources::kind,
-                boot_resource_files::filename,
-                boot_resource_files::sha256,
-                boot_resource_files::size,
-            ))
-            .load(conn)?;
+    use super::boot::{FileRow, ResourceRow};
+    let rows: Vec<(FileRow, ResourceRow)> = boot_resource_files::table
+        .inner_join(boot_resources::table)
+        .order((
+            boot_resources::os,
+            boot_resources::release,
+            boot_resource_files::filename,
+        ))
+        .select((FileRow::as_select(), ResourceRow::as_select()))
+        .load(conn)?;
     Ok(rows
         .into_iter()
-        .map(
-            |(resource_id, os, release, arch, kind, filename, sha256, size)| api::SnapshotFile {
-                resource_id,
-                os,
-                release,
-                arch,
-                kind,
-                filename,
-                sha256,
-                size,
-            },
-        )
+        .map(|(f, r)| api::SnapshotFile {
+            resource_id: r.id,
+            os: r.os,
+            release: r.release,
+            arch: r.arch,
+            kind: r.kind,
+            filename: f.filename,
+            sha256: f.sha256,
+            size: f.size,
+        })
         .collect())
 }
 
