@@ -31,7 +31,8 @@ if [ ! -s "$STATE/admin-token" ]; then
 fi
 export KILN_URL="http://${LISTEN/0.0.0.0/127.0.0.1}" KILN_TOKEN=$(cat "$STATE/admin-token")
 
-"$KILN" all-in-one --data-dir "$STATE/data" --listen "$LISTEN" &
+# --no-dhcp: this demo runs on the host's own network; the netns lab with DHCP comes with the lab issue.
+"$KILN" all-in-one --no-dhcp --data-dir "$STATE/data" --listen "$LISTEN" &
 REGION=$!
 trap 'kill $REGION 2>/dev/null || true; wait $REGION 2>/dev/null || true' EXIT INT TERM
 for _ in $(seq 100); do curl -sf "$KILN_URL/healthz" >/dev/null && break; sleep 0.1; done

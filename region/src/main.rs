@@ -17,6 +17,18 @@ fn init_tracing(format: &str) {
     }
 }
 
+fn server_config(args: &cli::ServerArgs) -> anyhow::Result<region::Config> {
+    admin::load_config(
+        &args.db,
+        Overrides {
+            listen: args.listen,
+            node_timeout_secs: args.node_timeout,
+            log_format: args.log_format.clone(),
+            ..Default::default()
+        },
+    )
+}
+
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     match run(cli) {
@@ -33,16 +45,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     match cli.command {
-        Command::Region(args) | Command::AllInOne(args) => {
-            let cfg = admin::load_config(
-                &args.db,
-                Overrides {
-                    listen: args.listen,
-                    node_timeout_secs: args.node_timeout,
-                    log_format: args.log_format.clone(),
-                    ..Default::default()
-                },
-            )?;
+        Command::Region(args) => {
+            let cfg = server_config(&args)?;
             if args.print_config {
                 print!("{}", cfg.to_toml_redacted());
                 return Ok(());
@@ -51,6 +55,61 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             rt.block_on(async move {
                 let region = region::Region::start(cfg).await?;
                 region.run_until_signal().await?;
+                anyhow::Ok(())
+            })
+        }
+        Command::AllInOne(args) => {
+            let cfg = server_config(&args.server)?;
+            if args.server.print_config {
+                print!("{}", cfg.to_toml_redacted());
+                return Ok(());
+            }
+            init_tracing(&cfg.log_format);
+            rt.block_on(async move {
+                let rack_dir = cfg.data_dir.join("rack");
+                let region = region::Region::start(cfg).await?;
+                // The rack half talks to the region half over loopback, like any other rack.
+                let url = format!("http://127.0.0.1:{}", region.addr.port());
+                let secret = region
+                    .state
+                    .pool
+                    .run(region::api::rack_api::rack_secret)
+                    .await?;
+                let rack_cfg = args.rack.config(&url, &secret, rack_dir);
+                let cancel = tokio_util::sync::CancellationToken::new();
+                let rack = tokio::spawn(rack::run(rack_cfg, cancel.clone()));
+                let outcome = tokio::select! {
+                    _ = region.wait_for_signal() => Ok(()),
+                    r = rack => Err(match r {
+                        Ok(Ok(())) => anyhow::anyhow!("the rack stopped"),
+                        Ok(Err(e)) => anyhow::anyhow!("the rack failed: {e}"),
+                        Err(e) => anyhow::anyhow!("the rack task died: {e}"),
+                    }),
+                };
+                cancel.cancel();
+                region.stop().await?;
+                outcome
+            })
+        }
+        Command::Rack(args) => {
+            init_tracing(&args.log_format);
+            let secret = std::fs::read_to_string(&args.secret_file).map_err(|e| {
+                anyhow::anyhow!(
+                    "cannot read the rack secret from {}: {e}",
+                    args.secret_file.display()
+                )
+            })?;
+            let cfg = args
+                .service
+                .config(&args.region_url, &secret, args.data_dir.clone());
+            rt.block_on(async move {
+                let cancel = tokio_util::sync::CancellationToken::new();
+                let c2 = cancel.clone();
+                tokio::spawn(async move {
+                    region::server::shutdown_signal().await;
+                    c2.cancel();
+                });
+                rack::run(cfg, cancel).await?;
                 anyhow::Ok(())
             })
         }

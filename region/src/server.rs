@@ -111,6 +111,12 @@ impl Region {
         })
     }
 
+    /// Waits for SIGINT/SIGTERM.
+    pub async fn wait_for_signal(&self) {
+        shutdown_signal().await;
+        tracing::info!("shutting down");
+    }
+
     /// Serves until SIGINT/SIGTERM, then stops gracefully.
     pub async fn run_until_signal(self) -> Result<()> {
         shutdown_signal().await;
@@ -130,7 +136,8 @@ impl Region {
     }
 }
 
-async fn shutdown_signal() {
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {

@@ -25,7 +25,9 @@ pub enum Command {
     /// Run the region controller (API, database, lifecycle).
     Region(ServerArgs),
     /// Run region and rack in one process (the single-box default).
-    AllInOne(ServerArgs),
+    AllInOne(AllInOneArgs),
+    /// Run a rack controller: DHCP, TFTP and HTTP boot for the machines on its networks.
+    Rack(RackArgs),
     /// Administration that works on the database directly (no token needed).
     #[command(subcommand)]
     Admin(AdminCommand),
@@ -82,6 +84,69 @@ pub struct ServerArgs {
     /// Print the effective configuration (secrets hidden) and exit.
     #[arg(long)]
     pub print_config: bool,
+}
+
+/// Flags of `kiln all-in-one`: the region's, plus the rack's.
+#[derive(Debug, Clone, Args)]
+pub struct AllInOneArgs {
+    #[command(flatten)]
+    pub server: ServerArgs,
+    #[command(flatten)]
+    pub rack: RackServiceArgs,
+}
+
+/// Rack service settings shared by `kiln rack` and `kiln all-in-one`.
+#[derive(Debug, Clone, Args)]
+pub struct RackServiceArgs {
+    /// Do not serve DHCP (other services keep running).
+    #[arg(long, env = "KILN_NO_DHCP")]
+    pub no_dhcp: bool,
+    /// DHCP server port.
+    #[arg(long, default_value_t = 67, hide = true)]
+    pub dhcp_port: u16,
+    /// DHCP client port replies go to.
+    #[arg(long, default_value_t = 68, hide = true)]
+    pub dhcp_client_port: u16,
+    /// Port of the rack's HTTP boot endpoint (MAAS's 5248).
+    #[arg(long, default_value_t = 5248)]
+    pub http_port: u16,
+    /// The rack's name (default: the host name).
+    #[arg(long, env = "KILN_RACK_NAME")]
+    pub rack_name: Option<String>,
+}
+
+/// Flags of `kiln rack`.
+#[derive(Debug, Clone, Args)]
+pub struct RackArgs {
+    /// The region's URL, e.g. http://region:5240.
+    #[arg(long, env = "KILN_REGION_URL")]
+    pub region_url: String,
+    /// File holding the rack secret (`kiln admin rack-secret` on the region prints it).
+    #[arg(long, env = "KILN_RACK_SECRET_FILE")]
+    pub secret_file: PathBuf,
+    /// Where the rack keeps its snapshot, leases, event queue and credentials.
+    #[arg(long, env = "KILN_RACK_DATA_DIR", default_value = "/var/lib/kiln-rack")]
+    pub data_dir: PathBuf,
+    #[command(flatten)]
+    pub service: RackServiceArgs,
+    /// `text` or `json` logs.
+    #[arg(long, env = "KILN_LOG_FORMAT", default_value = "text")]
+    pub log_format: String,
+}
+
+impl RackServiceArgs {
+    /// The rack configuration for these flags.
+    pub fn config(&self, region_url: &str, secret: &str, data_dir: PathBuf) -> rack::RackConfig {
+        let mut c = rack::RackConfig::new(region_url, secret, data_dir);
+        c.dhcp_enabled = !self.no_dhcp;
+        c.dhcp_port = self.dhcp_port;
+        c.dhcp_client_port = self.dhcp_client_port;
+        c.http_port = self.http_port;
+        if let Some(n) = &self.rack_name {
+            c.name = n.clone();
+        }
+        c
+    }
 }
 
 #[derive(Debug, Subcommand)]

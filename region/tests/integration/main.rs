@@ -12,3 +12,5 @@ mod api_racks;
 mod api_subnets;
 mod crash;
 mod db;
+mod netns;
+mod rack_dhcp;

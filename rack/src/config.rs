@@ -1,0 +1,71 @@
+//! Settings of `kiln rack`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use crate::error::{Error, Result};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RackConfig {
+    /// The region's URL (`http://region:5240`).
+    pub region_url: String,
+    /// The rack secret (`kiln admin rack-secret` on the region).
+    pub secret: String,
+    /// The rack's name (default: the host name).
+    pub name: String,
+    /// Where the snapshot, leases, event queue and credentials are kept.
+    pub data_dir: PathBuf,
+    /// DHCP server port (67; tests use others).
+    pub dhcp_port: u16,
+    /// Port the DHCP replies go to on clients (68).
+    pub dhcp_client_port: u16,
+    /// Port of the HTTP boot endpoint handed to iPXE (5248, MAAS's rack port).
+    pub http_port: u16,
+    /// Serve DHCP at all.
+    pub dhcp_enabled: bool,
+    /// Where the rack's own HTTP would listen (reserved for the HTTP boot service).
+    pub http_bind: SocketAddr,
+}
+
+impl RackConfig {
+    pub fn new(region_url: &str, secret: &str, data_dir: PathBuf) -> RackConfig {
+        RackConfig {
+            region_url: region_url.trim_end_matches('/').to_string(),
+            secret: secret.trim().to_string(),
+            name: hostname(),
+            data_dir,
+            dhcp_port: 67,
+            dhcp_client_port: 68,
+            http_port: 5248,
+            dhcp_enabled: true,
+            http_bind: SocketAddr::from(([0, 0, 0, 0], 5248)),
+        }
+    }
+
+    pub fn validate(&self) -> Result<()> {
+        if !(self.region_url.starts_with("http://") || self.region_url.starts_with("https://")) {
+            return Err(Error::Config(format!(
+                "region URL must start with http:// or https:// (got {})",
+                self.region_url
+            )));
+        }
+        if self.secret.is_empty() {
+            return Err(Error::Config(
+                "the rack secret is empty: pass the file `kiln admin rack-secret` wrote".into(),
+            ));
+        }
+        if self.name.is_empty() {
+            return Err(Error::Config("the rack name is empty".into()));
+        }
+        Ok(())
+    }
+}
+
+/// The host's name, for the rack's default name.
+pub fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "rack".to_string())
+}

@@ -1,0 +1,366 @@
+//! The rack's side of the region contract: register (once; credentials kept on disk), heartbeat,
+//! long-poll the snapshot, and deliver queued events. The region being away never stops the rack:
+//! every loop retries with backoff and the services keep serving the last snapshot.
+
+use std::collections::VecDeque;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use region_api_types as api;
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::RackConfig;
+use crate::error::{Error, Result};
+use crate::state::{self, Served};
+
+/// Most events kept while the region is away; older ones are dropped (and counted).
+const QUEUE_MAX: usize = 100_000;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Credentials {
+    rack_id: String,
+    token: String,
+}
+
+#[derive(Clone)]
+pub struct RegionClient {
+    base: String,
+    http: reqwest::Client,
+    creds_path: PathBuf,
+    creds: Arc<Mutex<Option<Credentials>>>,
+    name: String,
+    secret: String,
+}
+
+impl RegionClient {
+    pub fn new(cfg: &RackConfig) -> Result<RegionClient> {
+        let creds_path = cfg.data_dir.join("credentials.json");
+        let creds = std::fs::read(&creds_path)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok());
+        Ok(RegionClient {
+            base: cfg.region_url.clone(),
+            http: reqwest::Client::builder()
+                .connect_timeout(Duration::from_secs(5))
+                .timeout(Duration::from_secs(60))
+                .build()?,
+            creds_path,
+            creds: Arc::new(Mutex::new(creds)),
+            name: cfg.name.clone(),
+            secret: cfg.secret.clone(),
+        })
+    }
+
+    fn token(&self) -> Option<String> {
+        self.creds
+            .lock()
+            .ok()
+            .and_then(|c| c.as_ref().map(|c| c.token.clone()))
+    }
+
+    /// Registers with the shared secret and keeps the credentials.
+    pub async fn register(&self) -> Result<String> {
+        let body = api::RackRegister {
+            name: self.name.clone(),
+            secret: self.secret.clone(),
+            interfaces: crate::ifaces::report(),
+            version: Some(env!("CARGO_PKG_VERSION").to_string()),
+        };
+        let resp = self
+            .http
+            .post(format!("{}/api/v1/rack/register", self.base))
+            .json(&body)
+            .send()
+            .await?;
+        if !resp.status().is_success() {
+            let status = resp.status();
+            let text = resp.text().await.unwrap_or_default();
+            return Err(Error::Region(format!(
+                "registration refused ({status}): {text}"
+            )));
+        }
+        let r: api::RackRegistered = resp.json().await?;
+        let c = Credentials {
+            rack_id: r.rack_id.clone(),
+            token: r.token,
+        };
+        if let Some(dir) = self.creds_path.parent() {
+            let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+            serde_json::to_writer(&mut tmp, &c)?;
+            tmp.persist(&self.creds_path).map_err(|e| e.error)?;
+        }
+        if let Ok(mut g) = self.creds.lock() {
+            *g = Some(c);
+        }
+        tracing::info!(rack.id = %r.rack_id, "registered with the region as {}", self.name);
+        Ok(r.rack_id)
+    }
+
+    async fn authed(&self, rb: reqwest::RequestBuilder) -> Result<reqwest::Response> {
+        let token = match self.token() {
+            Some(t) => t,
+            None => {
+                self.register().await?;
+                self.token()
+                    .ok_or_else(|| Error::Region("no token after registering".into()))?
+            }
+        };
+        let resp = rb.bearer_auth(token).send().await?;
+        if resp.status() == reqwest::StatusCode::UNAUTHORIZED {
+            // Our token was replaced or the rack removed: register again, next round uses it.
+            self.register().await?;
+            return Err(Error::Region("rack token refused; registered again".into()));
+        }
+        Ok(resp)
+    }
+
+    /// The snapshot, waiting up to `wait` seconds for one newer than `etag`. `None`: unchanged.
+    pub async fn snapshot(
+        &self,
+        etag: Option<&str>,
+        wait: u64,
+    ) -> Result<Option<api::RackSnapshot>> {
+        let mut url = format!("{}/api/v1/rack/snapshot?wait={wait}", self.base);
+        if let Some(e) = etag {
+            url.push_str("&etag=");
+            url.push_str(e);
+        }
+        let resp = self
+            .authed(self.http.get(url).timeout(Duration::from_secs(wait + 20)))
+            .await?;
+        match resp.status() {
+            reqwest::StatusCode::NOT_MODIFIED => Ok(None),
+            s if s.is_success() => Ok(Some(resp.json().await?)),
+            s => Err(Error::Region(format!(
+                "snapshot: {s}: {}",
+                resp.text().await.unwrap_or_default()
+            ))),
+        }
+    }
+
+    pub async fn heartbeat(&self) -> Result<()> {
+        let body = api::RackHeartbeat {
+            interfaces: crate::ifaces::report(),
+            version: Some(env!("CARGO_PKG_VERSION").to_string()),
+        };
+        let resp = self
+            .authed(
+                self.http
+                    .post(format!("{}/api/v1/rack/heartbeat", self.base))
+                    .json(&body),
+            )
+            .await?;
+        if resp.status().is_success() {
+            Ok(())
+        } else {
+            Err(Error::Region(format!("heartbeat: {}", resp.status())))
+        }
+    }
+
+    pub async fn send_events(&self, evs: &[api::RackEvent]) -> Result<()> {
+        let resp = self
+            .authed(
+                self.http
+                    .post(format!("{}/api/v1/rack/events", self.base))
+                    .json(evs),
+            )
+            .await?;
+        if resp.status().is_success() {
+            Ok(())
+        } else if resp.status().is_client_error() {
+            // The region will never take these (validation): log and drop rather than retry forever.
+            tracing::warn!(
+                "region refused {} events: {}",
+                evs.len(),
+                resp.text().await.unwrap_or_default()
+            );
+            Ok(())
+        } else {
+            Err(Error::Region(format!("events: {}", resp.status())))
+        }
+    }
+}
+
+/// Events waiting for the region, mirrored in an append-only file so a restart loses none.
+#[derive(Clone)]
+pub struct EventQueue {
+    inner: Arc<Mutex<QueueInner>>,
+    notify: Arc<tokio::sync::Notify>,
+}
+
+struct QueueInner {
+    items: VecDeque<api::RackEvent>,
+    path: PathBuf,
+    file: std::fs::File,
+    dropped: u64,
+}
+
+impl EventQueue {
+    pub fn open(dir: &Path) -> Result<EventQueue> {
+        let path = dir.join("events.jsonl");
+        let mut items = VecDeque::new();
+        if let Ok(text) = std::fs::read_to_string(&path) {
+            for line in text.lines() {
+                if let Ok(e) = serde_json::from_str(line) {
+                    items.push_back(e);
+                }
+            }
+        }
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)?;
+        Ok(EventQueue {
+            inner: Arc::new(Mutex::new(QueueInner {
+                items,
+                path,
+                file,
+                dropped: 0,
+            })),
+            notify: Arc::new(tokio::sync::Notify::new()),
+        })
+    }
+
+    pub fn push(&self, e: api::RackEvent) {
+        if let Ok(mut q) = self.inner.lock() {
+            if let Ok(line) = serde_json::to_string(&e) {
+                let _ = writeln!(q.file, "{line}");
+            }
+            q.items.push_back(e);
+            while q.items.len() > QUEUE_MAX {
+                q.items.pop_front();
+                q.dropped += 1;
+            }
+        }
+        self.notify.notify_one();
+    }
+
+    pub fn len(&self) -> usize {
+        self.inner.lock().map(|q| q.items.len()).unwrap_or(0)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn peek(&self, n: usize) -> Vec<api::RackEvent> {
+        self.inner
+            .lock()
+            .map(|q| q.items.iter().take(n).cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Drops the first `n` (delivered) and rewrites the file with the rest.
+    fn ack(&self, n: usize) -> Result<()> {
+        let mut q = self
+            .inner
+            .lock()
+            .map_err(|_| Error::Internal("event queue poisoned".into()))?;
+        for _ in 0..n {
+            q.items.pop_front();
+        }
+        let dir = q.path.parent().map(Path::to_path_buf).unwrap_or_default();
+        let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+        for e in &q.items {
+            writeln!(tmp, "{}", serde_json::to_string(e)?)?;
+        }
+        tmp.persist(&q.path).map_err(|e| e.error)?;
+        q.file = std::fs::OpenOptions::new().append(true).open(&q.path)?;
+        Ok(())
+    }
+}
+
+/// Keeps the snapshot fresh and the events flowing until cancelled. Never fails on the region
+/// being away: it logs, backs off, and tries again.
+pub async fn sync(
+    client: RegionClient,
+    cfg: RackConfig,
+    tx: watch::Sender<Arc<Served>>,
+    events: EventQueue,
+    cancel: CancellationToken,
+) -> Result<()> {
+    let snap = {
+        let (client, cancel, dir) = (client.clone(), cancel.clone(), cfg.data_dir.clone());
+        async move {
+            let mut backoff = Duration::from_millis(500);
+            loop {
+                let etag = tx.borrow().etag().map(str::to_string);
+                match client.snapshot(etag.as_deref(), 25).await {
+                    Ok(Some(s)) => {
+                        backoff = Duration::from_millis(500);
+                        if let Err(e) = state::save(&dir, &s) {
+                            tracing::warn!("could not save the snapshot: {e}");
+                        }
+                        tracing::info!(etag = %s.etag, subnets = s.subnets.len(), machines = s.machines.len(), "new snapshot from the region");
+                        tx.send_replace(Arc::new(Served::from_snapshot(s)));
+                    }
+                    Ok(None) => backoff = Duration::from_millis(500),
+                    Err(e) => {
+                        tracing::warn!("region unreachable ({e}); serving the last snapshot, retrying in {backoff:?}");
+                        tokio::select! {
+                            _ = tokio::time::sleep(backoff) => {}
+                            _ = cancel.cancelled() => return,
+                        }
+                        backoff = (backoff * 2).min(Duration::from_secs(30));
+                    }
+                }
+                if cancel.is_cancelled() {
+                    return;
+                }
+            }
+        }
+    };
+    let heartbeat = {
+        let (client, cancel) = (client.clone(), cancel.clone());
+        async move {
+            loop {
+                if let Err(e) = client.heartbeat().await {
+                    tracing::debug!("heartbeat failed: {e}");
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_secs(30)) => {}
+                    _ = cancel.cancelled() => return,
+                }
+            }
+        }
+    };
+    let deliver = {
+        let cancel = cancel.clone();
+        async move {
+            let mut backoff = Duration::from_millis(500);
+            loop {
+                let batch = events.peek(500);
+                if batch.is_empty() {
+                    tokio::select! {
+                        _ = events.notify.notified() => {}
+                        _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+                        _ = cancel.cancelled() => return,
+                    }
+                    continue;
+                }
+                match client.send_events(&batch).await {
+                    Ok(()) => {
+                        backoff = Duration::from_millis(500);
+                        if let Err(e) = events.ack(batch.len()) {
+                            tracing::warn!("event queue: {e}");
+                        }
+                    }
+                    Err(e) => {
+                        tracing::debug!("events not delivered ({e}); {} queued", events.len());
+                        tokio::select! {
+                            _ = tokio::time::sleep(backoff) => {}
+                            _ = cancel.cancelled() => return,
+                        }
+                        backoff = (backoff * 2).min(Duration::from_secs(30));
+                    }
+                }
+            }
+        }
+    };
+    tokio::join!(snap, heartbeat, deliver);
+    Ok(())
+}

@@ -1,0 +1,386 @@
+//! The rack's DHCP against real clients (busybox udhcpc, ISC dhclient) in network namespaces:
+//! leases, option 121, the region learning leases, release, the region going away, and the rack
+//! restarting from its saved snapshot without the region.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use crate::netns::Netns;
+
+const KILN: &str = env!("CARGO_BIN_EXE_kiln");
+
+fn admin(args: &[&str], data: &Path) -> String {
+    let out = Command::new(KILN)
+        .args(args)
+        .args(["--data-dir", data.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+/// Runs busybox udhcpc once in `ns` on `iface`; returns the `bound` line its script wrote.
+fn udhcpc(lab: &Netns, ns: &str, iface: &str, dir: &Path, extra: &[&str]) -> String {
+    let out = dir.join(format!("udhcpc-{iface}.out"));
+    let _ = std::fs::remove_file(&out);
+    let script = dir.join("udhcpc.sh");
+    std::fs::write(
+        &script,
+        format!("#!/bin/sh\necho \"$1 ip=$ip router=$router dns=$dns hostname=$hostname lease=$lease staticroutes=$staticroutes\" >> {}\n", out.display()),
+    )
+    .unwrap();
+    Command::new("chmod")
+        .args(["+x", script.to_str().unwrap()])
+        .status()
+        .unwrap();
+    let mut args = vec![
+        "busybox",
+        "udhcpc",
+        "-i",
+        iface,
+        "-f",
+        "-q",
+        "-n",
+        "-t",
+        "6",
+        "-T",
+        "2",
+        "-O",
+        "staticroutes",
+        "-s",
+        script.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    let o = lab.exec(ns, &args);
+    let text = std::fs::read_to_string(&out).unwrap_or_default();
+    text.lines()
+        .find(|l| l.starts_with("bound"))
+        .unwrap_or_else(|| {
+            panic!(
+                "udhcpc got no lease: {text}\n{}",
+                String::from_utf8_lossy(&o.stderr)
+            )
+        })
+        .to_string()
+}
+
+fn field<'a>(line: &'a str, key: &str) -> &'a str {
+    line.split(' ')
+        .find_map(|kv| kv.strip_prefix(&format!("{key}=")))
+        .unwrap_or_default()
+}
+
+#[test]
+fn dhcp_with_real_clients_region_outage_and_rack_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let data = d.join("region");
+    let rack_data = d.join("rack");
+    let mut lab = Netns::new("kd", &["s", "a", "b"]);
+    let (s, a, b) = (
+        lab.ns(0).to_string(),
+        lab.ns(1).to_string(),
+        lab.ns(2).to_string(),
+    );
+
+    // The provisioning network: a bridge in the server namespace, one client namespace per port.
+    lab.ok(
+        &s,
+        &[
+            "ip",
+            "link",
+            "add",
+            "br0",
+            "type",
+            "bridge",
+            "stp_state",
+            "0",
+            "forward_delay",
+            "0",
+        ],
+    );
+    lab.ok(&s, &["ip", "link", "set", "br0", "up"]);
+    lab.ok(&s, &["ip", "addr", "add", "10.20.0.2/24", "dev", "br0"]);
+    for (ns, port, iface, mac) in [
+        (&a, "pa", "a0", "52:54:00:d0:00:01"),
+        (&b, "pb", "b0", "52:54:00:d0:00:02"),
+    ] {
+        lab.veth(&s, port, ns, iface);
+        lab.ok(&s, &["ip", "link", "set", port, "master", "br0"]);
+        lab.ok(ns, &["ip", "link", "set", iface, "address", mac]);
+    }
+
+    {
+        use std::io::Write;
+        let mut c = Command::new(KILN)
+            .args([
+                "admin",
+                "create-user",
+                "admin",
+                "--admin",
+                "--password-stdin",
+                "--data-dir",
+                data.to_str().unwrap(),
+            ])
+            .stdin(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        c.stdin
+            .take()
+            .unwrap()
+            .write_all(b"admin-password\n")
+            .unwrap();
+        assert!(c.wait().unwrap().success());
+    }
+    let token = admin(&["admin", "create-token", "admin"], &data);
+    let secret_file = d.join("rack-secret");
+    std::fs::write(&secret_file, admin(&["admin", "rack-secret"], &data)).unwrap();
+
+    let url = "http://127.0.0.1:5240";
+    let region_args = [
+        KILN,
+        "region",
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--listen",
+        "127.0.0.1:5240",
+    ];
+    let rack_args = [
+        KILN,
+        "rack",
+        "--region-url",
+        url,
+        "--secret-file",
+        secret_file.to_str().unwrap(),
+        "--data-dir",
+        rack_data.to_str().unwrap(),
+        "--rack-name",
+        "rack-a",
+    ];
+    let mut region = lab.spawn(&s, &region_args, &d.join("region.log"));
+    Netns::wait_for("the region", Duration::from_secs(30), || {
+        lab.exec(&s, &["curl", "-sf", &format!("{url}/healthz")])
+            .status
+            .success()
+            .then_some(())
+    });
+    let kiln = |lab: &Netns, args: &[&str]| -> String {
+        let mut full = vec![KILN];
+        full.extend_from_slice(args);
+        full.extend_from_slice(&["--url", url, "--token", &token]);
+        lab.ok(&s, &full)
+    };
+    kiln(
+        &lab,
+        &[
+            "subnets",
+            "create",
+            "10.20.0.0/24",
+            "--gateway",
+            "10.20.0.1",
+            "--dns",
+            "10.20.0.1",
+            "--dynamic-range",
+            "10.20.0.100-10.20.0.120",
+            "--route",
+            "10.50.0.0/16=10.20.0.254",
+        ],
+    );
+    let m: serde_json::Value = serde_json::from_str(&kiln(
+        &lab,
+        &[
+            "machines",
+            "create",
+            "--hostname",
+            "dnode",
+            "--mac",
+            "52:54:00:d0:00:01",
+            "--json",
+        ],
+    ))
+    .unwrap();
+    let system_id = m["system_id"].as_str().unwrap().to_string();
+
+    let mut rack = lab.spawn(&s, &rack_args, &d.join("rack.log"));
+    Netns::wait_for("the rack to serve br0", Duration::from_secs(30), || {
+        std::fs::read_to_string(d.join("rack.log"))
+            .unwrap_or_default()
+            .contains("DHCP: serving br0")
+            .then_some(())
+    });
+    let racks: serde_json::Value =
+        serde_json::from_str(&kiln(&lab, &["racks", "list", "--json"])).unwrap();
+    assert_eq!(racks[0]["name"], "rack-a");
+    assert_eq!(racks[0]["status"], "online");
+
+    // udhcpc, unicast reply to its hardware address (no broadcast flag).
+    let line = udhcpc(&lab, &a, "a0", d, &[]);
+    let ip_a = field(&line, "ip").to_string();
+    assert!(ip_a.starts_with("10.20.0.1"), "{line}");
+    assert_eq!(field(&line, "router"), "10.20.0.1", "{line}");
+    assert_eq!(field(&line, "hostname"), "dnode", "{line}");
+    assert_eq!(field(&line, "lease"), "600", "{line}");
+    // Option 121 arrives as sent: the default route first, then the SAN route.
+    assert!(
+        line.contains("staticroutes=0.0.0.0/0 10.20.0.1 10.50.0.0/16 10.20.0.254"),
+        "{line}"
+    );
+    // The same client again (broadcast flag this time) keeps its address.
+    let line = udhcpc(&lab, &a, "a0", d, &["-B"]);
+    assert_eq!(field(&line, "ip"), ip_a, "{line}");
+
+    // The region learns the lease (event + the interface's address).
+    Netns::wait_for(
+        "the region to record the lease",
+        Duration::from_secs(20),
+        || {
+            let m: serde_json::Value =
+                serde_json::from_str(&kiln(&lab, &["machines", "show", &system_id, "--json"]))
+                    .ok()?;
+            (m["interfaces"][0]["ip"] == ip_a.as_str()).then_some(())
+        },
+    );
+    let evs: serde_json::Value =
+        serde_json::from_str(&kiln(&lab, &["machines", "events", &system_id, "--json"])).unwrap();
+    assert!(
+        evs.as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["event_type"] == "dhcp_lease"),
+        "{evs}"
+    );
+
+    // ISC dhclient on the other port: a different address, and option 121 in its lease.
+    let lf = d.join("dhclient.leases");
+    let pf = d.join("dhclient.pid");
+    // A script that sets only the address on the namespace's interface (Debian's dhclient-script
+    // would also rewrite /etc/resolv.conf, which is the host's).
+    let sf = d.join("dhclient-script.sh");
+    std::fs::write(
+        &sf,
+        "#!/bin/sh\ncase \"$reason\" in\n BOUND|RENEW|REBIND|REBOOT) ip addr replace \"$new_ip_address/24\" dev \"$interface\" ;;\n RELEASE|EXPIRE|STOP) ip addr flush dev \"$interface\" ;;\nesac\nexit 0\n",
+    )
+    .unwrap();
+    Command::new("chmod")
+        .args(["+x", sf.to_str().unwrap()])
+        .status()
+        .unwrap();
+    let dh = |extra: &[&str]| {
+        let mut args = vec![
+            "dhclient",
+            "-1",
+            "-v",
+            "-lf",
+            lf.to_str().unwrap(),
+            "-pf",
+            pf.to_str().unwrap(),
+            "-sf",
+            sf.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        args.push("b0");
+        lab.exec(&b, &args)
+    };
+    let o = dh(&[]);
+    let leases = std::fs::read_to_string(&lf).unwrap_or_default();
+    assert!(
+        o.status.success(),
+        "dhclient: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let ip_b = leases
+        .lines()
+        .rev()
+        .find_map(|l| {
+            l.trim()
+                .strip_prefix("fixed-address ")
+                .map(|v| v.trim_end_matches(';').to_string())
+        })
+        .unwrap_or_else(|| panic!("no lease in {leases}"));
+    assert_ne!(ip_b, ip_a);
+    assert!(
+        leases.contains("rfc3442-classless-static-routes 0,10,20,0,1,16,10,50,10,20,0,254"),
+        "{leases}"
+    );
+    // Release: the rack frees the address (the journal says so).
+    let o = dh(&["-r"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    Netns::wait_for(
+        "the release in the lease journal",
+        Duration::from_secs(10),
+        || {
+            std::fs::read_to_string(rack_data.join("leases.jsonl"))
+                .unwrap_or_default()
+                .contains(&format!("\"op\":\"remove\",\"ip\":\"{ip_b}\""))
+                .then_some(())
+        },
+    );
+
+    // The region goes away: the rack keeps answering from its snapshot.
+    lab.kill(region);
+    let line = udhcpc(&lab, &a, "a0", d, &[]);
+    assert_eq!(field(&line, "ip"), ip_a, "{line}");
+    // And a rack restarted while the region is still away serves from the snapshot on its disk;
+    // its leases survive the restart (never one address for two clients).
+    lab.kill(rack);
+    rack = lab.spawn(&s, &rack_args, &d.join("rack2.log"));
+    Netns::wait_for(
+        "the restarted rack to serve br0",
+        Duration::from_secs(30),
+        || {
+            std::fs::read_to_string(d.join("rack2.log"))
+                .unwrap_or_default()
+                .contains("DHCP: serving br0")
+                .then_some(())
+        },
+    );
+    let line_b = udhcpc(&lab, &b, "b0", d, &[]);
+    assert_ne!(
+        field(&line_b, "ip"),
+        ip_a,
+        "a restarted rack handed {ip_a} to a second client"
+    );
+    let line = udhcpc(&lab, &a, "a0", d, &[]);
+    assert_eq!(field(&line, "ip"), ip_a, "{line}");
+    let log = std::fs::read_to_string(d.join("rack2.log")).unwrap();
+    assert!(log.contains("serving the saved snapshot"), "{log}");
+
+    // The region comes back: events queued meanwhile arrive.
+    let before = serde_json::from_str::<serde_json::Value>(
+        &std::fs::read_to_string(rack_data.join("events.jsonl"))
+            .map(|t| format!("[{}]", t.lines().collect::<Vec<_>>().join(",")))
+            .unwrap(),
+    )
+    .unwrap();
+    assert!(
+        !before.as_array().unwrap().is_empty(),
+        "events were queued while the region was away"
+    );
+    region = lab.spawn(&s, &region_args, &d.join("region2.log"));
+    Netns::wait_for(
+        "queued events to reach the region",
+        Duration::from_secs(60),
+        || {
+            let out = lab.exec(
+                &s,
+                &[
+                    KILN, "machines", "events", &system_id, "--json", "--limit", "200", "--url",
+                    url, "--token", &token,
+                ],
+            );
+            let evs: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+            let leases = evs
+                .as_array()?
+                .iter()
+                .filter(|e| e["event_type"] == "dhcp_lease")
+                .count();
+            (leases >= 4).then_some(())
+        },
+    );
+    let _ = (region, rack);
+}
