@@ -23,8 +23,10 @@ pub struct RackConfig {
     pub http_port: u16,
     /// Serve DHCP at all.
     pub dhcp_enabled: bool,
-    /// Where the rack's own HTTP would listen (reserved for the HTTP boot service).
+    /// Where the HTTP boot service listens.
     pub http_bind: SocketAddr,
+    /// Where TFTP listens (port 69).
+    pub tftp_bind: SocketAddr,
 }
 
 impl RackConfig {
@@ -39,6 +41,7 @@ impl RackConfig {
             http_port: 5248,
             dhcp_enabled: true,
             http_bind: SocketAddr::from(([0, 0, 0, 0], 5248)),
+            tftp_bind: SocketAddr::from(([0, 0, 0, 0], 69)),
         }
     }
 

@@ -92,6 +92,11 @@ impl LeaseStore {
     pub fn leases(&self) -> &Leases {
         &self.leases
     }
+
+    /// The MAC currently holding `ip`, if any.
+    pub fn mac_of(&self, ip: Ipv4Addr) -> Option<[u8; 6]> {
+        self.leases.by_ip(ip).map(|l| l.mac)
+    }
 }
 
 /// A socket and the interface it serves (`None`: the relay socket).
@@ -129,7 +134,7 @@ fn wanted(served: &Served) -> HashSet<(String, Ipv4Addr)> {
 struct Shared {
     cfg: RackConfig,
     rx: watch::Receiver<Arc<Served>>,
-    store: Mutex<LeaseStore>,
+    store: Arc<Mutex<LeaseStore>>,
     events: EventQueue,
     metrics: Arc<Metrics>,
     /// Neighbour entries already added: (interface, ip) → mac.
@@ -142,6 +147,7 @@ struct Shared {
 pub async fn serve(
     cfg: RackConfig,
     mut rx: watch::Receiver<Arc<Served>>,
+    store: Arc<Mutex<LeaseStore>>,
     events: EventQueue,
     metrics: Arc<Metrics>,
     cancel: CancellationToken,
@@ -150,11 +156,10 @@ pub async fn serve(
         cancel.cancelled().await;
         return Ok(());
     }
-    let store = LeaseStore::open(&cfg.data_dir)?;
     let shared = Arc::new(Shared {
         rx: rx.clone(),
         cfg: cfg.clone(),
-        store: Mutex::new(store),
+        store,
         events,
         metrics,
         neigh: Mutex::new(HashMap::new()),

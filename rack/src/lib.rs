@@ -24,6 +24,7 @@ pub mod ifaces;
 pub mod metrics;
 pub mod region;
 pub mod state;
+pub mod tftp;
 
 pub use config::RackConfig;
 pub use error::{Error, Result};
@@ -37,13 +38,49 @@ pub async fn run(cfg: RackConfig, cancel: CancellationToken) -> Result<()> {
     let (tx, rx) = tokio::sync::watch::channel(Arc::new(served));
     let events = region::EventQueue::open(&cfg.data_dir)?;
     let client = region::RegionClient::new(&cfg)?;
+    let store = Arc::new(std::sync::Mutex::new(dhcp::LeaseStore::open(
+        &cfg.data_dir,
+    )?));
+    let boot_dir = cfg.data_dir.join("boot");
+    std::fs::create_dir_all(&boot_dir)?;
+    let files = Arc::new(tftp::FileSource::new(vec![
+        boot_dir,
+        "/usr/lib/ipxe".into(),
+    ]));
+    let tftp_sock = tftp::bind(cfg.tftp_bind)
+        .map_err(|e| Error::Config(format!("cannot listen for TFTP on {}: {e}", cfg.tftp_bind)))?;
 
     let mut tasks = tokio::task::JoinSet::new();
     {
         let (cfg, cancel, events, metrics) =
             (cfg.clone(), cancel.clone(), events.clone(), metrics.clone());
         let rx = rx.clone();
-        tasks.spawn(async move { dhcp::serve(cfg, rx, events, metrics, cancel).await });
+        let store = store.clone();
+        tasks.spawn(async move { dhcp::serve(cfg, rx, store, events, metrics, cancel).await });
+    }
+    {
+        let (cancel, metrics, events, store) = (
+            cancel.clone(),
+            metrics.clone(),
+            events.clone(),
+            store.clone(),
+        );
+        let on_sent = Arc::new(move |s: tftp::Sent| {
+            let std::net::IpAddr::V4(ip) = s.peer.ip() else {
+                return;
+            };
+            let mac = store.lock().ok().and_then(|st| st.mac_of(ip));
+            if let Some(mac) = mac {
+                events.push(region_api_types::RackEvent {
+                    mac: rack_proto::fmt_mac(&mac),
+                    event_type: "tftp_sent".into(),
+                    description: format!("sent {} ({} bytes) over TFTP", s.path, s.size),
+                    at: chrono::Utc::now().to_rfc3339(),
+                    ip: None,
+                });
+            }
+        });
+        tasks.spawn(async move { tftp::serve(tftp_sock, files, metrics, on_sent, cancel).await });
     }
     {
         let (cfg, cancel) = (cfg.clone(), cancel.clone());

@@ -9,6 +9,7 @@
 pub mod dhcp;
 pub mod leases;
 pub mod netconf;
+pub mod tftp;
 
 /// A MAC address.
 pub type Mac = [u8; 6];

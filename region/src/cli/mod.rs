@@ -113,6 +113,12 @@ pub struct RackServiceArgs {
     /// The rack's name (default: the host name).
     #[arg(long, env = "KILN_RACK_NAME")]
     pub rack_name: Option<String>,
+    /// Where TFTP listens.
+    #[arg(long, env = "KILN_TFTP_BIND", default_value = "0.0.0.0:69")]
+    pub tftp_bind: std::net::SocketAddr,
+    /// Where the HTTP boot service listens (its port is the one handed to iPXE unless --http-port says otherwise).
+    #[arg(long, env = "KILN_HTTP_BIND", default_value = "0.0.0.0:5248")]
+    pub http_bind: std::net::SocketAddr,
 }
 
 /// Flags of `kiln rack`.
@@ -142,6 +148,8 @@ impl RackServiceArgs {
         c.dhcp_port = self.dhcp_port;
         c.dhcp_client_port = self.dhcp_client_port;
         c.http_port = self.http_port;
+        c.tftp_bind = self.tftp_bind;
+        c.http_bind = self.http_bind;
         if let Some(n) = &self.rack_name {
             c.name = n.clone();
         }

@@ -45,7 +45,14 @@ async fn start_region(db: &TestDb, port: u16) -> Proc {
     let log = std::fs::File::create(db.data_dir().join(format!("region-{port}.log"))).unwrap();
     let child = Command::new(KILN)
         .arg("all-in-one")
-        .arg("--no-dhcp") // never serve DHCP on the host's own network
+        // Never serve DHCP on the host's own network; boot services on loopback, on free ports.
+        .args([
+            "--no-dhcp",
+            "--tftp-bind",
+            "127.0.0.1:0",
+            "--http-bind",
+            "127.0.0.1:0",
+        ])
         .args(db_args(db))
         .args(["--listen", &format!("127.0.0.1:{port}")])
         .stdout(Stdio::null())

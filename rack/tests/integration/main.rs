@@ -1,0 +1,4 @@
+//! Rack services against real clients, on loopback.
+#![allow(clippy::unwrap_used)]
+
+mod tftp;
