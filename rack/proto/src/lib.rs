@@ -7,6 +7,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod dhcp;
+pub mod ipxe;
 pub mod leases;
 pub mod netconf;
 pub mod tftp;

@@ -1,0 +1,255 @@
+//! Per-machine iPXE scripts: what a machine boots, decided from its status, rendered from tera
+//! templates (`templates/*.ipxe`, embedded). Pure: the caller passes the machine, the image and
+//! the URLs.
+
+use region_api_types::{MachineStatus, SnapshotFile};
+use serde::Serialize;
+
+use crate::netconf::Host;
+
+/// The ephemeral environment's files for one architecture.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ephemeral {
+    /// `debian/bookworm`.
+    pub name: String,
+    pub kernel: SnapshotFile,
+    pub initrd: SnapshotFile,
+    pub squashfs: Option<SnapshotFile>,
+}
+
+/// The newest ephemeral image for `arch` among the snapshot's files: a resource of kind
+/// `ephemeral` with a kernel (`vmlinuz*`/`linux*`/`kernel*`) and an initrd (`initrd*`), and
+/// usually a root filesystem (`*squashfs*`).
+pub fn find_ephemeral(files: &[SnapshotFile], arch: &str) -> Option<Ephemeral> {
+    let mut ids: Vec<&str> = files
+        .iter()
+        .filter(|f| f.kind == "ephemeral" && f.arch == arch)
+        .map(|f| f.resource_id.as_str())
+        .collect();
+    ids.dedup();
+    ids.iter().rev().find_map(|id| {
+        let of = |pred: &dyn Fn(&str) -> bool| {
+            files
+                .iter()
+                .find(|f| f.resource_id == *id && pred(&f.filename))
+                .cloned()
+        };
+        let kernel =
+            of(&|n| n.starts_with("vmlinuz") || n.starts_with("linux") || n.starts_with("kernel"))?;
+        let initrd = of(&|n| n.starts_with("initrd"))?;
+        let squashfs = of(&|n| n.contains("squashfs"));
+        Some(Ephemeral {
+            name: format!("{}/{}", kernel.os, kernel.release),
+            kernel,
+            initrd,
+            squashfs,
+        })
+    })
+}
+
+/// What a machine should boot now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Boot {
+    Ephemeral(Ephemeral),
+    LocalDisk,
+    /// Nothing to boot: say why, ask again later.
+    Wait(String),
+}
+
+/// The boot decision for a machine (None: a MAC the region does not know).
+pub fn decide(host: Option<&Host>, mac: &str, files: &[SnapshotFile]) -> Boot {
+    let Some(h) = host else {
+        return Boot::Wait(format!(
+            "this machine ({mac}) is not known to Kiln. Its PXE request was reported to the region. Add it with: kiln machines create --mac {mac}"
+        ));
+    };
+    use MachineStatus as S;
+    match h.status {
+        S::New | S::Commissioning | S::Testing | S::Deploying | S::DiskErasing | S::EnteringRescueMode | S::RescueMode => {
+            match find_ephemeral(files, &h.architecture) {
+                Some(e) => Boot::Ephemeral(e),
+                None => Boot::Wait(format!(
+                    "{} ({}) is {} but the region has no ephemeral image for {} - import one with: kiln images upload --kind ephemeral ...",
+                    h.hostname,
+                    h.system_id,
+                    h.status.label(),
+                    h.architecture
+                )),
+            }
+        }
+        S::Deployed => Boot::LocalDisk,
+        other => Boot::Wait(format!(
+            "{} ({}) is {}: there is nothing for it to boot until an operator acts on it (commission, deploy, rescue)",
+            h.hostname,
+            h.system_id,
+            other.label()
+        )),
+    }
+}
+
+/// Where the machine's boot files and script are served.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Urls {
+    /// `http://10.20.0.2:5248`
+    pub base: String,
+    /// The machine's MAC (the script URL asks again with it).
+    pub mac: String,
+}
+
+impl Urls {
+    pub fn script(&self) -> String {
+        format!("{}/boot/ipxe?mac={}", self.base, self.mac)
+    }
+
+    pub fn file(&self, f: &SnapshotFile) -> String {
+        format!("{}/images/{}/{}", self.base, f.sha256, f.filename)
+    }
+}
+
+#[derive(Serialize)]
+struct Vars<'a> {
+    hostname: &'a str,
+    system_id: &'a str,
+    status: &'a str,
+    image: &'a str,
+    kernel_url: String,
+    initrd_url: String,
+    cmdline: String,
+    script_url: String,
+    message: &'a str,
+    retry_secs: u32,
+}
+
+const EPHEMERAL: &str = include_str!("../templates/ephemeral.ipxe");
+const LOCAL: &str = include_str!("../templates/local.ipxe");
+const WAIT: &str = include_str!("../templates/wait.ipxe");
+
+/// Renders the script for a decision.
+pub fn render(boot: &Boot, host: Option<&Host>, urls: &Urls) -> Result<String, String> {
+    let (hostname, system_id, status) = match host {
+        Some(h) => (h.hostname.as_str(), h.system_id.as_str(), h.status.label()),
+        None => ("", "", ""),
+    };
+    let mut v = Vars {
+        hostname,
+        system_id,
+        status,
+        image: "",
+        kernel_url: String::new(),
+        initrd_url: String::new(),
+        cmdline: String::new(),
+        script_url: urls.script(),
+        message: "",
+        retry_secs: 30,
+    };
+    let template = match boot {
+        Boot::Ephemeral(e) => {
+            v.image = &e.name;
+            v.kernel_url = urls.file(&e.kernel);
+            v.initrd_url = urls.file(&e.initrd);
+            let mut cmd = vec![
+                "console=tty0".to_string(),
+                "console=ttyS0,115200".to_string(),
+                "ip=dhcp".to_string(),
+                format!("kiln.url={}", urls.base),
+                format!("kiln.system_id={system_id}"),
+            ];
+            if let Some(sq) = &e.squashfs {
+                cmd.push(format!("kiln.root={}", urls.file(sq)));
+            }
+            v.cmdline = cmd.join(" ");
+            EPHEMERAL
+        }
+        Boot::LocalDisk => LOCAL,
+        Boot::Wait(m) => {
+            v.message = m;
+            WAIT
+        }
+    };
+    let ctx = tera::Context::from_serialize(&v).map_err(|e| e.to_string())?;
+    tera::Tera::one_off(template, &ctx, false).map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(id: &str, name: &str, kind: &str) -> SnapshotFile {
+        SnapshotFile {
+            resource_id: id.into(),
+            os: "debian".into(),
+            release: "bookworm".into(),
+            arch: "amd64/generic".into(),
+            kind: kind.into(),
+            filename: name.into(),
+            sha256: format!("{:0>64}", name.len()),
+            size: 1,
+        }
+    }
+
+    fn host(status: MachineStatus) -> Host {
+        Host {
+            system_id: "abc123".into(),
+            hostname: "node1".into(),
+            status,
+            architecture: "amd64/generic".into(),
+            fixed: None,
+        }
+    }
+
+    fn urls() -> Urls {
+        Urls {
+            base: "http://10.20.0.2:5248".into(),
+            mac: "52:54:00:00:00:01".into(),
+        }
+    }
+
+    fn files() -> Vec<SnapshotFile> {
+        vec![
+            file("r1", "vmlinuz", "ephemeral"),
+            file("r1", "initrd.img", "ephemeral"),
+            file("r1", "root.squashfs", "ephemeral"),
+            file("b1", "undionly.kpxe", "bootloader"),
+        ]
+    }
+
+    fn script(status: Option<MachineStatus>, files: &[SnapshotFile]) -> String {
+        let h = status.map(host);
+        let b = decide(h.as_ref(), "52:54:00:00:00:01", files);
+        render(&b, h.as_ref(), &urls()).unwrap()
+    }
+
+    #[test]
+    fn golden_commissioning_boots_the_ephemeral_environment() {
+        insta::assert_snapshot!(script(Some(MachineStatus::Commissioning), &files()));
+    }
+
+    #[test]
+    fn golden_deployed_boots_the_local_disk() {
+        insta::assert_snapshot!(script(Some(MachineStatus::Deployed), &files()));
+    }
+
+    #[test]
+    fn golden_ready_waits_and_says_why() {
+        insta::assert_snapshot!(script(Some(MachineStatus::Ready), &files()));
+    }
+
+    #[test]
+    fn golden_unknown_machine() {
+        insta::assert_snapshot!(script(None, &files()));
+    }
+
+    #[test]
+    fn golden_no_image() {
+        insta::assert_snapshot!(script(Some(MachineStatus::New), &files()[3..]));
+    }
+
+    #[test]
+    fn every_status_renders_a_script() {
+        for st in MachineStatus::ALL {
+            let s = script(Some(st), &files());
+            assert!(s.starts_with("#!ipxe\n"), "{st}: {s}");
+            assert!(s.contains("chain --replace --autofree http://10.20.0.2:5248/boot/ipxe?mac=52:54:00:00:00:01") || s.contains("boot ||"), "{st}");
+        }
+    }
+}
