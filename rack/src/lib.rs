@@ -20,7 +20,9 @@ use tokio_util::sync::CancellationToken;
 pub mod config;
 pub mod dhcp;
 pub mod error;
+pub mod http;
 pub mod ifaces;
+pub mod images;
 pub mod metrics;
 pub mod region;
 pub mod state;
@@ -44,9 +46,13 @@ pub async fn run(cfg: RackConfig, cancel: CancellationToken) -> Result<()> {
     let boot_dir = cfg.data_dir.join("boot");
     std::fs::create_dir_all(&boot_dir)?;
     let files = Arc::new(tftp::FileSource::new(vec![
-        boot_dir,
+        boot_dir.clone(),
         "/usr/lib/ipxe".into(),
     ]));
+    let http_listener = std::net::TcpListener::bind(cfg.http_bind)
+        .map_err(|e| Error::Config(format!("cannot listen for HTTP on {}: {e}", cfg.http_bind)))?;
+    let images_dir = cfg.data_dir.join("images");
+    std::fs::create_dir_all(&images_dir)?;
     let tftp_sock = tftp::bind(cfg.tftp_bind)
         .map_err(|e| Error::Config(format!("cannot listen for TFTP on {}: {e}", cfg.tftp_bind)))?;
 
@@ -80,7 +86,24 @@ pub async fn run(cfg: RackConfig, cancel: CancellationToken) -> Result<()> {
                 });
             }
         });
+        let files = files.clone();
         tasks.spawn(async move { tftp::serve(tftp_sock, files, metrics, on_sent, cancel).await });
+    }
+    {
+        let state = http::HttpState {
+            rx: rx.clone(),
+            store: store.clone(),
+            boot_files: files.clone(),
+            images: images_dir.clone(),
+            events: events.clone(),
+            metrics: metrics.clone(),
+        };
+        let cancel = cancel.clone();
+        tasks.spawn(async move { http::serve(http_listener, state, cancel).await });
+    }
+    {
+        let (client, rx, cancel) = (client.clone(), rx.clone(), cancel.clone());
+        tasks.spawn(async move { images::sync(client, rx, images_dir, boot_dir, cancel).await });
     }
     {
         let (cfg, cancel) = (cfg.clone(), cancel.clone());

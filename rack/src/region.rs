@@ -161,6 +161,18 @@ impl RegionClient {
         }
     }
 
+    /// A boot file by sha256, from byte `offset` on (a `Range` request when resuming).
+    pub async fn file(&self, sha256: &str, offset: u64) -> Result<reqwest::Response> {
+        let mut rb = self
+            .http
+            .get(format!("{}/api/v1/rack/files/{sha256}", self.base))
+            .timeout(Duration::from_secs(3600));
+        if offset > 0 {
+            rb = rb.header(reqwest::header::RANGE, format!("bytes={offset}-"));
+        }
+        self.authed(rb).await
+    }
+
     pub async fn send_events(&self, evs: &[api::RackEvent]) -> Result<()> {
         let resp = self
             .authed(

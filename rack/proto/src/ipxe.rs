@@ -50,7 +50,7 @@ pub fn find_ephemeral(files: &[SnapshotFile], arch: &str) -> Option<Ephemeral> {
 /// What a machine should boot now.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Boot {
-    Ephemeral(Ephemeral),
+    Ephemeral(Box<Ephemeral>),
     LocalDisk,
     /// Nothing to boot: say why, ask again later.
     Wait(String),
@@ -67,7 +67,7 @@ pub fn decide(host: Option<&Host>, mac: &str, files: &[SnapshotFile]) -> Boot {
     match h.status {
         S::New | S::Commissioning | S::Testing | S::Deploying | S::DiskErasing | S::EnteringRescueMode | S::RescueMode => {
             match find_ephemeral(files, &h.architecture) {
-                Some(e) => Boot::Ephemeral(e),
+                Some(e) => Boot::Ephemeral(Box::new(e)),
                 None => Boot::Wait(format!(
                     "{} ({}) is {} but the region has no ephemeral image for {} - import one with: kiln images upload --kind ephemeral ...",
                     h.hostname,

@@ -13,4 +13,5 @@ mod api_subnets;
 mod crash;
 mod db;
 mod netns;
+mod rack_boot;
 mod rack_dhcp;

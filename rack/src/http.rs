@@ -1,0 +1,199 @@
+//! The rack's HTTP boot service (port 5248): per-machine iPXE scripts, bootloaders for UEFI HTTP
+//! boot, and the cached boot files (kernel, initrd, squashfs) with `Range` support, sent with the
+//! kernel's sendfile by actix-files. Everything comes from rack-local state; each hit of a known
+//! machine becomes an event in its boot trace.
+
+use std::net::{IpAddr, TcpListener};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+use rack_proto::ipxe::{self, Boot, Urls};
+use region_api_types::RackEvent;
+use serde::Deserialize;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use crate::dhcp::LeaseStore;
+use crate::error::{Error, Result};
+use crate::metrics::Metrics;
+use crate::region::EventQueue;
+use crate::state::Served;
+use crate::tftp::FileSource;
+
+#[derive(Clone)]
+pub struct HttpState {
+    pub rx: watch::Receiver<Arc<Served>>,
+    pub store: Arc<Mutex<LeaseStore>>,
+    pub boot_files: Arc<FileSource>,
+    pub images: PathBuf,
+    pub events: EventQueue,
+    pub metrics: Arc<Metrics>,
+}
+
+impl HttpState {
+    /// The MAC behind a request: the `mac` parameter, else the lease of the source address.
+    fn mac_for(&self, req: &HttpRequest, mac: Option<&str>) -> Option<String> {
+        if let Some(m) = mac.and_then(rack_proto::parse_mac) {
+            return Some(rack_proto::fmt_mac(&m));
+        }
+        let IpAddr::V4(ip) = req.peer_addr()?.ip() else {
+            return None;
+        };
+        let mac = self.store.lock().ok()?.mac_of(ip)?;
+        Some(rack_proto::fmt_mac(&mac))
+    }
+
+    fn event(&self, mac: &str, event_type: &str, description: String) {
+        let known = rack_proto::parse_mac(mac)
+            .is_some_and(|m| self.rx.borrow().netconf.hosts.contains_key(&m));
+        if known {
+            self.events.push(RackEvent {
+                mac: mac.to_string(),
+                event_type: event_type.to_string(),
+                description,
+                at: chrono::Utc::now().to_rfc3339(),
+                ip: None,
+            });
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct ScriptQuery {
+    mac: Option<String>,
+}
+
+async fn script(
+    state: web::Data<HttpState>,
+    req: HttpRequest,
+    q: web::Query<ScriptQuery>,
+) -> HttpResponse {
+    state.metrics.inc("http_ipxe_script");
+    let host = req.connection_info().host().to_string();
+    let Some(mac) = state.mac_for(&req, q.mac.as_deref()) else {
+        return HttpResponse::Ok().content_type("text/plain").body(
+            "#!ipxe\necho Kiln: cannot tell which machine this is (no ?mac= and no DHCP lease for this address)\nsleep 30\nchain --replace --autofree http://${next-server}:5248/boot/ipxe?mac=${net0/mac}\n",
+        );
+    };
+    let served = state.rx.borrow().clone();
+    let host_entry =
+        rack_proto::parse_mac(&mac).and_then(|m| served.netconf.hosts.get(&m).cloned());
+    let files = served
+        .snapshot
+        .as_ref()
+        .map(|s| s.files.as_slice())
+        .unwrap_or_default();
+    let boot = ipxe::decide(host_entry.as_ref(), &mac, files);
+    let urls = Urls {
+        base: format!("http://{host}"),
+        mac: mac.clone(),
+    };
+    match ipxe::render(&boot, host_entry.as_ref(), &urls) {
+        Ok(s) => {
+            let what = match &boot {
+                Boot::Ephemeral(e) => format!("boot the ephemeral environment ({})", e.name),
+                Boot::LocalDisk => "boot from the local disk".to_string(),
+                Boot::Wait(m) => format!("wait: {m}"),
+            };
+            state.event(&mac, "ipxe_script", format!("sent iPXE script: {what}"));
+            HttpResponse::Ok().content_type("text/plain").body(s)
+        }
+        Err(e) => {
+            tracing::error!("iPXE template failed: {e}");
+            HttpResponse::InternalServerError().body("template error")
+        }
+    }
+}
+
+async fn bootloader(
+    state: web::Data<HttpState>,
+    req: HttpRequest,
+    path: web::Path<String>,
+) -> Result<HttpResponse, actix_web::Error> {
+    let name = path.into_inner();
+    let rel = rack_proto::tftp::clean_path(&name)
+        .map_err(|_| actix_web::error::ErrorNotFound("no such file"))?;
+    let p = state
+        .boot_files
+        .resolve(&rel)
+        .ok_or_else(|| actix_web::error::ErrorNotFound("no such file"))?;
+    state.metrics.inc("http_bootloader");
+    if let Some(mac) = state.mac_for(&req, None) {
+        state.event(&mac, "http_sent", format!("sent {rel} over HTTP"));
+    }
+    Ok(actix_files::NamedFile::open_async(p)
+        .await?
+        .into_response(&req))
+}
+
+async fn image(
+    state: web::Data<HttpState>,
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, actix_web::Error> {
+    let (sha, filename) = path.into_inner();
+    let served = state.rx.borrow().clone();
+    let file = served
+        .snapshot
+        .as_ref()
+        .and_then(|s| {
+            s.files
+                .iter()
+                .find(|f| f.sha256 == sha && f.filename == filename)
+                .cloned()
+        })
+        .ok_or_else(|| actix_web::error::ErrorNotFound("no such boot file"))?;
+    let p = crate::images::path_of(&state.images, &file.sha256);
+    let f = actix_files::NamedFile::open_async(&p).await.map_err(|_| {
+        actix_web::error::ErrorServiceUnavailable(
+            "this boot file is still being fetched from the region; retry shortly",
+        )
+    })?;
+    state.metrics.inc("http_image");
+    let whole = req.headers().get("range").is_none();
+    if whole {
+        if let Some(mac) = state.mac_for(&req, None) {
+            state.event(
+                &mac,
+                "http_sent",
+                format!("sent {} ({} bytes) over HTTP", file.filename, file.size),
+            );
+        }
+    }
+    Ok(f.use_etag(true).into_response(&req))
+}
+
+async fn metrics(state: web::Data<HttpState>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4")
+        .body(state.metrics.render())
+}
+
+/// Serves HTTP on `listener` until cancelled.
+pub async fn serve(
+    listener: TcpListener,
+    state: HttpState,
+    cancel: CancellationToken,
+) -> Result<()> {
+    let data = web::Data::new(state);
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(data.clone())
+            .route("/boot/ipxe", web::get().to(script))
+            .route("/boot/{file:.*}", web::get().to(bootloader))
+            .route("/images/{sha}/{filename}", web::get().to(image))
+            .route("/metrics", web::get().to(metrics))
+    })
+    .disable_signals()
+    .workers(2)
+    .listen(listener)
+    .map_err(|e| Error::Config(format!("HTTP boot service: {e}")))?
+    .run();
+    let handle = server.handle();
+    let task = tokio::spawn(server);
+    cancel.cancelled().await;
+    handle.stop(true).await;
+    let _ = task.await;
+    Ok(())
+}

@@ -1,0 +1,156 @@
+//! The rack's image cache: every boot file in the snapshot, fetched from the region by sha256 into
+//! `<data_dir>/images/<sha256>`, resumable (`Range` from a `.partial` file) and verified before it is
+//! renamed into place. Only verified files are ever served. Bootloaders (`kind = "bootloader"`) are
+//! also linked by file name into the TFTP/HTTP boot directory.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use region_api_types::SnapshotFile;
+use sha2::{Digest, Sha256};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use crate::error::{Error, Result};
+use crate::region::RegionClient;
+use crate::state::Served;
+
+/// Path of a verified file.
+pub fn path_of(dir: &Path, sha256: &str) -> PathBuf {
+    dir.join(sha256)
+}
+
+async fn hash_file(p: &Path) -> std::io::Result<String> {
+    let mut f = tokio::fs::File::open(p).await?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f.read(&mut buf).await?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    Ok(hex::encode(h.finalize()))
+}
+
+/// Makes sure `f` is in the cache; returns whether it had to fetch anything.
+pub async fn ensure(client: &RegionClient, f: &SnapshotFile, dir: &Path) -> Result<bool> {
+    let sha = f.sha256.to_ascii_lowercase();
+    if sha.len() != 64 || !sha.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(Error::Region(format!(
+            "snapshot names a file with a bad sha256: {sha}"
+        )));
+    }
+    let done = path_of(dir, &sha);
+    if tokio::fs::try_exists(&done).await? {
+        return Ok(false);
+    }
+    let partial = dir.join(format!("{sha}.partial"));
+    let have = tokio::fs::metadata(&partial)
+        .await
+        .map(|m| m.len())
+        .unwrap_or(0);
+    let resp = client.file(&sha, have).await?;
+    let mut out = match resp.status() {
+        reqwest::StatusCode::PARTIAL_CONTENT => {
+            tokio::fs::OpenOptions::new()
+                .append(true)
+                .open(&partial)
+                .await?
+        }
+        s if s.is_success() => tokio::fs::File::create(&partial).await?,
+        reqwest::StatusCode::RANGE_NOT_SATISFIABLE => {
+            // The partial file is already whole (or longer than the file): verify what we have.
+            tokio::fs::OpenOptions::new()
+                .append(true)
+                .open(&partial)
+                .await?
+        }
+        s => return Err(Error::Region(format!("fetching {sha}: {s}"))),
+    };
+    let mut body = resp.bytes_stream();
+    while let Some(chunk) = body.next().await {
+        out.write_all(&chunk?).await?;
+    }
+    out.sync_all().await?;
+    drop(out);
+    let got = hash_file(&partial).await?;
+    if got != sha {
+        tokio::fs::remove_file(&partial).await?;
+        return Err(Error::Region(format!(
+            "downloaded {} has sha256 {got}, not {sha}; discarded, will fetch again",
+            f.filename
+        )));
+    }
+    tokio::fs::rename(&partial, &done).await?;
+    tracing::info!(sha256 = %sha, "cached {} {}/{} ({} bytes, verified)", f.filename, f.os, f.release, f.size);
+    Ok(true)
+}
+
+/// Links a cached bootloader into the boot directory under its file name.
+fn link_bootloader(dir: &Path, boot_dir: &Path, f: &SnapshotFile) -> Result<()> {
+    if f.filename.contains('/') || f.filename.starts_with('.') {
+        return Ok(());
+    }
+    let src = path_of(dir, &f.sha256);
+    let dst = boot_dir.join(&f.filename);
+    let tmp = boot_dir.join(format!(".{}.tmp", f.filename));
+    let _ = std::fs::remove_file(&tmp);
+    if std::fs::hard_link(&src, &tmp).is_err() {
+        std::fs::copy(&src, &tmp)?;
+    }
+    std::fs::rename(&tmp, &dst)?;
+    Ok(())
+}
+
+/// Keeps the cache in step with the snapshot until cancelled.
+pub async fn sync(
+    client: RegionClient,
+    mut rx: watch::Receiver<Arc<Served>>,
+    dir: PathBuf,
+    boot_dir: PathBuf,
+    cancel: CancellationToken,
+) -> Result<()> {
+    tokio::fs::create_dir_all(&dir).await?;
+    loop {
+        let files: Vec<SnapshotFile> = rx
+            .borrow()
+            .snapshot
+            .as_ref()
+            .map(|s| s.files.clone())
+            .unwrap_or_default();
+        let mut failed = false;
+        for f in &files {
+            match ensure(&client, f, &dir).await {
+                Ok(_) => {
+                    if f.kind == "bootloader" {
+                        if let Err(e) = link_bootloader(&dir, &boot_dir, f) {
+                            tracing::warn!("cannot link bootloader {}: {e}", f.filename);
+                        }
+                    }
+                }
+                Err(e) => {
+                    failed = true;
+                    tracing::warn!("image sync: {e}");
+                }
+            }
+            if cancel.is_cancelled() {
+                return Ok(());
+            }
+        }
+        let wait = if failed {
+            Duration::from_secs(5)
+        } else {
+            Duration::from_secs(300)
+        };
+        tokio::select! {
+            _ = cancel.cancelled() => return Ok(()),
+            r = rx.changed() => if r.is_err() { return Ok(()) },
+            _ = tokio::time::sleep(wait) => {}
+        }
+    }
+}

@@ -1,0 +1,272 @@
+//! The rack's boot services against a real region: image sync (resumable, verified), the
+//! per-machine iPXE script, boot files over HTTP with Range and over TFTP, and the boot trace.
+
+use std::time::Duration;
+
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+use sha2::{Digest, Sha256};
+
+use crate::both;
+use crate::util::{Backend, TestApp};
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+async fn upload(app: &TestApp, kind: &str, files: &[(&str, Vec<u8>)]) {
+    let (s, r) = app
+        .admin(
+            Method::POST,
+            "/api/v1/boot-resources",
+            Some(json!({"os": "debian", "release": "bookworm", "arch": "amd64", "kind": kind})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{r}");
+    for (name, data) in files {
+        let sha = hex::encode(Sha256::digest(data));
+        let resp = app
+            .http
+            .put(app.url(&format!(
+                "/api/v1/boot-resources/{}/files/{name}?sha256={sha}",
+                r["id"].as_str().unwrap()
+            )))
+            .bearer_auth(&app.admin_token)
+            .body(data.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
+    }
+}
+
+async fn wait_until<F: std::future::Future<Output = bool>>(what: &str, mut f: impl FnMut() -> F) {
+    for _ in 0..150 {
+        if f().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+both!(boot_services_from_a_synced_cache, |b: Backend| async move {
+    let app = TestApp::start(b).await;
+    let kernel: Vec<u8> = (0..2_000_000u32).map(|i| (i % 253) as u8).collect();
+    let initrd = vec![3u8; 300_000];
+    let squashfs = vec![9u8; 1_000_000];
+    let loader = b"not really undionly, but bytes to serve".to_vec();
+    upload(
+        &app,
+        "ephemeral",
+        &[
+            ("vmlinuz", kernel.clone()),
+            ("initrd.img", initrd.clone()),
+            ("root.squashfs", squashfs.clone()),
+        ],
+    )
+    .await;
+    upload(&app, "bootloader", &[("undionly.kpxe", loader.clone())]).await;
+    let id = app.machine("boot1", "52:54:00:b0:00:01").await;
+    app.act(&app.admin_token.clone(), &id, "commission").await;
+
+    let secret = app
+        .region
+        .as_ref()
+        .unwrap()
+        .state
+        .pool
+        .run(region::api::rack_api::rack_secret)
+        .await
+        .unwrap();
+    let rack_dir = tempfile::tempdir().unwrap();
+    let mut cfg = rack::RackConfig::new(&app.base, &secret, rack_dir.path().to_path_buf());
+    cfg.name = "rack-boot".into();
+    cfg.dhcp_enabled = false;
+    let (hp, tp) = (free_port(), free_port());
+    cfg.http_bind = format!("127.0.0.1:{hp}").parse().unwrap();
+    cfg.tftp_bind = format!("127.0.0.1:{tp}").parse().unwrap();
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let rack_task = tokio::spawn(rack::run(cfg, cancel.clone()));
+    let images = rack_dir.path().join("images");
+    wait_until("the image cache", || {
+        let images = images.clone();
+        async move {
+            std::fs::read_dir(&images)
+                .map(|d| {
+                    d.filter_map(|e| e.ok())
+                        .filter(|e| !e.file_name().to_string_lossy().contains('.'))
+                        .count()
+                })
+                .unwrap_or(0)
+                == 4
+        }
+    })
+    .await;
+
+    let http = reqwest::Client::new();
+    let base = format!("http://127.0.0.1:{hp}");
+    // The commissioning machine's script boots the ephemeral environment from this rack.
+    let script = http
+        .get(format!("{base}/boot/ipxe?mac=52:54:00:b0:00:01"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(script.starts_with("#!ipxe"), "{script}");
+    assert!(
+        script.contains("is Commissioning - booting debian/bookworm"),
+        "{script}"
+    );
+    let kernel_url = script
+        .lines()
+        .find_map(|l| l.strip_prefix("kernel "))
+        .unwrap()
+        .split(' ')
+        .next()
+        .unwrap()
+        .to_string();
+    assert!(
+        kernel_url.starts_with(&format!("{base}/images/")),
+        "{kernel_url}"
+    );
+    assert!(
+        script.contains("kiln.root=") && script.contains("root.squashfs"),
+        "{script}"
+    );
+    let got = http
+        .get(&kernel_url)
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    assert_eq!(got.as_ref(), kernel.as_slice());
+    let part = http
+        .get(&kernel_url)
+        .header("Range", "bytes=1000-1999")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(part.status(), StatusCode::PARTIAL_CONTENT);
+    assert_eq!(part.bytes().await.unwrap().as_ref(), &kernel[1000..2000]);
+    // A file the snapshot does not name is not served.
+    let r = http
+        .get(format!("{base}/images/{}/vmlinuz", "0".repeat(64)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    // An unknown machine is told why and asked to come back.
+    let script = http
+        .get(format!("{base}/boot/ipxe?mac=52:54:00:b0:00:99"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        script.contains("is not known to Kiln") && script.contains("chain --replace"),
+        "{script}"
+    );
+    // The bootloader over HTTP and over TFTP.
+    let got = http
+        .get(format!("{base}/boot/undionly.kpxe"))
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    assert_eq!(got.as_ref(), loader.as_slice());
+    let out = rack_dir.path().join("tftp-undionly");
+    let r = tokio::process::Command::new("curl")
+        .args([
+            "-sS",
+            &format!("tftp://127.0.0.1:{tp}/undionly.kpxe"),
+            "-o",
+            out.to_str().unwrap(),
+        ])
+        .output()
+        .await
+        .unwrap();
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    assert_eq!(std::fs::read(&out).unwrap(), loader);
+
+    // The boot trace reaches the region.
+    wait_until("the ipxe_script event", || async {
+        let (_, v) = app
+            .admin(Method::GET, &format!("/api/v1/machines/{id}/events"), None)
+            .await;
+        v.as_array()
+            .is_some_and(|a| a.iter().any(|e| e["event_type"] == "ipxe_script"))
+    })
+    .await;
+    let (_, racks) = app.admin(Method::GET, "/api/v1/racks", None).await;
+    assert_eq!(racks[0]["name"], "rack-boot");
+
+    // Resume and verification, directly: a correct prefix is completed; a corrupt one is discarded.
+    let client = rack::region::RegionClient::new(&rack::RackConfig::new(
+        &app.base,
+        &secret,
+        rack_dir.path().join("c2"),
+    ))
+    .unwrap();
+    std::fs::create_dir_all(rack_dir.path().join("c2")).unwrap();
+    let dir = rack_dir.path().join("c2");
+    let (_, snap) = app.admin(Method::GET, "/api/v1/boot-resources", None).await;
+    let vml = snap
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|r| {
+            r["files"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(move |f| (r.clone(), f.clone()))
+        })
+        .find(|(_, f)| f["filename"] == "vmlinuz")
+        .unwrap();
+    let sf = region_api_types::SnapshotFile {
+        resource_id: vml.0["id"].as_str().unwrap().into(),
+        os: "debian".into(),
+        release: "bookworm".into(),
+        arch: "amd64/generic".into(),
+        kind: "ephemeral".into(),
+        filename: "vmlinuz".into(),
+        sha256: vml.1["sha256"].as_str().unwrap().into(),
+        size: 2_000_000,
+    };
+    std::fs::write(
+        dir.join(format!("{}.partial", sf.sha256)),
+        &kernel[..777_777],
+    )
+    .unwrap();
+    assert!(rack::images::ensure(&client, &sf, &dir).await.unwrap());
+    assert_eq!(std::fs::read(dir.join(&sf.sha256)).unwrap(), kernel);
+    std::fs::remove_file(dir.join(&sf.sha256)).unwrap();
+    std::fs::write(dir.join(format!("{}.partial", sf.sha256)), vec![0u8; 5000]).unwrap();
+    assert!(
+        rack::images::ensure(&client, &sf, &dir).await.is_err(),
+        "a corrupt partial must not pass verification"
+    );
+    assert!(!dir.join(&sf.sha256).exists());
+    assert!(
+        rack::images::ensure(&client, &sf, &dir).await.unwrap(),
+        "the next try fetches it whole"
+    );
+    assert_eq!(std::fs::read(dir.join(&sf.sha256)).unwrap(), kernel);
+
+    cancel.cancel();
+    let _ = tokio::time::timeout(Duration::from_secs(15), rack_task).await;
+    app.stop().await;
+});
