@@ -32,6 +32,8 @@ pub struct RegionClient {
     http: reqwest::Client,
     creds_path: PathBuf,
     creds: Arc<Mutex<Option<Credentials>>>,
+    /// One registration at a time: the loops that find no token wait for the first to finish.
+    registering: Arc<tokio::sync::Mutex<()>>,
     name: String,
     secret: String,
 }
@@ -50,6 +52,7 @@ impl RegionClient {
                 .build()?,
             creds_path,
             creds: Arc::new(Mutex::new(creds)),
+            registering: Arc::new(tokio::sync::Mutex::new(())),
             name: cfg.name.clone(),
             secret: cfg.secret.clone(),
         })

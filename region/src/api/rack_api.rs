@@ -128,27 +128,39 @@ pub async fn register(
             let token = auth::new_token().replacen(auth::TOKEN_PREFIX, "rack_", 1);
             let hash = auth::token_hash(&token);
             let now = now_ms();
-            let id = match db::racks::by_name(c, &name)? {
-                Some(r) => {
-                    db::racks::reregister(c, &r.id, &hash, &ifaces, version.as_deref(), now)?;
-                    r.id
-                }
+            let existing = db::racks::by_name(c, &name)?;
+            let inserted = match existing {
+                Some(_) => None,
                 None => {
                     let id = random_id(8);
-                    db::racks::insert(
-                        c,
-                        &db::racks::RackRow {
-                            id: id.clone(),
-                            name: name.clone(),
-                            status: "online".into(),
-                            last_seen: Some(now),
-                            version: version.clone(),
-                            interfaces: ifaces.clone(),
-                            created_at: now,
-                            token_hash: Some(hash),
-                        },
-                    )?;
-                    id
+                    let row = db::racks::RackRow {
+                        id: id.clone(),
+                        name: name.clone(),
+                        status: "online".into(),
+                        last_seen: Some(now),
+                        version: version.clone(),
+                        interfaces: ifaces.clone(),
+                        created_at: now,
+                        token_hash: Some(hash.clone()),
+                    };
+                    match db::racks::insert(c, &row) {
+                        Ok(()) => Some(id),
+                        // Another registration of the same name won the race: update that one.
+                        Err(Error::Db(diesel::result::Error::DatabaseError(
+                            diesel::result::DatabaseErrorKind::UniqueViolation,
+                            _,
+                        ))) => None,
+                        Err(e) => return Err(e),
+                    }
+                }
+            };
+            let id = match inserted {
+                Some(id) => id,
+                None => {
+                    let r = db::racks::by_name(c, &name)?
+                        .ok_or_else(|| Error::Internal("rack vanished while registering".into()))?;
+                    db::racks::reregister(c, &r.id, &hash, &ifaces, version.as_deref(), now)?;
+                    r.id
                 }
             };
             db::users::audit(c, now, &format!("rack:{name}"), "rack.register", &id, "")?;

@@ -384,3 +384,132 @@ fn dhcp_with_real_clients_region_outage_and_rack_restart() {
     );
     let _ = (region, rack);
 }
+
+/// A client behind ISC dhcrelay (with option 82, which the relay requires back): the rack answers
+/// relayed requests on an interface that is not itself in a managed subnet.
+#[test]
+fn dhcp_through_a_relay_agent() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let data = d.join("data");
+    let mut lab = Netns::new("kr", &["s", "r", "c"]);
+    let (s, r, c) = (
+        lab.ns(0).to_string(),
+        lab.ns(1).to_string(),
+        lab.ns(2).to_string(),
+    );
+    lab.veth(&s, "sr0", &r, "rs0");
+    lab.veth(&r, "rc0", &c, "c0");
+    lab.ok(&s, &["ip", "addr", "add", "10.99.0.2/24", "dev", "sr0"]);
+    lab.ok(&r, &["ip", "addr", "add", "10.99.0.1/24", "dev", "rs0"]);
+    lab.ok(&r, &["ip", "addr", "add", "10.30.0.1/24", "dev", "rc0"]);
+    lab.ok(
+        &s,
+        &["ip", "route", "add", "10.30.0.0/24", "via", "10.99.0.1"],
+    );
+    lab.ok(
+        &c,
+        &["ip", "link", "set", "c0", "address", "52:54:00:e0:00:01"],
+    );
+
+    {
+        use std::io::Write;
+        let mut ch = Command::new(KILN)
+            .args([
+                "admin",
+                "create-user",
+                "admin",
+                "--admin",
+                "--password-stdin",
+                "--data-dir",
+                data.to_str().unwrap(),
+            ])
+            .stdin(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        ch.stdin
+            .take()
+            .unwrap()
+            .write_all(b"admin-password\n")
+            .unwrap();
+        assert!(ch.wait().unwrap().success());
+    }
+    let token = admin(&["admin", "create-token", "admin"], &data);
+    let url = "http://127.0.0.1:5240";
+    lab.spawn(
+        &s,
+        &[
+            KILN,
+            "all-in-one",
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:5240",
+        ],
+        &d.join("aio.log"),
+    );
+    Netns::wait_for("the region", Duration::from_secs(30), || {
+        lab.exec(&s, &["curl", "-sf", &format!("{url}/healthz")])
+            .status
+            .success()
+            .then_some(())
+    });
+    lab.ok(
+        &s,
+        &[
+            KILN,
+            "subnets",
+            "create",
+            "10.30.0.0/24",
+            "--gateway",
+            "10.30.0.1",
+            "--dynamic-range",
+            "10.30.0.50-10.30.0.60",
+            "--url",
+            url,
+            "--token",
+            &token,
+        ],
+    );
+    // The rack's own network (10.99.0.0/24) is not a managed subnet: no direct DHCP there.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let log = std::fs::read_to_string(d.join("aio.log")).unwrap_or_default();
+        if log
+            .lines()
+            .any(|l| l.contains("new snapshot from the region") && l.contains("subnets=1"))
+        {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no snapshot with the subnet reached the rack:\n{log}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    lab.spawn(
+        &r,
+        &[
+            "dhcrelay",
+            "-4",
+            "-d",
+            "-a",
+            "-id",
+            "rc0",
+            "-iu",
+            "rs0",
+            "10.99.0.2",
+        ],
+        &d.join("relay.log"),
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    let line = udhcpc(&lab, &c, "c0", d, &[]);
+    let ip = field(&line, "ip");
+    assert!(ip.starts_with("10.30.0.5") || ip == "10.30.0.60", "{line}");
+    assert_eq!(field(&line, "router"), "10.30.0.1", "{line}");
+    let log = std::fs::read_to_string(d.join("aio.log")).unwrap();
+    assert!(
+        !log.contains("DHCP: serving sr0"),
+        "served directly on an unmanaged interface:\n{log}"
+    );
+}
