@@ -107,15 +107,23 @@ impl RegionClient {
         let token = match self.token() {
             Some(t) => t,
             None => {
-                self.register().await?;
+                // One registration at a time: loops that find no token wait for the first one.
+                let _one = self.registering.lock().await;
+                if self.token().is_none() {
+                    self.register().await?;
+                }
                 self.token()
                     .ok_or_else(|| Error::Region("no token after registering".into()))?
             }
         };
-        let resp = rb.bearer_auth(token).send().await?;
+        let resp = rb.bearer_auth(&token).send().await?;
         if resp.status() == reqwest::StatusCode::UNAUTHORIZED {
-            // Our token was replaced or the rack removed: register again, next round uses it.
-            self.register().await?;
+            // Our token was replaced or the rack removed: register again (unless another loop
+            // already did), and let the caller retry with the new token.
+            let _one = self.registering.lock().await;
+            if self.token().as_deref() == Some(token.as_str()) {
+                self.register().await?;
+            }
             return Err(Error::Region("rack token refused; registered again".into()));
         }
         Ok(resp)
