@@ -23,6 +23,8 @@ pub struct RackConfig {
     pub http_port: u16,
     /// Serve DHCP at all.
     pub dhcp_enabled: bool,
+    /// Answer IPv6 router solicitations on managed interfaces (see `ra`).
+    pub ra_enabled: bool,
     /// Where the HTTP boot service listens.
     pub http_bind: SocketAddr,
     /// Where TFTP listens (port 69).
@@ -40,6 +42,7 @@ impl RackConfig {
             dhcp_client_port: 68,
             http_port: 5248,
             dhcp_enabled: true,
+            ra_enabled: true,
             http_bind: SocketAddr::from(([0, 0, 0, 0], 5248)),
             tftp_bind: SocketAddr::from(([0, 0, 0, 0], 69)),
         }

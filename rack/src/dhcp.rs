@@ -205,6 +205,15 @@ pub async fn serve(
                         iface: Some(w.clone()),
                         cancel: cancel.child_token(),
                     };
+                    if cfg.ra_enabled {
+                        let mac = crate::ifaces::list()
+                            .into_iter()
+                            .find(|i| i.name == w.0)
+                            .and_then(|i| i.mac.as_deref().and_then(rack_proto::parse_mac));
+                        let (name, metrics, c) =
+                            (w.0.clone(), shared.metrics.clone(), l.cancel.clone());
+                        tokio::spawn(crate::ra::serve(name, mac, metrics, c));
+                    }
                     tokio::spawn(listen(
                         shared.clone(),
                         Arc::new(sock),

@@ -24,6 +24,7 @@ pub mod http;
 pub mod ifaces;
 pub mod images;
 pub mod metrics;
+pub mod ra;
 pub mod region;
 pub mod state;
 pub mod tftp;

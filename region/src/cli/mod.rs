@@ -101,6 +101,10 @@ pub struct RackServiceArgs {
     /// Do not serve DHCP (other services keep running).
     #[arg(long, env = "KILN_NO_DHCP")]
     pub no_dhcp: bool,
+    /// Do not answer IPv6 router solicitations on managed networks (iPXE then waits ~13 s for
+    /// IPv6 autoconfiguration on networks that have no IPv6 router).
+    #[arg(long, env = "KILN_NO_RA")]
+    pub no_ra: bool,
     /// DHCP server port.
     #[arg(long, default_value_t = 67, hide = true)]
     pub dhcp_port: u16,
@@ -145,6 +149,7 @@ impl RackServiceArgs {
     pub fn config(&self, region_url: &str, secret: &str, data_dir: PathBuf) -> rack::RackConfig {
         let mut c = rack::RackConfig::new(region_url, secret, data_dir);
         c.dhcp_enabled = !self.no_dhcp;
+        c.ra_enabled = !self.no_ra;
         c.dhcp_port = self.dhcp_port;
         c.dhcp_client_port = self.dhcp_client_port;
         c.http_port = self.http_port;

@@ -513,3 +513,175 @@ fn dhcp_through_a_relay_agent() {
         "served directly on an unmanaged interface:\n{log}"
     );
 }
+
+/// A QEMU VM (TCG) with iPXE in its NIC ROM PXE-boots from the rack and runs the script Kiln
+/// rendered for it; the serial console and the region's boot trace show it.
+#[test]
+fn qemu_ipxe_boots_kiln_script() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let data = d.join("data");
+    let mut lab = Netns::new("kq", &["s"]);
+    let s = lab.ns(0).to_string();
+    lab.ok(
+        &s,
+        &[
+            "ip",
+            "link",
+            "add",
+            "br0",
+            "type",
+            "bridge",
+            "stp_state",
+            "0",
+            "forward_delay",
+            "0",
+        ],
+    );
+    lab.ok(&s, &["ip", "addr", "add", "10.20.0.2/24", "dev", "br0"]);
+    lab.ok(&s, &["ip", "link", "set", "br0", "up"]);
+    lab.ok(&s, &["ip", "tuntap", "add", "dev", "tap0", "mode", "tap"]);
+    lab.ok(&s, &["ip", "link", "set", "tap0", "master", "br0"]);
+    lab.ok(&s, &["ip", "link", "set", "tap0", "up"]);
+    {
+        use std::io::Write;
+        let mut ch = Command::new(KILN)
+            .args([
+                "admin",
+                "create-user",
+                "admin",
+                "--admin",
+                "--password-stdin",
+                "--data-dir",
+                data.to_str().unwrap(),
+            ])
+            .stdin(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        ch.stdin
+            .take()
+            .unwrap()
+            .write_all(b"admin-password\n")
+            .unwrap();
+        assert!(ch.wait().unwrap().success());
+    }
+    let token = admin(&["admin", "create-token", "admin"], &data);
+    let url = "http://127.0.0.1:5240";
+    lab.spawn(
+        &s,
+        &[
+            KILN,
+            "all-in-one",
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:5240",
+        ],
+        &d.join("aio.log"),
+    );
+    Netns::wait_for("the region", Duration::from_secs(30), || {
+        lab.exec(&s, &["curl", "-sf", &format!("{url}/healthz")])
+            .status
+            .success()
+            .then_some(())
+    });
+    let cli = |args: &[&str]| {
+        let mut full = vec![KILN];
+        full.extend_from_slice(args);
+        full.extend_from_slice(&["--url", url, "--token", &token]);
+        lab.ok(&s, &full)
+    };
+    cli(&[
+        "subnets",
+        "create",
+        "10.20.0.0/24",
+        "--gateway",
+        "10.20.0.1",
+        "--dynamic-range",
+        "10.20.0.100-10.20.0.150",
+    ]);
+    let m: serde_json::Value = serde_json::from_str(&cli(&[
+        "machines",
+        "create",
+        "--hostname",
+        "vm1",
+        "--mac",
+        "52:54:00:99:00:01",
+        "--json",
+    ]))
+    .unwrap();
+    let id = m["system_id"].as_str().unwrap().to_string();
+    cli(&["machines", "mark-broken", &id]);
+    cli(&["machines", "mark-fixed", &id]);
+    Netns::wait_for("the rack to serve br0", Duration::from_secs(30), || {
+        std::fs::read_to_string(d.join("aio.log"))
+            .unwrap_or_default()
+            .contains("DHCP: serving br0")
+            .then_some(())
+    });
+
+    let serial = d.join("vm1.serial");
+    let qemu = lab.spawn(
+        &s,
+        &[
+            "qemu-system-x86_64",
+            "-name",
+            "vm1",
+            "-accel",
+            "tcg",
+            "-m",
+            "256",
+            "-smp",
+            "1",
+            "-nographic",
+            "-no-reboot",
+            "-netdev",
+            "tap,id=n0,ifname=tap0,script=no,downscript=no",
+            "-device",
+            "virtio-net-pci,netdev=n0,mac=52:54:00:99:00:01,bootindex=1",
+            "-boot",
+            "n",
+        ],
+        &serial,
+    );
+    let started = std::time::Instant::now();
+    Netns::wait_for(
+        "iPXE to run Kiln's script (serial console)",
+        Duration::from_secs(240),
+        || {
+            let text =
+                String::from_utf8_lossy(&std::fs::read(&serial).unwrap_or_default()).into_owned();
+            text.contains("Kiln: vm1").then_some(())
+        },
+    );
+    let took = started.elapsed();
+    lab.kill(qemu);
+    let text = String::from_utf8_lossy(&std::fs::read(&serial).unwrap()).into_owned();
+    assert!(
+        text.contains("is Ready: there is nothing for it to boot"),
+        "{text}"
+    );
+    eprintln!(
+        "QEMU power-on to Kiln's iPXE script: {:.1} s",
+        took.as_secs_f64()
+    );
+    // The boot trace in the region: PXE request, lease, script.
+    Netns::wait_for("the boot trace", Duration::from_secs(30), || {
+        let out = lab.exec(
+            &s,
+            &[
+                KILN, "machines", "events", &id, "--json", "--url", url, "--token", &token,
+            ],
+        );
+        let evs: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+        let types: Vec<&str> = evs
+            .as_array()?
+            .iter()
+            .filter_map(|e| e["event_type"].as_str())
+            .collect();
+        (types.contains(&"pxe_request")
+            && types.contains(&"dhcp_lease")
+            && types.contains(&"ipxe_script"))
+        .then_some(())
+    });
+}
