@@ -486,12 +486,16 @@ pub fn handle(
                     lease_opts(&mut r, conf.lease_time);
                     add_network_opts(&mut r, subnet, conf, &mac);
                     add_boot_opts(&mut r, &client, server, boot, &mac);
-                    out.observed.push(Observed {
-                        mac,
-                        event_type: "dhcp_lease",
-                        description: format!("DHCP lease {ip} ({} s)", conf.lease_time),
-                        ip: Some(ip),
-                    });
+                    // Leases of machines the region knows are part of their boot trace; other
+                    // clients' leases stay on the rack (no region load from a lease storm).
+                    if conf.hosts.contains_key(&mac) {
+                        out.observed.push(Observed {
+                            mac,
+                            event_type: "dhcp_lease",
+                            description: format!("DHCP lease {ip} ({} s)", conf.lease_time),
+                            ip: Some(ip),
+                        });
+                    }
                     out.reply = Ok((r, destination(msg, MessageType::Ack, ip, mac)));
                 }
                 None => {

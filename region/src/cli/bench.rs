@@ -29,6 +29,30 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 16)]
         concurrency: usize,
     },
+    /// CLIENTS concurrent TFTP downloads of FILE from SERVER; total time and throughput.
+    Tftp {
+        /// host:port of the TFTP server.
+        #[arg(long)]
+        server: std::net::SocketAddr,
+        #[arg(long)]
+        file: String,
+        #[arg(long, default_value_t = 200)]
+        clients: usize,
+        #[arg(long, default_value_t = 1468)]
+        blksize: u16,
+        /// A label for the result line.
+        #[arg(long, default_value = "server")]
+        label: String,
+    },
+    /// CLIENTS concurrent clients, each downloading every URL once; total time and throughput.
+    Http {
+        #[arg(long = "url", required = true)]
+        urls: Vec<String>,
+        #[arg(long, default_value_t = 100)]
+        clients: usize,
+        #[arg(long, default_value = "server")]
+        label: String,
+    },
     /// GET each URL REQUESTS times (sequentially) and report p50/p99 latency and bytes; the first URL is
     /// the baseline of the ratios. URLs under the region get the token; others are fetched plainly.
     Get {
@@ -127,6 +151,10 @@ pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
             requests,
             pid,
         } => get(token, &urls, requests, pid).await,
+        BenchCommand::Tftp { server, file, clients, blksize, label } => {
+            tftp_bench(server, &file, clients, blksize, &label).await
+        }
+        BenchCommand::Http { urls, clients, label } => http_bench(&urls, clients, &label).await,
     }
 }
 
@@ -246,5 +274,133 @@ async fn get(
             println!("region {line}");
         }
     }
+    Ok(())
+}
+
+/// One TFTP download (RFC 1350 + blksize option); returns the bytes received.
+async fn tftp_get(server: std::net::SocketAddr, file: &str, blksize: u16) -> anyhow::Result<u64> {
+    use tokio::net::UdpSocket;
+    let sock = UdpSocket::bind("0.0.0.0:0").await?;
+    let mut rrq = vec![0u8, 1];
+    for part in [file, "octet", "blksize", &blksize.to_string()] {
+        rrq.extend_from_slice(part.as_bytes());
+        rrq.push(0);
+    }
+    sock.send_to(&rrq, server).await?;
+    let mut last: Vec<u8> = rrq;
+    let mut last_to = server;
+    let mut peer: Option<std::net::SocketAddr> = None;
+    let mut expect: u64 = 1;
+    // Until an OACK says otherwise, the server uses 512-byte blocks.
+    let mut size = 512usize;
+    let mut total = 0u64;
+    let mut buf = vec![0u8; 65536];
+    let mut tries = 0;
+    loop {
+        let (n, from) = match tokio::time::timeout(Duration::from_secs(2), sock.recv_from(&mut buf)).await {
+            Ok(r) => r?,
+            Err(_) => {
+                tries += 1;
+                if tries > 5 {
+                    bail!("timed out");
+                }
+                sock.send_to(&last, last_to).await?;
+                continue;
+            }
+        };
+        if peer.is_some_and(|p| p != from) || n < 4 {
+            continue;
+        }
+        peer = Some(from);
+        last_to = from;
+        tries = 0;
+        match u16::from_be_bytes([buf[0], buf[1]]) {
+            6 => {
+                let opts: Vec<&[u8]> = buf[2..n].split(|b| *b == 0).collect();
+                for w in opts.chunks(2) {
+                    if w.len() == 2 && w[0].eq_ignore_ascii_case(b"blksize") {
+                        size = std::str::from_utf8(w[1]).ok().and_then(|v| v.parse().ok()).unwrap_or(size);
+                    }
+                }
+                last = vec![0, 4, 0, 0];
+                sock.send_to(&last, from).await?;
+            }
+            3 => {
+                let wire = u16::from_be_bytes([buf[2], buf[3]]);
+                if u64::from(wire) == (expect & 0xffff) {
+                    total += (n - 4) as u64;
+                    last = vec![0, 4, buf[2], buf[3]];
+                    sock.send_to(&last, from).await?;
+                    if n - 4 < size {
+                        return Ok(total);
+                    }
+                    expect += 1;
+                } else {
+                    sock.send_to(&last, from).await?;
+                }
+            }
+            5 => bail!("server error: {}", String::from_utf8_lossy(&buf[4..n.saturating_sub(1)])),
+            _ => {}
+        }
+    }
+}
+
+async fn tftp_bench(server: std::net::SocketAddr, file: &str, clients: usize, blksize: u16, label: &str) -> anyhow::Result<()> {
+    let start = Instant::now();
+    let jobs: Vec<_> = (0..clients)
+        .map(|_| {
+            let file = file.to_string();
+            tokio::spawn(async move { tftp_get(server, &file, blksize).await })
+        })
+        .collect();
+    let mut bytes = 0u64;
+    let mut failed = 0;
+    for j in jobs {
+        match j.await? {
+            Ok(b) => bytes += b,
+            Err(e) => {
+                failed += 1;
+                eprintln!("{label}: {e}");
+            }
+        }
+    }
+    let secs = start.elapsed().as_secs_f64();
+    println!("| {label} | TFTP {clients} clients, blksize {blksize} | {secs:.2} s | {:.1} MB/s | {failed} failed |", bytes as f64 / secs / 1e6);
+    Ok(())
+}
+
+async fn http_bench(urls: &[String], clients: usize, label: &str) -> anyhow::Result<()> {
+    let http = reqwest::Client::builder().pool_max_idle_per_host(clients).build()?;
+    let start = Instant::now();
+    let jobs: Vec<_> = (0..clients)
+        .map(|_| {
+            let http = http.clone();
+            let urls = urls.to_vec();
+            tokio::spawn(async move {
+                let mut n = 0u64;
+                for u in &urls {
+                    let resp = http.get(u).send().await?.error_for_status()?;
+                    let mut s = resp.bytes_stream();
+                    while let Some(c) = s.next().await {
+                        n += c?.len() as u64;
+                    }
+                }
+                anyhow::Ok(n)
+            })
+        })
+        .collect();
+    let mut bytes = 0u64;
+    let mut failed = 0;
+    for j in jobs {
+        match j.await? {
+            Ok(b) => bytes += b,
+            Err(e) => {
+                failed += 1;
+                eprintln!("{label}: {e}");
+            }
+        }
+    }
+    let secs = start.elapsed().as_secs_f64();
+    println!("| {label} | HTTP {clients} clients x {} files | {secs:.2} s | {:.1} MB/s | {failed} failed |", urls.len(), bytes as f64 / secs / 1e6);
     Ok(())
 }

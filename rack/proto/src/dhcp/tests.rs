@@ -330,6 +330,41 @@ fn ipxe_gets_the_script_url_and_no_pxedhcp() {
 }
 
 #[test]
+fn only_known_machines_leases_are_reported() {
+    let mut c = conf();
+    c.hosts.insert(
+        A,
+        Host {
+            system_id: "abc123".into(),
+            hostname: "node1".into(),
+            status: region_api_types::MachineStatus::New,
+            architecture: "amd64/generic".into(),
+            fixed: None,
+        },
+    );
+    let mut leases = Leases::new();
+    for (mac, expect) in [(A, true), (B, false)] {
+        let o = handle(
+            &req(MessageType::Discover, mac),
+            &ingress(),
+            &c,
+            &BOOT,
+            &mut leases,
+            0,
+        );
+        let mut r = req(MessageType::Request, mac);
+        r.opts_mut().insert(DhcpOption::ServerIdentifier(SERVER));
+        r.opts_mut()
+            .insert(DhcpOption::RequestedIpAddress(reply(&o).yiaddr()));
+        let o = handle(&r, &ingress(), &c, &BOOT, &mut leases, 0);
+        assert_eq!(
+            o.observed.iter().any(|e| e.event_type == "dhcp_lease"),
+            expect
+        );
+    }
+}
+
+#[test]
 fn uefi_http_boot_gets_a_url() {
     let mut m = req(MessageType::Discover, A);
     m.opts_mut().insert(DhcpOption::ClassIdentifier(

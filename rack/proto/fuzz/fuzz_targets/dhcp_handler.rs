@@ -1,0 +1,41 @@
+//! Any datagram through the DHCP decoder and handler: never a panic; every reply encodes.
+#![no_main]
+
+use std::collections::HashMap;
+use std::net::Ipv4Addr;
+
+use libfuzzer_sys::fuzz_target;
+use rack_proto::dhcp::{self, BootConf, Ingress};
+use rack_proto::leases::Leases;
+use rack_proto::netconf::{NetConf, SubnetConf};
+
+fn conf() -> NetConf {
+    NetConf {
+        subnets: vec![SubnetConf {
+            id: "s".into(),
+            net: "10.20.0.0/24".parse().unwrap(),
+            gateway: Some(Ipv4Addr::new(10, 20, 0, 1)),
+            dns: vec![Ipv4Addr::new(10, 20, 0, 1)],
+            domain: Some("lab".into()),
+            dynamic: vec![(Ipv4Addr::new(10, 20, 0, 100), Ipv4Addr::new(10, 20, 0, 110))],
+            reserved: vec![],
+            routes: vec![("10.50.0.0/16".parse().unwrap(), Ipv4Addr::new(10, 20, 0, 254))],
+            managed: true,
+        }],
+        hosts: HashMap::new(),
+        fixed_owner: HashMap::new(),
+        lease_time: 600,
+    }
+}
+
+fuzz_target!(|data: &[u8]| {
+    if let Ok(msg) = dhcp::decode_checked(data) {
+        let mut leases = Leases::new();
+        let ingress = Ingress { addr: Ipv4Addr::new(10, 20, 0, 2) };
+        let boot = BootConf { http_port: 5248 };
+        let out = dhcp::handle(&msg, &ingress, &conf(), &boot, &mut leases, 1000);
+        if let Ok((reply, _)) = out.reply {
+            assert!(dhcp::encode(&reply).is_some());
+        }
+    }
+});

@@ -1,0 +1,140 @@
+#!/usr/bin/env bash
+# Rack benchmarks, side by side with the servers an operator would otherwise run, in one run, in
+# network namespaces this script creates (nothing touches the host's interfaces):
+#   DHCP  perfdhcp (relay mode, over a veth) highest DORA/s with <= 2.5 % drops: Kiln, Kea (memfile), dnsmasq
+#   TFTP  200 concurrent clients x 1 MiB (blksize 1468): Kiln, tftpd-hpa, dnsmasq
+#   HTTP  100 concurrent clients x kernel + initrd + squashfs: Kiln, nginx
+# Everything it starts is stopped by PID, and the namespaces deleted, at exit.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+need=()
+for b in perfdhcp:kea-admin kea-dhcp4:kea-dhcp4-server dnsmasq:dnsmasq-base in.tftpd:tftpd-hpa nginx:nginx; do
+  command -v "${b%%:*}" >/dev/null || need+=("${b##*:}")
+done
+[ ${#need[@]} -eq 0 ] || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+cargo build --release -q -p region
+KILN=$PWD/target/release/kiln
+WORK=$(mktemp -d /tmp/kiln-rackbench.XXXXXX); chmod 755 "$WORK"
+TAG=$(head -c3 /dev/urandom | od -An -tx1 | tr -d ' \n')
+S=kbs$TAG; C=kbc$TAG
+PIDS=()
+cleanup() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  for n in $S $C; do
+    for p in $(ip netns pids $n 2>/dev/null); do kill -9 "$p" 2>/dev/null || true; done
+    ip netns del $n 2>/dev/null || true
+  done
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+ip netns add $S; ip netns add $C
+ip -n $S link set lo up; ip -n $C link set lo up
+ip link add bs0 netns $S type veth peer name bc0 netns $C
+ip -n $S addr add 10.40.0.1/16 dev bs0; ip -n $C addr add 10.40.0.2/16 dev bc0
+ip -n $S link set bs0 up; ip -n $C link set bc0 up
+for a in 127.0.0.2 127.0.0.3; do ip -n $S addr add $a/8 dev lo 2>/dev/null || true; done
+inS() { ip netns exec $S "$@"; }
+bg() { local log=$1; shift; ip netns exec $S "$@" >"$log" 2>&1 & PIDS+=($!); }
+stop_last() { local p=${PIDS[-1]}; kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; unset 'PIDS[-1]'; sleep 0.5; }
+
+DATA=$WORK/kiln
+echo "bench-password" | "$KILN" admin create-user admin --admin --password-stdin --data-dir "$DATA" 2>/dev/null
+TOKEN=$("$KILN" admin create-token admin --data-dir "$DATA")
+kiln_up() {
+  bg "$WORK/kiln-$1.log" env KILN_LOG=warn "$KILN" all-in-one --data-dir "$DATA" --listen 127.0.0.1:5240 --tftp-bind 127.0.0.1:69 "${@:2}"
+  for _ in $(seq 100); do inS curl -sf http://127.0.0.1:5240/healthz >/dev/null && break; sleep 0.1; done
+}
+cli() { inS "$KILN" "$@" --url http://127.0.0.1:5240 --token "$TOKEN"; }
+
+echo "# Rack benchmarks ($(nproc) cores, $(date -u +%F))"
+echo
+echo "## DHCP: perfdhcp, highest rate with <= 2.5 % drops (10,000 clients, 8 s per step)"
+echo
+echo "| server | rate asked /s | DORA completed /s | DO drops % | RA drops % |"
+echo "|---|---|---|---|---|"
+best() { # $1 label: step the rate up until drops exceed 2.5 %; print the best step
+  local label=$1 bestline="" r
+  for r in 500 1000 2000 3000 4000 6000 8000 12000; do
+    local out; out=$(ip netns exec $C perfdhcp -4 -r $r -p 8 -R 10000 -l 10.40.0.2 10.40.0.1 2>&1 || true)
+    local d1 d2 recv
+    d1=$(echo "$out" | awk '/drops ratio/{print $3}' | sed -n 1p | tr -d '%'); d2=$(echo "$out" | awk '/drops ratio/{print $3}' | sed -n 2p | tr -d '%')
+    recv=$(echo "$out" | awk '/received packets/{print $3}' | sed -n 2p)
+    [ -n "$d1" ] && [ -n "$d2" ] && [ -n "$recv" ] || break
+    if awk -v a="$d1" -v b="$d2" 'BEGIN{exit !(a<=2.5 && b<=2.5)}'; then
+      bestline="| $label | $r | $((recv / 8)) | $d1 | $d2 |"
+    else
+      break
+    fi
+  done
+  echo "${bestline:-| $label | - | - | - | - |}"
+}
+kiln_up dhcp
+cli subnets create 10.40.0.0/16 --gateway 10.40.0.1 --dynamic-range 10.40.1.0-10.40.200.254 >/dev/null
+for _ in $(seq 100); do grep -q "DHCP: serving bs0" "$WORK/kiln-dhcp.log" 2>/dev/null && break; sleep 0.2; done
+best Kiln
+stop_last
+cat > "$WORK/kea.json" <<JSON
+{"Dhcp4": {"interfaces-config": {"interfaces": ["bs0"], "dhcp-socket-type": "udp"},
+ "lease-database": {"type": "memfile", "persist": true, "name": "$WORK/kea-leases.csv", "lfc-interval": 0},
+ "valid-lifetime": 600,
+ "subnet4": [{"id": 1, "subnet": "10.40.0.0/16", "pools": [{"pool": "10.40.1.0 - 10.40.200.254"}],
+   "option-data": [{"name": "routers", "data": "10.40.0.1"}]}],
+ "loggers": [{"name": "kea-dhcp4", "output_options": [{"output": "$WORK/kea.log"}], "severity": "WARN"}]}}
+JSON
+bg "$WORK/kea.out" env KEA_LOCKFILE_DIR=$WORK KEA_PIDFILE_DIR=$WORK kea-dhcp4 -c "$WORK/kea.json"
+sleep 1.5
+best "Kea 2.2 (memfile)"
+stop_last
+bg "$WORK/dnsmasq-dhcp.out" dnsmasq -d -k --port=0 --interface=bs0 --bind-interfaces --no-ping --dhcp-authoritative \
+  --dhcp-range=10.40.1.0,10.40.200.254,255.255.0.0,10m --dhcp-lease-max=100000 \
+  --dhcp-leasefile="$WORK/dnsmasq.leases" --pid-file="$WORK/dnsmasq.pid" --log-facility="$WORK/dnsmasq.log"
+sleep 1
+best "dnsmasq 2.90"
+stop_last
+
+echo
+echo "## TFTP and HTTP"
+echo
+echo "| server | test | total time | throughput | failures |"
+echo "|---|---|---|---|---|"
+kiln_up boot --no-dhcp
+mkdir -p "$WORK/tftp" "$WORK/www" "$DATA/rack/boot"
+head -c 1048576 /dev/urandom > "$WORK/tftp/bench.bin"
+cp "$WORK/tftp/bench.bin" "$DATA/rack/boot/bench.bin"
+chmod -R a+rX "$WORK/tftp" "$WORK/www"
+inS "$KILN" bench tftp --server 127.0.0.1:69 --file bench.bin --clients 200 --label Kiln
+bg "$WORK/tftpd.out" in.tftpd -L -s "$WORK/tftp" -a 127.0.0.2:69
+sleep 0.5
+inS "$KILN" bench tftp --server 127.0.0.2:69 --file bench.bin --clients 200 --label "tftpd-hpa 5.2"
+stop_last
+bg "$WORK/dnsmasq-tftp.out" dnsmasq -d -k --port=0 --enable-tftp --tftp-root="$WORK/tftp" --tftp-max=1000 \
+  --listen-address=127.0.0.3 --bind-interfaces --pid-file="$WORK/dnsmasq2.pid"
+sleep 0.5
+inS "$KILN" bench tftp --server 127.0.0.3:69 --file bench.bin --clients 200 --label "dnsmasq 2.90"
+stop_last
+
+# Boot files the way a commissioning machine fetches them.
+head -c 8388608 /dev/urandom > "$WORK/www/vmlinuz"
+head -c 3145728 /dev/urandom > "$WORK/www/initrd.img"
+head -c 27262976 /dev/urandom > "$WORK/www/root.squashfs"
+chmod a+r "$WORK/www/"*
+cli images upload --os debian --release bookworm --kind ephemeral "$WORK/www/vmlinuz" "$WORK/www/initrd.img" "$WORK/www/root.squashfs" 2>/dev/null
+for _ in $(seq 300); do [ "$(ls "$DATA/rack/images" 2>/dev/null | grep -vc partial)" -ge 3 ] && break; sleep 0.2; done
+URLS=()
+for f in vmlinuz initrd.img root.squashfs; do
+  URLS+=(--url "http://127.0.0.1:5248/images/$(sha256sum "$WORK/www/$f" | cut -d' ' -f1)/$f")
+done
+inS "$KILN" bench http "${URLS[@]}" --clients 100 --label Kiln
+cat > "$WORK/nginx.conf" <<NGINX
+worker_processes auto;
+daemon off;
+pid $WORK/nginx.pid;
+error_log $WORK/nginx-error.log;
+events { worker_connections 4096; }
+http { access_log off; sendfile on; tcp_nopush on; default_type application/octet-stream;
+  server { listen 127.0.0.1:8080; root $WORK/www; } }
+NGINX
+bg "$WORK/nginx.out" nginx -c "$WORK/nginx.conf" -p "$WORK"
+sleep 0.5
+inS "$KILN" bench http --url http://127.0.0.1:8080/vmlinuz --url http://127.0.0.1:8080/initrd.img --url http://127.0.0.1:8080/root.squashfs --clients 100 --label "nginx 1.22"
+stop_last
