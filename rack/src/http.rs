@@ -162,7 +162,9 @@ async fn image(
             );
         }
     }
-    Ok(f.use_etag(true).read_mode_threshold(u64::MAX).into_response(&req))
+    Ok(f.use_etag(true)
+        .read_mode_threshold(u64::MAX)
+        .into_response(&req))
 }
 
 async fn metrics(state: web::Data<HttpState>) -> HttpResponse {

@@ -4,6 +4,7 @@
 #   DHCP  perfdhcp (relay mode, over a veth) highest DORA/s with <= 2.5 % drops: Kiln, Kea (memfile), dnsmasq
 #   TFTP  200 concurrent clients x 1 MiB (blksize 1468): Kiln, tftpd-hpa, dnsmasq
 #   HTTP  100 concurrent clients x kernel + initrd + squashfs: Kiln, nginx
+# ONLY=dhcp|tftp|http runs one section.
 # Everything it starts is stopped by PID, and the namespaces deleted, at exit.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -47,24 +48,27 @@ kiln_up() {
 cli() { inS "$KILN" "$@" --url http://127.0.0.1:5240 --token "$TOKEN"; }
 
 echo "# Rack benchmarks ($(nproc) cores, $(date -u +%F))"
+want() { [ -z "${ONLY:-}" ] || [ "$ONLY" = "$1" ]; }
+if want dhcp; then
 echo
 echo "## DHCP: perfdhcp, highest rate with <= 2.5 % drops (10,000 clients, 8 s per step)"
 echo
 echo "| server | rate asked /s | DORA completed /s | DO drops % | RA drops % |"
 echo "|---|---|---|---|---|"
-best() { # $1 label: step the rate up until drops exceed 2.5 %; print the best step
-  local label=$1 bestline="" r
-  for r in 500 1000 2000 3000 4000 6000 8000 12000; do
-    local out; out=$(ip netns exec $C perfdhcp -4 -r $r -p 8 -R 10000 -l 10.40.0.2 10.40.0.1 2>&1 || true)
-    local d1 d2 recv
-    d1=$(echo "$out" | awk '/drops ratio/{print $3}' | sed -n 1p | tr -d '%'); d2=$(echo "$out" | awk '/drops ratio/{print $3}' | sed -n 2p | tr -d '%')
-    recv=$(echo "$out" | awk '/received packets/{print $3}' | sed -n 2p)
-    [ -n "$d1" ] && [ -n "$d2" ] && [ -n "$recv" ] || break
-    if awk -v a="$d1" -v b="$d2" 'BEGIN{exit !(a<=2.5 && b<=2.5)}'; then
-      bestline="| $label | $r | $((recv / 8)) | $d1 | $d2 |"
-    else
-      break
-    fi
+step() { # $1 rate: one perfdhcp run; prints "d1 d2 received" or nothing
+  local out; out=$(ip netns exec $C perfdhcp -4 -r "$1" -p 8 -R 10000 -l 10.40.0.2 10.40.0.1 2>&1 || true)
+  local d1 d2 recv
+  d1=$(echo "$out" | awk '/drops ratio/{print $3}' | sed -n 1p | tr -d '%'); d2=$(echo "$out" | awk '/drops ratio/{print $3}' | sed -n 2p | tr -d '%')
+  recv=$(echo "$out" | awk '/received packets/{print $3}' | sed -n 2p)
+  [ -n "$d1" ] && [ -n "$d2" ] && [ -n "$recv" ] && echo "$d1 $d2 $recv"
+}
+best() { # $1 label: step the rate up until drops exceed 2.5 % (a failing step is tried twice)
+  local label=$1 bestline="" r res
+  for r in 100 250 500 1000 2000 3000 4000 6000 8000 10000 12000; do
+    res=$(step $r)
+    ok() { [ -n "$res" ] && awk -v a="${res%% *}" -v b="$(echo "$res" | cut -d' ' -f2)" 'BEGIN{exit !(a<=2.5 && b<=2.5)}'; }
+    ok || { res=$(step $r); ok; } || break
+    bestline="| $label | $r | $(( $(echo "$res" | cut -d' ' -f3) / 8 )) | $(echo "$res" | cut -d' ' -f1) | $(echo "$res" | cut -d' ' -f2) |"
   done
   echo "${bestline:-| $label | - | - | - | - |}"
 }
@@ -85,12 +89,13 @@ bg "$WORK/kea.out" env KEA_LOCKFILE_DIR=$WORK KEA_PIDFILE_DIR=$WORK kea-dhcp4 -c
 sleep 1.5
 best "Kea 2.2 (memfile)"
 stop_last
-bg "$WORK/dnsmasq-dhcp.out" dnsmasq -d -k --port=0 --interface=bs0 --bind-interfaces --no-ping --dhcp-authoritative \
+bg "$WORK/dnsmasq-dhcp.out" dnsmasq -d -k --port=0 --interface=bs0 --bind-interfaces --no-ping --dhcp-authoritative --quiet-dhcp \
   --dhcp-range=10.40.1.0,10.40.200.254,255.255.0.0,10m --dhcp-lease-max=100000 \
   --dhcp-leasefile="$WORK/dnsmasq.leases" --pid-file="$WORK/dnsmasq.pid" --log-facility="$WORK/dnsmasq.log"
 sleep 1
 best "dnsmasq 2.90"
 stop_last
+fi
 
 echo
 echo "## TFTP and HTTP"
@@ -98,6 +103,7 @@ echo
 echo "| server | test | total time | throughput | failures |"
 echo "|---|---|---|---|---|"
 kiln_up boot --no-dhcp
+if want tftp; then
 mkdir -p "$WORK/tftp" "$WORK/www" "$DATA/rack/boot"
 head -c 1048576 /dev/urandom > "$WORK/tftp/bench.bin"
 cp "$WORK/tftp/bench.bin" "$DATA/rack/boot/bench.bin"
@@ -112,7 +118,9 @@ bg "$WORK/dnsmasq-tftp.out" dnsmasq -d -k --port=0 --enable-tftp --tftp-root="$W
 sleep 0.5
 inS "$KILN" bench tftp --server 127.0.0.3:69 --file bench.bin --clients 200 --label "dnsmasq 2.90"
 stop_last
-
+fi
+if want http; then
+mkdir -p "$WORK/www"
 # Boot files the way a commissioning machine fetches them.
 head -c 8388608 /dev/urandom > "$WORK/www/vmlinuz"
 head -c 3145728 /dev/urandom > "$WORK/www/initrd.img"
@@ -138,3 +146,4 @@ bg "$WORK/nginx.out" nginx -c "$WORK/nginx.conf" -p "$WORK"
 sleep 0.5
 inS "$KILN" bench http --url http://127.0.0.1:8080/vmlinuz --url http://127.0.0.1:8080/initrd.img --url http://127.0.0.1:8080/root.squashfs --clients 100 --label "nginx 1.22"
 stop_last
+fi

@@ -151,10 +151,18 @@ pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
             requests,
             pid,
         } => get(token, &urls, requests, pid).await,
-        BenchCommand::Tftp { server, file, clients, blksize, label } => {
-            tftp_bench(server, &file, clients, blksize, &label).await
-        }
-        BenchCommand::Http { urls, clients, label } => http_bench(&urls, clients, &label).await,
+        BenchCommand::Tftp {
+            server,
+            file,
+            clients,
+            blksize,
+            label,
+        } => tftp_bench(server, &file, clients, blksize, &label).await,
+        BenchCommand::Http {
+            urls,
+            clients,
+            label,
+        } => http_bench(&urls, clients, &label).await,
     }
 }
 
@@ -297,17 +305,18 @@ async fn tftp_get(server: std::net::SocketAddr, file: &str, blksize: u16) -> any
     let mut buf = vec![0u8; 65536];
     let mut tries = 0;
     loop {
-        let (n, from) = match tokio::time::timeout(Duration::from_secs(2), sock.recv_from(&mut buf)).await {
-            Ok(r) => r?,
-            Err(_) => {
-                tries += 1;
-                if tries > 5 {
-                    bail!("timed out");
+        let (n, from) =
+            match tokio::time::timeout(Duration::from_secs(2), sock.recv_from(&mut buf)).await {
+                Ok(r) => r?,
+                Err(_) => {
+                    tries += 1;
+                    if tries > 5 {
+                        bail!("timed out");
+                    }
+                    sock.send_to(&last, last_to).await?;
+                    continue;
                 }
-                sock.send_to(&last, last_to).await?;
-                continue;
-            }
-        };
+            };
         if peer.is_some_and(|p| p != from) || n < 4 {
             continue;
         }
@@ -319,7 +328,10 @@ async fn tftp_get(server: std::net::SocketAddr, file: &str, blksize: u16) -> any
                 let opts: Vec<&[u8]> = buf[2..n].split(|b| *b == 0).collect();
                 for w in opts.chunks(2) {
                     if w.len() == 2 && w[0].eq_ignore_ascii_case(b"blksize") {
-                        size = std::str::from_utf8(w[1]).ok().and_then(|v| v.parse().ok()).unwrap_or(size);
+                        size = std::str::from_utf8(w[1])
+                            .ok()
+                            .and_then(|v| v.parse().ok())
+                            .unwrap_or(size);
                     }
                 }
                 last = vec![0, 4, 0, 0];
@@ -339,13 +351,22 @@ async fn tftp_get(server: std::net::SocketAddr, file: &str, blksize: u16) -> any
                     sock.send_to(&last, from).await?;
                 }
             }
-            5 => bail!("server error: {}", String::from_utf8_lossy(&buf[4..n.saturating_sub(1)])),
+            5 => bail!(
+                "server error: {}",
+                String::from_utf8_lossy(&buf[4..n.saturating_sub(1)])
+            ),
             _ => {}
         }
     }
 }
 
-async fn tftp_bench(server: std::net::SocketAddr, file: &str, clients: usize, blksize: u16, label: &str) -> anyhow::Result<()> {
+async fn tftp_bench(
+    server: std::net::SocketAddr,
+    file: &str,
+    clients: usize,
+    blksize: u16,
+    label: &str,
+) -> anyhow::Result<()> {
     let start = Instant::now();
     let jobs: Vec<_> = (0..clients)
         .map(|_| {
@@ -370,7 +391,9 @@ async fn tftp_bench(server: std::net::SocketAddr, file: &str, clients: usize, bl
 }
 
 async fn http_bench(urls: &[String], clients: usize, label: &str) -> anyhow::Result<()> {
-    let http = reqwest::Client::builder().pool_max_idle_per_host(clients).build()?;
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(clients)
+        .build()?;
     let start = Instant::now();
     let jobs: Vec<_> = (0..clients)
         .map(|_| {

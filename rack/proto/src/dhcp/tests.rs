@@ -494,6 +494,53 @@ fn rapid_commit_with_payload_is_dropped_not_a_panic() {
         decode_checked(&bytes[..100]).unwrap_err(),
         Malformed::Truncated
     );
+    // Every fixed-length option dhcproto reads blindly, with a wrong length.
+    for (code, len) in [
+        (94u8, 2u8),
+        (152, 3),
+        (153, 5),
+        (154, 1),
+        (155, 0),
+        (81, 1),
+        (81, 0),
+        (51, 3),
+        (53, 2),
+        (57, 1),
+        (91, 2),
+        (26, 1),
+        (13, 3),
+        (116, 0),
+        (2, 2),
+    ] {
+        let mut b = encode(&req(MessageType::Discover, A)).unwrap();
+        b.truncate(b.len() - 1);
+        b.push(code);
+        b.push(len);
+        b.extend(std::iter::repeat_n(0u8, usize::from(len)));
+        b.push(255);
+        assert_eq!(
+            decode_checked(&b).unwrap_err(),
+            Malformed::BadOptions,
+            "option {code} length {len}"
+        );
+    }
+    // An option dhcproto reads blindly (23: one byte) with a longer payload would put its decoder
+    // out of step with the packet; here the payload hides a "155, length 5" a desynchronised
+    // decoder would trip on.
+    let mut b = encode(&req(MessageType::Discover, A)).unwrap();
+    b.truncate(b.len() - 1);
+    b.extend_from_slice(&[23, 3, 64, 155, 5, 255]);
+    assert_eq!(decode_checked(&b).unwrap_err(), Malformed::BadOptions);
+    // Consecutive instances of one code are concatenated by the decoder (RFC 3396): two 4-byte
+    // option 153s make one 8-byte option 153 (refused); with a pad between they are two (fine).
+    let mut b = encode(&req(MessageType::Discover, A)).unwrap();
+    b.truncate(b.len() - 1);
+    let base = b.clone();
+    b.extend_from_slice(&[153, 4, 0, 0, 0, 1, 153, 4, 0, 0, 0, 2, 255]);
+    assert_eq!(decode_checked(&b).unwrap_err(), Malformed::BadOptions);
+    let mut b = base;
+    b.extend_from_slice(&[153, 4, 0, 0, 0, 1, 0, 153, 4, 0, 0, 0, 2, 255]);
+    assert!(decode_checked(&b).is_ok());
     let mut overrun = encode(&req(MessageType::Discover, A)).unwrap();
     overrun.truncate(overrun.len() - 1);
     overrun.extend_from_slice(&[12, 200, b'x']);
