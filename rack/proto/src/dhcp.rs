@@ -292,6 +292,9 @@ fn add_network_opts(r: &mut Message, subnet: &SubnetConf, conf: &NetConf, mac: &
     if let Some(d) = &subnet.domain {
         o.insert(DhcpOption::DomainName(d.clone()));
     }
+    if !subnet.ntp.is_empty() {
+        o.insert(DhcpOption::NtpServers(subnet.ntp.clone()));
+    }
     if !subnet.routes.is_empty() {
         // RFC 3442: a client that gets option 121 ignores option 3, so the default route goes in too.
         let mut routes: Vec<(Ipv4Net, Ipv4Addr)> = Vec::new();
@@ -440,7 +443,7 @@ pub fn handle(
             }
             let mut r = reply_base(msg, MessageType::Offer, server);
             r.set_yiaddr(ip);
-            lease_opts(&mut r, conf.lease_time);
+            lease_opts(&mut r, subnet.lease_time.unwrap_or(conf.lease_time));
             add_network_opts(&mut r, subnet, conf, &mac);
             add_boot_opts(&mut r, &client, server, boot, &mac);
             out.observed.extend(observed_boot(conf, &client, mac));
@@ -476,14 +479,14 @@ pub fn handle(
                         ip,
                         mac,
                         state: LeaseState::Bound,
-                        expires: now + u64::from(conf.lease_time),
+                        expires: now + u64::from(subnet.lease_time.unwrap_or(conf.lease_time)),
                     });
                     leases.apply(&ch);
                     out.changes.push(ch);
                     let mut r = reply_base(msg, MessageType::Ack, server);
                     r.set_yiaddr(ip);
                     r.set_ciaddr(msg.ciaddr());
-                    lease_opts(&mut r, conf.lease_time);
+                    lease_opts(&mut r, subnet.lease_time.unwrap_or(conf.lease_time));
                     add_network_opts(&mut r, subnet, conf, &mac);
                     add_boot_opts(&mut r, &client, server, boot, &mac);
                     // Leases of machines the region knows are part of their boot trace; other
@@ -492,7 +495,10 @@ pub fn handle(
                         out.observed.push(Observed {
                             mac,
                             event_type: "dhcp_lease",
-                            description: format!("DHCP lease {ip} ({} s)", conf.lease_time),
+                            description: format!(
+                                "DHCP lease {ip} ({} s)",
+                                subnet.lease_time.unwrap_or(conf.lease_time)
+                            ),
                             ip: Some(ip),
                         });
                     }

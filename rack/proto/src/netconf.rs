@@ -20,6 +20,9 @@ pub struct SubnetConf {
     pub reserved: Vec<(Ipv4Addr, Ipv4Addr)>,
     pub routes: Vec<(Ipv4Net, Ipv4Addr)>,
     pub managed: bool,
+    pub ntp: Vec<Ipv4Addr>,
+    /// Lease time on this subnet (None: the rack's default).
+    pub lease_time: Option<u32>,
 }
 
 impl SubnetConf {
@@ -87,6 +90,8 @@ impl NetConf {
                         .filter_map(|r| Some((r.destination.parse().ok()?, ip(&r.gateway)?)))
                         .collect(),
                     managed: sn.managed,
+                    ntp: sn.ntp_servers.iter().filter_map(|d| ip(d)).collect(),
+                    lease_time: sn.lease_time_secs,
                 })
             })
             .collect();

@@ -312,6 +312,14 @@ pub struct MachinePatch {
     pub description: Option<String>,
 }
 
+/// Body of `PUT /api/v1/machines/{system_id}/interfaces/{mac}`: a static address for the interface
+/// (a DHCP reservation on its subnet), or `null` to remove it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct InterfaceUpdate {
+    pub ip: Option<String>,
+}
+
 /// Optional body of `POST /api/v1/machines/{system_id}/{action}`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -413,6 +421,10 @@ pub struct Subnet {
     pub static_routes: Vec<StaticRoute>,
     /// Whether Kiln serves DHCP on it.
     pub managed: bool,
+    /// NTP servers handed out by DHCP (option 42).
+    pub ntp_servers: Vec<String>,
+    /// DHCP lease time on this subnet, seconds (default: the rack's, 600).
+    pub lease_time_secs: Option<u32>,
     pub created_at: String,
     pub updated_at: String,
 }
@@ -440,6 +452,11 @@ pub struct SubnetCreate {
     /// Defaults to true (MAAS's default).
     #[serde(default)]
     pub managed: Option<bool>,
+    #[serde(default)]
+    pub ntp_servers: Option<Vec<String>>,
+    /// 60 to 604800 seconds.
+    #[serde(default)]
+    pub lease_time_secs: Option<u32>,
 }
 
 /// Body of `PATCH /api/v1/subnets/{id}`: the fields given replace the stored ones.
@@ -462,6 +479,11 @@ pub struct SubnetPatch {
     pub static_routes: Option<Vec<StaticRoute>>,
     #[serde(default)]
     pub managed: Option<bool>,
+    #[serde(default)]
+    pub ntp_servers: Option<Vec<String>>,
+    /// 60 to 604800 seconds.
+    #[serde(default)]
+    pub lease_time_secs: Option<u32>,
 }
 
 /// A file of a boot resource, stored by sha256.

@@ -17,6 +17,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/machines/{system_id}", web::patch().to(patch))
         .route("/machines/{system_id}", web::delete().to(delete))
         .route("/machines/{system_id}/events", web::get().to(events))
+        .route(
+            "/machines/{system_id}/interfaces/{mac}",
+            web::put().to(set_interface),
+        )
         .route("/machines/{system_id}/{action}", web::post().to(action));
 }
 
@@ -276,4 +280,26 @@ pub async fn events(
         })
         .await?;
     Ok(HttpResponse::Ok().json(evs))
+}
+
+/// Reserve a static address for one of the machine's interfaces (DHCP hands it to that MAC), or
+/// remove it with `{"ip": null}` (admins).
+#[utoipa::path(put, path = "/api/v1/machines/{system_id}/interfaces/{mac}", tag = "machines",
+    params(("system_id" = String, Path, description = "The machine's system_id"), ("mac" = String, Path, description = "The interface's MAC")),
+    request_body = api::InterfaceUpdate,
+    responses((status = 200, body = api::Machine), (status = 400, body = api::ErrorBody),
+              (status = 404, body = api::ErrorBody), (status = 409, description = "address taken", body = api::ErrorBody)))]
+pub async fn set_interface(
+    state: web::Data<AppState>,
+    Auth(caller): Auth,
+    path: web::Path<(String, String)>,
+    body: web::Json<api::InterfaceUpdate>,
+) -> Result<HttpResponse> {
+    let (id, mac) = path.into_inner();
+    let ip = body.into_inner().ip;
+    let m = state
+        .pool
+        .run(move |c| machines::set_interface_ip(c, &caller, &id, &mac, ip.as_deref(), now_ms()))
+        .await?;
+    Ok(HttpResponse::Ok().json(m))
 }

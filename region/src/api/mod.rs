@@ -154,7 +154,7 @@ async fn openapi_json() -> actix_web::HttpResponse {
     info(title = "Kiln region API", description = "Bare-metal provisioning: machines, subnets, boot resources, racks, events, users and tokens. Authenticate with `Authorization: Bearer <token>`.", license(name = "Apache-2.0")),
     paths(
         machines::list, machines::create, machines::get, machines::patch, machines::delete,
-        machines::action, machines::events,
+        machines::action, machines::events, machines::set_interface,
         subnets::list, subnets::create, subnets::get, subnets::patch, subnets::delete,
         boot_resources::list, boot_resources::create, boot_resources::get, boot_resources::delete,
         boot_resources::upload, boot_resources::download,
@@ -169,7 +169,7 @@ async fn openapi_json() -> actix_web::HttpResponse {
     components(schemas(
         region_api_types::Machine, region_api_types::MachineStatus, region_api_types::MachineAction,
         region_api_types::Interface, region_api_types::InterfaceCreate, region_api_types::MachineCreate,
-        region_api_types::MachinePatch, region_api_types::ActionRequest, region_api_types::Event,
+        region_api_types::MachinePatch, region_api_types::ActionRequest, region_api_types::InterfaceUpdate, region_api_types::Event,
         region_api_types::EventLevel, region_api_types::Subnet, region_api_types::SubnetCreate,
         region_api_types::SubnetPatch, region_api_types::IpRange, region_api_types::StaticRoute,
         region_api_types::BootResource, region_api_types::BootResourceFile,

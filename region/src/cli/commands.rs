@@ -65,6 +65,14 @@ pub enum MachinesCommand {
     ExitRescue(ActionArgs),
     /// Delete a machine.
     Delete(ActionArgs),
+    /// Reserve a static address for one of a machine's interfaces (or --clear it).
+    SetIp {
+        system_id: String,
+        mac: String,
+        ip: Option<String>,
+        #[arg(long, conflicts_with = "ip")]
+        clear: bool,
+    },
     /// A machine's events, newest first.
     Events {
         system_id: String,
@@ -361,6 +369,30 @@ pub async fn machines(a: ClientArgs<MachinesCommand>) -> anyhow::Result<()> {
                 .await?;
             return print(&m);
         }
+        MachinesCommand::SetIp {
+            system_id,
+            mac,
+            ip,
+            clear,
+        } => {
+            if ip.is_none() && !clear {
+                bail!("give the address, or --clear to remove the reservation");
+            }
+            let m: api::Machine = c
+                .send(
+                    c.request(
+                        Method::PUT,
+                        &format!(
+                            "/api/v1/machines/{}/interfaces/{}",
+                            seg(&system_id),
+                            seg(&mac)
+                        ),
+                    )
+                    .json(&api::InterfaceUpdate { ip }),
+                )
+                .await?;
+            return print(&m);
+        }
         MachinesCommand::Events { system_id, limit } => {
             let evs: Vec<api::Event> = c
                 .send(
@@ -470,6 +502,12 @@ pub struct SubnetFields {
     /// Whether Kiln serves DHCP on it (default true on create).
     #[arg(long)]
     pub managed: Option<bool>,
+    /// An NTP server (repeatable; DHCP option 42).
+    #[arg(long = "ntp")]
+    pub ntp_servers: Vec<String>,
+    /// DHCP lease time in seconds (60 to 604800; default 600).
+    #[arg(long)]
+    pub lease_time: Option<u32>,
 }
 
 fn ranges(v: &[String], flag: &str) -> anyhow::Result<Option<Vec<api::IpRange>>> {
@@ -565,6 +603,8 @@ pub async fn subnets(a: ClientArgs<SubnetsCommand>) -> anyhow::Result<()> {
                 reserved_ranges: ranges(&f.reserved_ranges, "reserved-range")?,
                 static_routes: routes(&f.static_routes)?,
                 managed: f.managed,
+                ntp_servers: (!f.ntp_servers.is_empty()).then_some(f.ntp_servers),
+                lease_time_secs: f.lease_time,
             };
             let s: api::Subnet = c.post("/api/v1/subnets", &body).await?;
             print_subnets(&[s], a.json)
@@ -579,6 +619,8 @@ pub async fn subnets(a: ClientArgs<SubnetsCommand>) -> anyhow::Result<()> {
                 reserved_ranges: ranges(&f.reserved_ranges, "reserved-range")?,
                 static_routes: routes(&f.static_routes)?,
                 managed: f.managed,
+                ntp_servers: (!f.ntp_servers.is_empty()).then_some(f.ntp_servers),
+                lease_time_secs: f.lease_time,
             };
             let s: api::Subnet = c
                 .patch(&format!("/api/v1/subnets/{}", seg(&id)), &body)

@@ -247,25 +247,55 @@ pub fn snapshot_files(conn: &mut DbConn) -> Result<Vec<api::SnapshotFile>> {
         .collect())
 }
 
-/// Records an address a rack leased to a known MAC on that machine's interface.
+/// Records an address a rack leased to a known MAC on that machine's interface. A static
+/// reservation (an address outside its subnet's dynamic ranges, set through the API) is never
+/// replaced by a lease report: the report may predate the rack learning of the reservation.
 pub fn record_lease(
     conn: &mut DbConn,
     mac: &str,
     ip: &str,
     subnet_id: Option<&str>,
 ) -> Result<Option<String>> {
-    let sid: Option<String> = interfaces::table
+    let cur: Option<(String, Option<String>)> = interfaces::table
         .filter(interfaces::mac.eq(mac))
-        .select(interfaces::system_id)
+        .select((interfaces::system_id, interfaces::ip))
         .first(conn)
         .optional()?;
-    if sid.is_some() {
-        diesel::update(interfaces::table.filter(interfaces::mac.eq(mac)))
-            .set((
-                interfaces::ip.eq(Some(ip)),
-                interfaces::subnet_id.eq(subnet_id),
-            ))
-            .execute(conn)?;
+    let Some((sid, current)) = cur else {
+        return Ok(None);
+    };
+    if let Some(c) = current.as_deref().filter(|c| *c != ip) {
+        if is_reservation(conn, c)? {
+            return Ok(Some(sid));
+        }
     }
-    Ok(sid)
+    diesel::update(interfaces::table.filter(interfaces::mac.eq(mac)))
+        .set((
+            interfaces::ip.eq(Some(ip)),
+            interfaces::subnet_id.eq(subnet_id),
+        ))
+        .execute(conn)?;
+    Ok(Some(sid))
+}
+
+/// Whether `addr` is a static reservation: inside a known subnet but outside its dynamic ranges.
+fn is_reservation(conn: &mut DbConn, addr: &str) -> Result<bool> {
+    let Ok(a) = addr.parse::<std::net::Ipv4Addr>() else {
+        return Ok(false);
+    };
+    for s in super::subnets::list(conn)? {
+        let api = s.to_api();
+        if api
+            .cidr
+            .parse::<ipnet::Ipv4Net>()
+            .is_ok_and(|n| n.contains(&a))
+        {
+            let dynamic = api.dynamic_ranges.iter().any(|r| {
+                r.start.parse::<std::net::Ipv4Addr>().is_ok_and(|x| x <= a)
+                    && r.end.parse::<std::net::Ipv4Addr>().is_ok_and(|y| a <= y)
+            });
+            return Ok(!dynamic);
+        }
+    }
+    Ok(false)
 }

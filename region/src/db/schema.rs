@@ -39,6 +39,8 @@ diesel::table! {
         managed -> Bool,
         created_at -> BigInt,
         updated_at -> BigInt,
+        ntp_servers -> Text,
+        lease_time_secs -> Nullable<Integer>,
     }
 }
 

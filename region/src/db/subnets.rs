@@ -23,6 +23,8 @@ pub struct SubnetRow {
     pub managed: bool,
     pub created_at: i64,
     pub updated_at: i64,
+    pub ntp_servers: String,
+    pub lease_time_secs: Option<i32>,
 }
 
 impl SubnetRow {
@@ -38,6 +40,8 @@ impl SubnetRow {
             reserved_ranges: serde_json::from_str(&self.reserved_ranges).unwrap_or_default(),
             static_routes: serde_json::from_str(&self.static_routes).unwrap_or_default(),
             managed: self.managed,
+            ntp_servers: serde_json::from_str(&self.ntp_servers).unwrap_or_default(),
+            lease_time_secs: self.lease_time_secs.and_then(|v| u32::try_from(v).ok()),
             created_at: fmt_time(self.created_at),
             updated_at: fmt_time(self.updated_at),
         }

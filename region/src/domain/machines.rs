@@ -627,3 +627,126 @@ pub fn expire_deadlines(conn: &mut DbConn, now: i64) -> Result<usize> {
     }
     Ok(moved)
 }
+
+/// Sets (or clears) the static address of one of a machine's interfaces: a DHCP reservation on its
+/// subnet. The address must lie in a known subnet, outside its dynamic ranges, and not be its
+/// gateway or another interface's.
+pub fn set_interface_ip(
+    conn: &mut DbConn,
+    caller: &Caller,
+    system_id: &str,
+    mac: &str,
+    ip: Option<&str>,
+    now: i64,
+) -> Result<api::Machine> {
+    use crate::db::schema::{interfaces, machines};
+    use diesel::prelude::*;
+    require_admin(caller, "set static addresses")?;
+    let mac = validate::mac("mac", mac)?;
+    let row = dbm::get_row(conn, system_id)?.ok_or_else(|| not_found(system_id))?;
+    let owned: i64 = interfaces::table
+        .filter(interfaces::system_id.eq(system_id))
+        .filter(interfaces::mac.eq(&mac))
+        .count()
+        .get_result(conn)?;
+    if owned == 0 {
+        return Err(Error::not_found(format!(
+            "interface {mac} of machine {system_id}"
+        )));
+    }
+    let (ip, subnet_id) = match ip {
+        None => (None, None),
+        Some(text) => {
+            let addr = validate::ipv4("ip", text)?;
+            let subnet = crate::db::subnets::list(conn)?
+                .into_iter()
+                .find(|s| {
+                    s.cidr
+                        .parse::<ipnet::Ipv4Net>()
+                        .is_ok_and(|n| n.contains(&addr))
+                })
+                .ok_or_else(|| {
+                    Error::validation(
+                        "ip",
+                        format!("{addr} is in no known subnet; create the subnet first."),
+                    )
+                })?;
+            let s = subnet.to_api();
+            let net: ipnet::Ipv4Net = s
+                .cidr
+                .parse()
+                .map_err(|_| Error::Internal("stored CIDR".into()))?;
+            validate::ipv4_in("ip", text, &net)?;
+            if s.gateway.as_deref() == Some(text.trim()) {
+                return Err(Error::validation(
+                    "ip",
+                    format!("{addr} is the gateway of {}.", s.cidr),
+                ));
+            }
+            let in_range = |r: &api::IpRange| {
+                r.start
+                    .parse::<std::net::Ipv4Addr>()
+                    .is_ok_and(|a| a <= addr)
+                    && r.end.parse::<std::net::Ipv4Addr>().is_ok_and(|b| addr <= b)
+            };
+            if let Some(r) = s.dynamic_ranges.iter().find(|r| in_range(r)) {
+                return Err(Error::validation(
+                    "ip",
+                    format!("{addr} is inside the dynamic range {}-{} of {}; pick an address outside it.", r.start, r.end, s.cidr),
+                ));
+            }
+            let other: Option<String> = interfaces::table
+                .filter(interfaces::ip.eq(addr.to_string()))
+                .filter(interfaces::mac.ne(&mac))
+                .select(interfaces::system_id)
+                .first(conn)
+                .optional()?;
+            if let Some(o) = other {
+                return Err(Error::conflict(
+                    "duplicate_ip",
+                    Some("ip"),
+                    format!("{addr} is already the address of machine {o}."),
+                ));
+            }
+            (Some(addr.to_string()), Some(subnet.id))
+        }
+    };
+    conn.transaction::<_, Error, _>(|c| {
+        diesel::update(interfaces::table.filter(interfaces::mac.eq(&mac)))
+            .set((interfaces::ip.eq(&ip), interfaces::subnet_id.eq(&subnet_id)))
+            .execute(c)?;
+        // The machine changes too, so racks see the reservation in their next snapshot.
+        diesel::update(machines::table.find(system_id))
+            .set((
+                machines::updated_at.eq(now.max(row.updated_at + 1)),
+                machines::version.eq(row.version + 1),
+            ))
+            .execute(c)?;
+        let what = match &ip {
+            Some(a) => format!(
+                "Static address {a} reserved for {mac} by {}.",
+                caller.username
+            ),
+            None => format!("Static address of {mac} removed by {}.", caller.username),
+        };
+        event(
+            c,
+            now,
+            system_id,
+            api::EventLevel::Info,
+            "static_ip",
+            &what,
+            Some(&caller.username),
+        )?;
+        db::users::audit(
+            c,
+            now,
+            &caller.username,
+            "machine.set_ip",
+            system_id,
+            &format!("{mac} {}", ip.as_deref().unwrap_or("-")),
+        )?;
+        Ok(())
+    })?;
+    dbm::get(conn, system_id)?.ok_or_else(|| not_found(system_id))
+}

@@ -147,7 +147,31 @@ fn build(
         managed,
         created_at: 0,
         updated_at: 0,
+        ntp_servers: "[]".into(),
+        lease_time_secs: None,
     })
+}
+
+/// Validates the DHCP settings beyond addressing: NTP servers and the lease time.
+fn dhcp_settings(row: &mut SubnetRow, ntp: &[String], lease_time: Option<u32>) -> Result<()> {
+    let mut servers = Vec::new();
+    for (i, n) in ntp.iter().enumerate() {
+        servers.push(validate::ipv4(&format!("ntp_servers[{i}]"), n)?.to_string());
+    }
+    row.ntp_servers = json(&servers);
+    row.lease_time_secs = match lease_time {
+        Some(t) if !(60..=604_800).contains(&t) => {
+            return Err(Error::validation(
+                "lease_time_secs",
+                format!(
+                "A lease time of {t} s is out of range: use 60 s (1 minute) to 604800 s (7 days)."
+            ),
+            ))
+        }
+        Some(t) => Some(i32::try_from(t).unwrap_or(600)),
+        None => None,
+    };
+    Ok(())
 }
 
 fn json<T: serde::Serialize>(v: &T) -> String {
@@ -207,6 +231,11 @@ pub fn create(
         req.static_routes.as_deref().unwrap_or_default(),
         req.managed.unwrap_or(true),
     )?;
+    dhcp_settings(
+        &mut row,
+        req.ntp_servers.as_deref().unwrap_or_default(),
+        req.lease_time_secs,
+    )?;
     check_unique(conn, &row, None)?;
     row.id = random_id(8);
     row.created_at = now;
@@ -247,6 +276,11 @@ pub fn patch(
             .unwrap_or(&cur_api.reserved_ranges),
         p.static_routes.as_deref().unwrap_or(&cur_api.static_routes),
         p.managed.unwrap_or(cur.managed),
+    )?;
+    dhcp_settings(
+        &mut row,
+        p.ntp_servers.as_deref().unwrap_or(&cur_api.ntp_servers),
+        p.lease_time_secs.or(cur_api.lease_time_secs),
     )?;
     check_unique(conn, &row, Some(&cur.id))?;
     row.id = cur.id.clone();

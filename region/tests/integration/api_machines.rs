@@ -414,3 +414,54 @@ both!(deadline_moves_to_failed_status, |b: Backend| async move {
     assert_eq!(s, StatusCode::OK);
     app.stop().await;
 });
+
+both!(static_addresses_are_reservations, |b: Backend| async move {
+    let app = TestApp::start(b).await;
+    app.admin(Method::POST, "/api/v1/subnets", Some(json!({"cidr": "10.20.0.0/24", "gateway": "10.20.0.1", "dynamic_ranges": [{"start": "10.20.0.100", "end": "10.20.0.199"}]}))).await;
+    let a = app.machine("sa", "52:54:00:5a:00:01").await;
+    let bm = app.machine("sb", "52:54:00:5a:00:02").await;
+    let put = |id: String, mac: &'static str, ip: serde_json::Value| {
+        let app = &app;
+        async move {
+            app.admin(
+                Method::PUT,
+                &format!("/api/v1/machines/{id}/interfaces/{mac}"),
+                Some(json!({"ip": ip})),
+            )
+            .await
+        }
+    };
+    let (s, v) = put(a.clone(), "52:54:00:5a:00:01", json!("10.20.0.50")).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["interfaces"][0]["ip"], "10.20.0.50");
+    assert!(v["interfaces"][0]["subnet_id"].is_string());
+    for (ip, status) in [
+        ("10.20.0.150", 400),
+        ("10.20.0.1", 400),
+        ("10.99.0.5", 400),
+        ("nonsense", 400),
+        ("10.20.0.50", 409),
+    ] {
+        let (s, v) = put(bm.clone(), "52:54:00:5a:00:02", json!(ip)).await;
+        assert_eq!(s.as_u16(), status, "{ip}: {v}");
+        assert_eq!(v["field"], "ip", "{ip}: {v}");
+    }
+    let (s, _) = put(bm.clone(), "52:54:00:5a:00:99", json!("10.20.0.51")).await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "a MAC that is not this machine's");
+    let (s, _) = app
+        .user(
+            Method::PUT,
+            &format!("/api/v1/machines/{a}/interfaces/52:54:00:5a:00:01"),
+            Some(json!({"ip": null})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let (s, v) = put(a.clone(), "52:54:00:5a:00:01", json!(null)).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert!(v["interfaces"][0]["ip"].is_null());
+    let (_, e) = app
+        .admin(Method::GET, &format!("/api/v1/machines/{a}/events"), None)
+        .await;
+    assert_eq!(e[0]["event_type"], "static_ip");
+    app.stop().await;
+});

@@ -12,11 +12,14 @@ both!(subnets_crud_and_validation, |b: Backend| async move {
         "cidr": "10.20.0.0/24", "gateway": "10.20.0.1", "dns_servers": ["10.20.0.1"],
         "dynamic_ranges": [{"start": "10.20.0.100", "end": "10.20.0.199"}],
         "static_routes": [{"destination": "10.50.0.0/16", "gateway": "10.20.0.254"}],
+        "ntp_servers": ["10.20.0.1"], "lease_time_secs": 3600,
         "managed": true
     });
     let (s, v) = app.admin(Method::POST, "/api/v1/subnets", Some(body)).await;
     assert_eq!(s, StatusCode::CREATED, "{v}");
     assert_eq!(v["static_routes"][0]["destination"], "10.50.0.0/16");
+    assert_eq!(v["ntp_servers"], json!(["10.20.0.1"]));
+    assert_eq!(v["lease_time_secs"], 3600);
     let id = v["id"].as_str().unwrap().to_string();
     // By id and by CIDR.
     let (s, v) = app
@@ -46,6 +49,14 @@ both!(subnets_crud_and_validation, |b: Backend| async move {
         (
             json!({"cidr": "10.30.0.0/24", "static_routes": [{"destination": "nowhere", "gateway": "10.30.0.1"}]}),
             "static_routes[0].destination",
+        ),
+        (
+            json!({"cidr": "10.30.0.0/24", "lease_time_secs": 5}),
+            "lease_time_secs",
+        ),
+        (
+            json!({"cidr": "10.30.0.0/24", "ntp_servers": ["ntp.example"]}),
+            "ntp_servers[0]",
         ),
     ] {
         let (s, v) = app

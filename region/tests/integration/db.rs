@@ -90,6 +90,8 @@ both!(
                     bool,
                     i64,
                     i64,
+                    String,
+                    Option<i32>,
                 )>(c)?;
             interfaces::table
                 .select(interfaces::all_columns)

@@ -26,6 +26,16 @@ fn admin(args: &[&str], data: &Path) -> String {
 
 /// Runs busybox udhcpc once in `ns` on `iface`; returns the `bound` line its script wrote.
 fn udhcpc(lab: &Netns, ns: &str, iface: &str, dir: &Path, extra: &[&str]) -> String {
+    try_udhcpc(lab, ns, iface, dir, extra).unwrap_or_else(|e| panic!("udhcpc got no lease: {e}"))
+}
+
+fn try_udhcpc(
+    lab: &Netns,
+    ns: &str,
+    iface: &str,
+    dir: &Path,
+    extra: &[&str],
+) -> Result<String, String> {
     let out = dir.join(format!("udhcpc-{iface}.out"));
     let _ = std::fs::remove_file(&out);
     let script = dir.join("udhcpc.sh");
@@ -60,13 +70,8 @@ fn udhcpc(lab: &Netns, ns: &str, iface: &str, dir: &Path, extra: &[&str]) -> Str
     let text = std::fs::read_to_string(&out).unwrap_or_default();
     text.lines()
         .find(|l| l.starts_with("bound"))
-        .unwrap_or_else(|| {
-            panic!(
-                "udhcpc got no lease: {text}\n{}",
-                String::from_utf8_lossy(&o.stderr)
-            )
-        })
-        .to_string()
+        .map(str::to_string)
+        .ok_or_else(|| format!("{text}\n{}", String::from_utf8_lossy(&o.stderr)))
 }
 
 fn field<'a>(line: &'a str, key: &str) -> &'a str {
@@ -381,6 +386,35 @@ fn dhcp_with_real_clients_region_outage_and_rack_restart() {
                 .count();
             (leases >= 4).then_some(())
         },
+    );
+
+    // A static reservation made through the CLI reaches the rack and the client gets exactly it.
+    kiln(
+        &lab,
+        &[
+            "machines",
+            "set-ip",
+            &system_id,
+            "52:54:00:d0:00:01",
+            "10.20.0.50",
+        ],
+    );
+    let mut last = String::new();
+    for _ in 0..20 {
+        match try_udhcpc(&lab, &a, "a0", d, &[]) {
+            Ok(line) if field(&line, "ip") == "10.20.0.50" => {
+                last.clear();
+                break;
+            }
+            Ok(line) => last = line,
+            Err(e) => last = e,
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    assert!(
+        last.is_empty(),
+        "no reservation for the client: {last}\nrack log:\n{}",
+        std::fs::read_to_string(d.join("rack2.log")).unwrap_or_default()
     );
     let _ = (region, rack);
 }

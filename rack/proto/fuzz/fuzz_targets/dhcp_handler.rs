@@ -21,6 +21,8 @@ fn conf() -> NetConf {
             reserved: vec![],
             routes: vec![("10.50.0.0/16".parse().unwrap(), Ipv4Addr::new(10, 20, 0, 254))],
             managed: true,
+            ntp: vec![Ipv4Addr::new(10, 20, 0, 1)],
+            lease_time: Some(3600),
         }],
         hosts: HashMap::new(),
         fixed_owner: HashMap::new(),

@@ -30,6 +30,8 @@ fn subnet(cidr: &str, dynamic: (&str, &str), managed: bool) -> SubnetConf {
             ip(&cidr.replace(".0/24", ".254")),
         )],
         managed,
+        ntp: vec![],
+        lease_time: None,
     }
 }
 
@@ -158,6 +160,40 @@ fn two_clients_get_different_addresses_and_keep_them() {
     assert_ne!(a, b);
     // A comes back later (still leased): same address.
     assert_eq!(dora(&c, &mut leases, A, 1100), a);
+}
+
+#[test]
+fn ntp_and_per_subnet_lease_time() {
+    let mut c = conf();
+    c.subnets[0].ntp = vec![ip("10.20.0.5"), ip("10.20.0.6")];
+    c.subnets[0].lease_time = Some(3600);
+    let mut leases = Leases::new();
+    let o = handle(
+        &req(MessageType::Discover, A),
+        &ingress(),
+        &c,
+        &BOOT,
+        &mut leases,
+        1000,
+    );
+    let r = reply(&o);
+    assert_eq!(
+        r.opts().get(OptionCode::NtpServers),
+        Some(&DhcpOption::NtpServers(vec![
+            ip("10.20.0.5"),
+            ip("10.20.0.6")
+        ]))
+    );
+    assert_eq!(
+        r.opts().get(OptionCode::AddressLeaseTime),
+        Some(&DhcpOption::AddressLeaseTime(3600))
+    );
+    assert_eq!(
+        r.opts().get(OptionCode::Renewal),
+        Some(&DhcpOption::Renewal(1800))
+    );
+    let a = dora(&c, &mut leases, A, 1000);
+    assert_eq!(leases.by_ip(a).unwrap().expires, 1000 + 3600);
 }
 
 #[test]
