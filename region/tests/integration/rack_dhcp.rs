@@ -24,6 +24,52 @@ fn admin(args: &[&str], data: &Path) -> String {
     String::from_utf8(out.stdout).unwrap().trim().to_string()
 }
 
+/// Creates the `admin` user (password on standard input, as an operator would).
+pub fn create_admin(data: &Path) {
+    use std::io::Write;
+    let mut c = Command::new(KILN)
+        .args([
+            "admin",
+            "create-user",
+            "admin",
+            "--admin",
+            "--password-stdin",
+            "--data-dir",
+            data.to_str().unwrap(),
+        ])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    c.stdin
+        .take()
+        .unwrap()
+        .write_all(b"admin-password\n")
+        .unwrap();
+    assert!(c.wait().unwrap().success());
+}
+
+/// Starts `kiln all-in-one` inside `ns` on 127.0.0.1:5240 and waits until it is healthy.
+fn start_all_in_one(lab: &mut Netns, ns: &str, data: &Path, log: &Path) {
+    lab.spawn(
+        ns,
+        &[
+            KILN,
+            "all-in-one",
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:5240",
+        ],
+        log,
+    );
+    Netns::wait_for("the region", Duration::from_secs(30), || {
+        lab.exec(ns, &["curl", "-sf", "http://127.0.0.1:5240/healthz"])
+            .status
+            .success()
+            .then_some(())
+    });
+}
+
 /// Runs busybox udhcpc once in `ns` on `iface`; returns the `bound` line its script wrote.
 fn udhcpc(lab: &Netns, ns: &str, iface: &str, dir: &Path, extra: &[&str]) -> String {
     try_udhcpc(lab, ns, iface, dir, extra).unwrap_or_else(|e| panic!("udhcpc got no lease: {e}"))
@@ -120,28 +166,7 @@ fn dhcp_with_real_clients_region_outage_and_rack_restart() {
         lab.ok(ns, &["ip", "link", "set", iface, "address", mac]);
     }
 
-    {
-        use std::io::Write;
-        let mut c = Command::new(KILN)
-            .args([
-                "admin",
-                "create-user",
-                "admin",
-                "--admin",
-                "--password-stdin",
-                "--data-dir",
-                data.to_str().unwrap(),
-            ])
-            .stdin(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        c.stdin
-            .take()
-            .unwrap()
-            .write_all(b"admin-password\n")
-            .unwrap();
-        assert!(c.wait().unwrap().success());
-    }
+    create_admin(&data);
     let token = admin(&["admin", "create-token", "admin"], &data);
     let secret_file = d.join("rack-secret");
     std::fs::write(&secret_file, admin(&["admin", "rack-secret"], &data)).unwrap();
@@ -446,48 +471,10 @@ fn dhcp_through_a_relay_agent() {
         &["ip", "link", "set", "c0", "address", "52:54:00:e0:00:01"],
     );
 
-    {
-        use std::io::Write;
-        let mut ch = Command::new(KILN)
-            .args([
-                "admin",
-                "create-user",
-                "admin",
-                "--admin",
-                "--password-stdin",
-                "--data-dir",
-                data.to_str().unwrap(),
-            ])
-            .stdin(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        ch.stdin
-            .take()
-            .unwrap()
-            .write_all(b"admin-password\n")
-            .unwrap();
-        assert!(ch.wait().unwrap().success());
-    }
+    create_admin(&data);
     let token = admin(&["admin", "create-token", "admin"], &data);
     let url = "http://127.0.0.1:5240";
-    lab.spawn(
-        &s,
-        &[
-            KILN,
-            "all-in-one",
-            "--data-dir",
-            data.to_str().unwrap(),
-            "--listen",
-            "127.0.0.1:5240",
-        ],
-        &d.join("aio.log"),
-    );
-    Netns::wait_for("the region", Duration::from_secs(30), || {
-        lab.exec(&s, &["curl", "-sf", &format!("{url}/healthz")])
-            .status
-            .success()
-            .then_some(())
-    });
+    start_all_in_one(&mut lab, &s, &data, &d.join("aio.log"));
     lab.ok(
         &s,
         &[
@@ -577,48 +564,10 @@ fn qemu_ipxe_boots_kiln_script() {
     lab.ok(&s, &["ip", "tuntap", "add", "dev", "tap0", "mode", "tap"]);
     lab.ok(&s, &["ip", "link", "set", "tap0", "master", "br0"]);
     lab.ok(&s, &["ip", "link", "set", "tap0", "up"]);
-    {
-        use std::io::Write;
-        let mut ch = Command::new(KILN)
-            .args([
-                "admin",
-                "create-user",
-                "admin",
-                "--admin",
-                "--password-stdin",
-                "--data-dir",
-                data.to_str().unwrap(),
-            ])
-            .stdin(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        ch.stdin
-            .take()
-            .unwrap()
-            .write_all(b"admin-password\n")
-            .unwrap();
-        assert!(ch.wait().unwrap().success());
-    }
+    create_admin(&data);
     let token = admin(&["admin", "create-token", "admin"], &data);
     let url = "http://127.0.0.1:5240";
-    lab.spawn(
-        &s,
-        &[
-            KILN,
-            "all-in-one",
-            "--data-dir",
-            data.to_str().unwrap(),
-            "--listen",
-            "127.0.0.1:5240",
-        ],
-        &d.join("aio.log"),
-    );
-    Netns::wait_for("the region", Duration::from_secs(30), || {
-        lab.exec(&s, &["curl", "-sf", &format!("{url}/healthz")])
-            .status
-            .success()
-            .then_some(())
-    });
+    start_all_in_one(&mut lab, &s, &data, &d.join("aio.log"));
     let cli = |args: &[&str]| {
         let mut full = vec![KILN];
         full.extend_from_slice(args);
