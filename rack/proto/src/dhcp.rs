@@ -182,11 +182,13 @@ fn allowed(
     ip: Ipv4Addr,
     mac: &Mac,
     now: u64,
+    own: Ipv4Addr,
 ) -> bool {
     if !subnet.net.contains(&ip) || ip == subnet.net.network() || ip == subnet.net.broadcast() {
         return false;
     }
-    if subnet.gateway == Some(ip) {
+    // Never the gateway, nor the rack's own address (should a range be drawn over it).
+    if subnet.gateway == Some(ip) || ip == own {
         return false;
     }
     let fixed_for_me = conf
@@ -211,6 +213,7 @@ fn choose(
     mac: &Mac,
     requested: Option<Ipv4Addr>,
     now: u64,
+    own: Ipv4Addr,
 ) -> Option<Ipv4Addr> {
     if let Some(f) = conf
         .hosts
@@ -218,15 +221,15 @@ fn choose(
         .and_then(|h| h.fixed)
         .filter(|f| subnet.net.contains(f))
     {
-        return allowed(conf, subnet, leases, f, mac, now).then_some(f);
+        return allowed(conf, subnet, leases, f, mac, now, own).then_some(f);
     }
     if let Some(l) = leases.by_mac(mac) {
-        if allowed(conf, subnet, leases, l.ip, mac, now) {
+        if allowed(conf, subnet, leases, l.ip, mac, now, own) {
             return Some(l.ip);
         }
     }
     if let Some(r) = requested {
-        if allowed(conf, subnet, leases, r, mac, now) {
+        if allowed(conf, subnet, leases, r, mac, now, own) {
             return Some(r);
         }
     }
@@ -234,6 +237,7 @@ fn choose(
         let found = leases.find_free(start, end, mac, now, |ip| {
             !subnet.in_reserved(ip)
                 && subnet.gateway != Some(ip)
+                && ip != own
                 && !conf.fixed_owner.contains_key(&ip)
                 && ip != subnet.net.network()
                 && ip != subnet.net.broadcast()
@@ -423,7 +427,7 @@ pub fn handle(
 
     match mt {
         MessageType::Discover => {
-            let Some(ip) = choose(conf, subnet, leases, &mac, requested, now) else {
+            let Some(ip) = choose(conf, subnet, leases, &mac, requested, now, server) else {
                 return Outcome::ignore(Ignored::NoAddress);
             };
             // Hold the address for this client while it decides; keep a bound lease as it is.
@@ -472,7 +476,7 @@ pub fn handle(
                 // INIT-REBOOT.
                 requested
             };
-            let ok = target.filter(|ip| allowed(conf, subnet, leases, *ip, &mac, now));
+            let ok = target.filter(|ip| allowed(conf, subnet, leases, *ip, &mac, now, server));
             match ok {
                 Some(ip) => {
                     let ch = LeaseChange::Set(Lease {

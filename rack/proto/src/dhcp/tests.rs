@@ -197,6 +197,28 @@ fn ntp_and_per_subnet_lease_time() {
 }
 
 #[test]
+fn never_hands_out_the_racks_own_address() {
+    // A dynamic range drawn over the rack's own address (10.20.0.2).
+    let mut c = conf();
+    c.subnets[0].dynamic = vec![(ip("10.20.0.2"), ip("10.20.0.3"))];
+    let mut leases = Leases::new();
+    assert_eq!(dora(&c, &mut leases, A, 0), ip("10.20.0.3"));
+    let o = handle(
+        &req(MessageType::Discover, B),
+        &ingress(),
+        &c,
+        &BOOT,
+        &mut leases,
+        0,
+    );
+    assert_eq!(o.reply.unwrap_err(), Ignored::NoAddress);
+    let mut r = req(MessageType::Request, B);
+    r.opts_mut().insert(DhcpOption::RequestedIpAddress(SERVER));
+    let o = handle(&r, &ingress(), &c, &BOOT, &mut leases, 0);
+    assert_eq!(reply(&o).opts().msg_type(), Some(MessageType::Nak));
+}
+
+#[test]
 fn broadcast_flag_is_honoured() {
     let mut m = req(MessageType::Discover, A);
     m.set_flags(Flags::default().set_broadcast());
