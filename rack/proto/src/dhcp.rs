@@ -349,6 +349,13 @@ fn add_boot_opts(r: &mut Message, client: &Client, server: Ipv4Addr, boot: &Boot
             r.set_fname_str(pxe_bootfile(*arch));
             r.opts_mut()
                 .insert(DhcpOption::ClassIdentifier(b"PXEClient".to_vec()));
+            // PXE vendor options (option 43): discovery control 8 = "boot the file named in this
+            // reply" (no boot-server discovery, no menu). Firmware PXE clients (OVMF among them)
+            // do not take a PXEClient offer as a boot offer without it.
+            r.opts_mut().insert(DhcpOption::Unknown(UnknownOption::new(
+                OptionCode::from(43),
+                vec![6, 1, 8, 255],
+            )));
         }
     }
 }

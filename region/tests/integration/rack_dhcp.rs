@@ -668,3 +668,140 @@ fn qemu_ipxe_boots_kiln_script() {
         .then_some(())
     });
 }
+
+/// A UEFI VM (OVMF) whose NIC has no iPXE ROM: the firmware's own PXE client asks for an x64 UEFI
+/// bootloader, fetches `snponly.efi` from the rack over TFTP, and that iPXE then runs Kiln's script.
+#[test]
+fn uefi_firmware_pxe_chains_ipxe_over_tftp() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let data = d.join("data");
+    let mut lab = Netns::new("ku", &["s"]);
+    let s = lab.ns(0).to_string();
+    for cmd in [
+        vec![
+            "ip",
+            "link",
+            "add",
+            "br0",
+            "type",
+            "bridge",
+            "stp_state",
+            "0",
+            "forward_delay",
+            "0",
+        ],
+        vec!["ip", "addr", "add", "10.20.0.2/24", "dev", "br0"],
+        vec!["ip", "link", "set", "br0", "up"],
+        vec!["ip", "tuntap", "add", "dev", "tap0", "mode", "tap"],
+        vec!["ip", "link", "set", "tap0", "master", "br0"],
+        vec!["ip", "link", "set", "tap0", "up"],
+    ] {
+        lab.ok(&s, &cmd);
+    }
+    create_admin(&data);
+    let token = admin(&["admin", "create-token", "admin"], &data);
+    let url = "http://127.0.0.1:5240";
+    start_all_in_one(&mut lab, &s, &data, &d.join("aio.log"));
+    let cli = |args: &[&str]| {
+        let mut full = vec![KILN];
+        full.extend_from_slice(args);
+        full.extend_from_slice(&["--url", url, "--token", &token]);
+        lab.ok(&s, &full)
+    };
+    cli(&[
+        "subnets",
+        "create",
+        "10.20.0.0/24",
+        "--gateway",
+        "10.20.0.1",
+        "--dynamic-range",
+        "10.20.0.100-10.20.0.150",
+    ]);
+    let m: serde_json::Value = serde_json::from_str(&cli(&[
+        "machines",
+        "create",
+        "--hostname",
+        "uvm1",
+        "--mac",
+        "52:54:00:99:00:07",
+        "--json",
+    ]))
+    .unwrap();
+    let id = m["system_id"].as_str().unwrap().to_string();
+    Netns::wait_for("the rack to serve br0", Duration::from_secs(30), || {
+        std::fs::read_to_string(d.join("aio.log"))
+            .unwrap_or_default()
+            .contains("DHCP: serving br0")
+            .then_some(())
+    });
+    let vars = d.join("vars.fd");
+    std::fs::copy("/usr/share/OVMF/OVMF_VARS_4M.fd", &vars).unwrap();
+    let code =
+        "if=pflash,format=raw,unit=0,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.fd".to_string();
+    let varsarg = format!("if=pflash,format=raw,unit=1,file={}", vars.display());
+    let serial = d.join("uvm1.serial");
+    let qemu = lab.spawn(
+        &s,
+        &[
+            "qemu-system-x86_64",
+            "-name",
+            "uvm1",
+            "-machine",
+            "q35",
+            "-accel",
+            "tcg",
+            "-m",
+            "512",
+            "-smp",
+            "1",
+            "-nographic",
+            "-no-reboot",
+            "-drive",
+            &code,
+            "-drive",
+            &varsarg,
+            "-netdev",
+            "tap,id=n0,ifname=tap0,script=no,downscript=no",
+            // romfile= (empty): no iPXE in the NIC, so OVMF's own PXE client boots.
+            "-device",
+            "virtio-net-pci,netdev=n0,mac=52:54:00:99:00:07,romfile=,bootindex=1",
+        ],
+        &serial,
+    );
+    let started = std::time::Instant::now();
+    Netns::wait_for(
+        "OVMF -> TFTP snponly.efi -> iPXE -> Kiln's script",
+        Duration::from_secs(300),
+        || {
+            String::from_utf8_lossy(&std::fs::read(&serial).unwrap_or_default())
+                .contains("Kiln: uvm1")
+                .then_some(())
+        },
+    );
+    eprintln!(
+        "UEFI firmware PXE power-on to Kiln's script: {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    lab.kill(qemu);
+    Netns::wait_for("the boot trace", Duration::from_secs(30), || {
+        let out = lab.exec(
+            &s,
+            &[
+                KILN, "machines", "events", &id, "--json", "--url", url, "--token", &token,
+            ],
+        );
+        let evs: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+        let arr = evs.as_array()?;
+        let has = |t: &str, text: &str| {
+            arr.iter().any(|e| {
+                e["event_type"] == t && e["description"].as_str().is_some_and(|d| d.contains(text))
+            })
+        };
+        (has("pxe_request", "UEFI PXE")
+            && has("tftp_sent", "snponly.efi")
+            && has("pxe_request", "iPXE")
+            && has("ipxe_script", ""))
+        .then_some(())
+    });
+}

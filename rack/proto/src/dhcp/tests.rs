@@ -349,6 +349,11 @@ fn pxe_clients_get_the_right_bootloader() {
             Some(&DhcpOption::ClassIdentifier(b"PXEClient".to_vec()))
         );
         assert_eq!(o.observed[0].event_type, "unknown_pxe");
+        // PXE discovery control 8: boot the file named here (firmware PXE needs option 43).
+        match r.opts().get(OptionCode::from(43)) {
+            Some(DhcpOption::Unknown(u)) => assert_eq!(u.data(), &[6, 1, 8, 255]),
+            other => panic!("no option 43 for a PXE client: {other:?}"),
+        }
     }
 }
 
