@@ -535,89 +535,175 @@ fn dhcp_through_a_relay_agent() {
     );
 }
 
-/// A QEMU VM (TCG) with iPXE in its NIC ROM PXE-boots from the rack and runs the script Kiln
-/// rendered for it; the serial console and the region's boot trace show it.
-#[test]
-fn qemu_ipxe_boots_kiln_script() {
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
-    let data = d.join("data");
-    let mut lab = Netns::new("kq", &["s"]);
-    let s = lab.ns(0).to_string();
-    lab.ok(
-        &s,
-        &[
-            "ip",
-            "link",
-            "add",
-            "br0",
-            "type",
-            "bridge",
-            "stp_state",
-            "0",
-            "forward_delay",
-            "0",
-        ],
-    );
-    lab.ok(&s, &["ip", "addr", "add", "10.20.0.2/24", "dev", "br0"]);
-    lab.ok(&s, &["ip", "link", "set", "br0", "up"]);
-    lab.ok(&s, &["ip", "tuntap", "add", "dev", "tap0", "mode", "tap"]);
-    lab.ok(&s, &["ip", "link", "set", "tap0", "master", "br0"]);
-    lab.ok(&s, &["ip", "link", "set", "tap0", "up"]);
-    create_admin(&data);
-    let token = admin(&["admin", "create-token", "admin"], &data);
-    let url = "http://127.0.0.1:5240";
-    start_all_in_one(&mut lab, &s, &data, &d.join("aio.log"));
-    let cli = |args: &[&str]| {
+/// A provisioning lab for one VM: a namespace with bridge `br0` (10.20.0.2/24) and `tap0`,
+/// `kiln all-in-one` inside, a managed subnet, and one machine; returns once the rack serves DHCP.
+struct BootLab {
+    lab: Netns,
+    ns: String,
+    dir: tempfile::TempDir,
+    token: String,
+    system_id: String,
+}
+
+const URL: &str = "http://127.0.0.1:5240";
+
+impl BootLab {
+    fn new(prefix: &str, hostname: &str, mac: &str) -> BootLab {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        let mut lab = Netns::new(prefix, &["s"]);
+        let ns = lab.ns(0).to_string();
+        for cmd in [
+            &[
+                "ip",
+                "link",
+                "add",
+                "br0",
+                "type",
+                "bridge",
+                "stp_state",
+                "0",
+                "forward_delay",
+                "0",
+            ][..],
+            &["ip", "addr", "add", "10.20.0.2/24", "dev", "br0"],
+            &["ip", "link", "set", "br0", "up"],
+            &["ip", "tuntap", "add", "dev", "tap0", "mode", "tap"],
+            &["ip", "link", "set", "tap0", "master", "br0"],
+            &["ip", "link", "set", "tap0", "up"],
+        ] {
+            lab.ok(&ns, cmd);
+        }
+        create_admin(&data);
+        let token = admin(&["admin", "create-token", "admin"], &data);
+        start_all_in_one(&mut lab, &ns, &data, &dir.path().join("aio.log"));
+        let mut me = BootLab {
+            lab,
+            ns,
+            dir,
+            token,
+            system_id: String::new(),
+        };
+        me.cli(&[
+            "subnets",
+            "create",
+            "10.20.0.0/24",
+            "--gateway",
+            "10.20.0.1",
+            "--dynamic-range",
+            "10.20.0.100-10.20.0.150",
+        ]);
+        let m: serde_json::Value = serde_json::from_str(&me.cli(&[
+            "machines",
+            "create",
+            "--hostname",
+            hostname,
+            "--mac",
+            mac,
+            "--json",
+        ]))
+        .unwrap();
+        me.system_id = m["system_id"].as_str().unwrap().to_string();
+        let log = me.dir.path().join("aio.log");
+        Netns::wait_for("the rack to serve br0", Duration::from_secs(30), || {
+            std::fs::read_to_string(&log)
+                .unwrap_or_default()
+                .contains("DHCP: serving br0")
+                .then_some(())
+        });
+        me
+    }
+
+    fn cli(&self, args: &[&str]) -> String {
         let mut full = vec![KILN];
         full.extend_from_slice(args);
-        full.extend_from_slice(&["--url", url, "--token", &token]);
-        lab.ok(&s, &full)
-    };
-    cli(&[
-        "subnets",
-        "create",
-        "10.20.0.0/24",
-        "--gateway",
-        "10.20.0.1",
-        "--dynamic-range",
-        "10.20.0.100-10.20.0.150",
-    ]);
-    let m: serde_json::Value = serde_json::from_str(&cli(&[
-        "machines",
-        "create",
-        "--hostname",
-        "vm1",
-        "--mac",
-        "52:54:00:99:00:01",
-        "--json",
-    ]))
-    .unwrap();
-    let id = m["system_id"].as_str().unwrap().to_string();
-    cli(&["machines", "mark-broken", &id]);
-    cli(&["machines", "mark-fixed", &id]);
-    Netns::wait_for("the rack to serve br0", Duration::from_secs(30), || {
-        std::fs::read_to_string(d.join("aio.log"))
-            .unwrap_or_default()
-            .contains("DHCP: serving br0")
-            .then_some(())
-    });
+        full.extend_from_slice(&["--url", URL, "--token", &self.token]);
+        self.lab.ok(&self.ns, &full)
+    }
 
-    let serial = d.join("vm1.serial");
-    let qemu = lab.spawn(
-        &s,
-        &[
+    /// Powers the VM on (QEMU arguments after the common ones); waits for `marker` on its console.
+    fn boot_until(
+        &mut self,
+        name: &str,
+        qemu_args: &[&str],
+        marker: &str,
+        timeout: Duration,
+    ) -> Duration {
+        let serial = self.dir.path().join(format!("{name}.serial"));
+        let mut args = vec![
             "qemu-system-x86_64",
             "-name",
-            "vm1",
+            name,
             "-accel",
             "tcg",
             "-m",
-            "256",
+            "512",
             "-smp",
             "1",
             "-nographic",
             "-no-reboot",
+        ];
+        args.extend_from_slice(qemu_args);
+        let ns = self.ns.clone();
+        let qemu = self.lab.spawn(&ns, &args, &serial);
+        let started = std::time::Instant::now();
+        Netns::wait_for(&format!("{marker} on {name}'s console"), timeout, || {
+            String::from_utf8_lossy(&std::fs::read(&serial).unwrap_or_default())
+                .contains(marker)
+                .then_some(())
+        });
+        let took = started.elapsed();
+        self.lab.kill(qemu);
+        took
+    }
+
+    fn console(&self, name: &str) -> String {
+        String::from_utf8_lossy(
+            &std::fs::read(self.dir.path().join(format!("{name}.serial"))).unwrap_or_default(),
+        )
+        .into_owned()
+    }
+
+    /// Waits until the machine's events satisfy `ok`.
+    fn wait_events(&self, ok: impl Fn(&[serde_json::Value]) -> bool) {
+        Netns::wait_for("the boot trace", Duration::from_secs(30), || {
+            let out = self.lab.exec(
+                &self.ns,
+                &[
+                    KILN,
+                    "machines",
+                    "events",
+                    &self.system_id,
+                    "--json",
+                    "--url",
+                    URL,
+                    "--token",
+                    &self.token,
+                ],
+            );
+            let evs: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+            ok(evs.as_array()?).then_some(())
+        });
+    }
+}
+
+fn has_event(evs: &[serde_json::Value], event_type: &str, text: &str) -> bool {
+    evs.iter().any(|e| {
+        e["event_type"] == event_type && e["description"].as_str().is_some_and(|d| d.contains(text))
+    })
+}
+
+/// A QEMU VM (TCG) with iPXE in its NIC ROM PXE-boots from the rack and runs the script Kiln
+/// rendered for it; the serial console and the region's boot trace show it.
+#[test]
+fn qemu_ipxe_boots_kiln_script() {
+    let mut b = BootLab::new("kq", "vm1", "52:54:00:99:00:01");
+    let id = b.system_id.clone();
+    b.cli(&["machines", "mark-broken", &id]);
+    b.cli(&["machines", "mark-fixed", &id]);
+    let took = b.boot_until(
+        "vm1",
+        &[
             "-netdev",
             "tap,id=n0,ifname=tap0,script=no,downscript=no",
             "-device",
@@ -625,21 +711,10 @@ fn qemu_ipxe_boots_kiln_script() {
             "-boot",
             "n",
         ],
-        &serial,
-    );
-    let started = std::time::Instant::now();
-    Netns::wait_for(
-        "iPXE to run Kiln's script (serial console)",
+        "Kiln: vm1",
         Duration::from_secs(240),
-        || {
-            let text =
-                String::from_utf8_lossy(&std::fs::read(&serial).unwrap_or_default()).into_owned();
-            text.contains("Kiln: vm1").then_some(())
-        },
     );
-    let took = started.elapsed();
-    lab.kill(qemu);
-    let text = String::from_utf8_lossy(&std::fs::read(&serial).unwrap()).into_owned();
+    let text = b.console("vm1");
     assert!(
         text.contains("is Ready: there is nothing for it to boot"),
         "{text}"
@@ -649,23 +724,10 @@ fn qemu_ipxe_boots_kiln_script() {
         took.as_secs_f64()
     );
     // The boot trace in the region: PXE request, lease, script.
-    Netns::wait_for("the boot trace", Duration::from_secs(30), || {
-        let out = lab.exec(
-            &s,
-            &[
-                KILN, "machines", "events", &id, "--json", "--url", url, "--token", &token,
-            ],
-        );
-        let evs: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
-        let types: Vec<&str> = evs
-            .as_array()?
-            .iter()
-            .filter_map(|e| e["event_type"].as_str())
-            .collect();
-        (types.contains(&"pxe_request")
-            && types.contains(&"dhcp_lease")
-            && types.contains(&"ipxe_script"))
-        .then_some(())
+    b.wait_events(|e| {
+        has_event(e, "pxe_request", "")
+            && has_event(e, "dhcp_lease", "")
+            && has_event(e, "ipxe_script", "")
     });
 }
 
@@ -673,92 +735,17 @@ fn qemu_ipxe_boots_kiln_script() {
 /// bootloader, fetches `snponly.efi` from the rack over TFTP, and that iPXE then runs Kiln's script.
 #[test]
 fn uefi_firmware_pxe_chains_ipxe_over_tftp() {
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
-    let data = d.join("data");
-    let mut lab = Netns::new("ku", &["s"]);
-    let s = lab.ns(0).to_string();
-    for cmd in [
-        vec![
-            "ip",
-            "link",
-            "add",
-            "br0",
-            "type",
-            "bridge",
-            "stp_state",
-            "0",
-            "forward_delay",
-            "0",
-        ],
-        vec!["ip", "addr", "add", "10.20.0.2/24", "dev", "br0"],
-        vec!["ip", "link", "set", "br0", "up"],
-        vec!["ip", "tuntap", "add", "dev", "tap0", "mode", "tap"],
-        vec!["ip", "link", "set", "tap0", "master", "br0"],
-        vec!["ip", "link", "set", "tap0", "up"],
-    ] {
-        lab.ok(&s, &cmd);
-    }
-    create_admin(&data);
-    let token = admin(&["admin", "create-token", "admin"], &data);
-    let url = "http://127.0.0.1:5240";
-    start_all_in_one(&mut lab, &s, &data, &d.join("aio.log"));
-    let cli = |args: &[&str]| {
-        let mut full = vec![KILN];
-        full.extend_from_slice(args);
-        full.extend_from_slice(&["--url", url, "--token", &token]);
-        lab.ok(&s, &full)
-    };
-    cli(&[
-        "subnets",
-        "create",
-        "10.20.0.0/24",
-        "--gateway",
-        "10.20.0.1",
-        "--dynamic-range",
-        "10.20.0.100-10.20.0.150",
-    ]);
-    let m: serde_json::Value = serde_json::from_str(&cli(&[
-        "machines",
-        "create",
-        "--hostname",
-        "uvm1",
-        "--mac",
-        "52:54:00:99:00:07",
-        "--json",
-    ]))
-    .unwrap();
-    let id = m["system_id"].as_str().unwrap().to_string();
-    Netns::wait_for("the rack to serve br0", Duration::from_secs(30), || {
-        std::fs::read_to_string(d.join("aio.log"))
-            .unwrap_or_default()
-            .contains("DHCP: serving br0")
-            .then_some(())
-    });
-    let vars = d.join("vars.fd");
+    let mut b = BootLab::new("ku", "uvm1", "52:54:00:99:00:07");
+    let vars = b.dir.path().join("vars.fd");
     std::fs::copy("/usr/share/OVMF/OVMF_VARS_4M.fd", &vars).unwrap();
-    let code =
-        "if=pflash,format=raw,unit=0,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.fd".to_string();
     let varsarg = format!("if=pflash,format=raw,unit=1,file={}", vars.display());
-    let serial = d.join("uvm1.serial");
-    let qemu = lab.spawn(
-        &s,
+    let took = b.boot_until(
+        "uvm1",
         &[
-            "qemu-system-x86_64",
-            "-name",
-            "uvm1",
             "-machine",
             "q35",
-            "-accel",
-            "tcg",
-            "-m",
-            "512",
-            "-smp",
-            "1",
-            "-nographic",
-            "-no-reboot",
             "-drive",
-            &code,
+            "if=pflash,format=raw,unit=0,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.fd",
             "-drive",
             &varsarg,
             "-netdev",
@@ -767,41 +754,17 @@ fn uefi_firmware_pxe_chains_ipxe_over_tftp() {
             "-device",
             "virtio-net-pci,netdev=n0,mac=52:54:00:99:00:07,romfile=,bootindex=1",
         ],
-        &serial,
-    );
-    let started = std::time::Instant::now();
-    Netns::wait_for(
-        "OVMF -> TFTP snponly.efi -> iPXE -> Kiln's script",
+        "Kiln: uvm1",
         Duration::from_secs(300),
-        || {
-            String::from_utf8_lossy(&std::fs::read(&serial).unwrap_or_default())
-                .contains("Kiln: uvm1")
-                .then_some(())
-        },
     );
     eprintln!(
         "UEFI firmware PXE power-on to Kiln's script: {:.1} s",
-        started.elapsed().as_secs_f64()
+        took.as_secs_f64()
     );
-    lab.kill(qemu);
-    Netns::wait_for("the boot trace", Duration::from_secs(30), || {
-        let out = lab.exec(
-            &s,
-            &[
-                KILN, "machines", "events", &id, "--json", "--url", url, "--token", &token,
-            ],
-        );
-        let evs: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
-        let arr = evs.as_array()?;
-        let has = |t: &str, text: &str| {
-            arr.iter().any(|e| {
-                e["event_type"] == t && e["description"].as_str().is_some_and(|d| d.contains(text))
-            })
-        };
-        (has("pxe_request", "UEFI PXE")
-            && has("tftp_sent", "snponly.efi")
-            && has("pxe_request", "iPXE")
-            && has("ipxe_script", ""))
-        .then_some(())
+    b.wait_events(|e| {
+        has_event(e, "pxe_request", "UEFI PXE")
+            && has_event(e, "tftp_sent", "snponly.efi")
+            && has_event(e, "pxe_request", "iPXE")
+            && has_event(e, "ipxe_script", "")
     });
 }
