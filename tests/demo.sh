@@ -13,7 +13,7 @@ NS=kiln-lab
 STATE=$PWD/lab-state
 [ "$(id -u)" = 0 ] || { echo "the lab creates a network namespace: run as root (sudo)" >&2; exit 1; }
 
-pkgs=(build-essential pkg-config libsqlite3-dev libpq-dev curl ca-certificates iproute2 socat ipxe)
+pkgs=(build-essential pkg-config libsqlite3-dev libpq-dev curl ca-certificates iproute2 socat ipxe python3)
 if ! dpkg -s "${pkgs[@]}" qemu-system-x86 ipxe-qemu >/dev/null 2>&1; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${pkgs[@]}" >/dev/null

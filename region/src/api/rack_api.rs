@@ -262,7 +262,7 @@ pub async fn events(
             .map(|t| t.timestamp_millis())
             .map_err(|_| Error::validation(format!("[{i}].at"), "'at' must be an RFC 3339 time"))?;
         let ip = match &e.ip {
-            Some(ip) => Some(validate::ipv4(&format!("[{i}].ip"), ip)?.to_string()),
+            Some(ip) => Some(validate::ipv4(&format!("[{i}].ip"), ip)?),
             None => None,
         };
         clean.push((mac, et, desc, at, ip));
@@ -274,23 +274,11 @@ pub async fn events(
             use diesel::Connection;
             c.transaction::<_, Error, _>(|c| {
                 db::racks::seen(c, &rack.rack_id, None, now_ms())?;
+                // Once per batch, not once per lease report.
+                let subnets = db::subnets::list_api(c)?;
                 for (mac, et, desc, at, ip) in &clean {
                     let system_id = match ip {
-                        Some(ip) => {
-                            let subnet = db::subnets::list(c)?.into_iter().find(|s| {
-                                s.cidr
-                                    .parse::<ipnet::Ipv4Net>()
-                                    .ok()
-                                    .zip(ip.parse::<std::net::Ipv4Addr>().ok())
-                                    .is_some_and(|(n, a)| n.contains(&a))
-                            });
-                            db::racks::record_lease(
-                                c,
-                                mac,
-                                ip,
-                                subnet.as_ref().map(|s| s.id.as_str()),
-                            )?
-                        }
+                        Some(ip) => db::racks::record_lease(c, mac, *ip, &subnets)?,
                         None => db::machines::machine_with_mac(c, mac)?,
                     };
                     let description = match &system_id {

@@ -250,12 +250,14 @@ pub fn snapshot_files(conn: &mut DbConn) -> Result<Vec<api::SnapshotFile>> {
 /// Records an address a rack leased to a known MAC on that machine's interface. A static
 /// reservation (an address outside its subnet's dynamic ranges, set through the API) is never
 /// replaced by a lease report: the report may predate the rack learning of the reservation.
+/// `subnets` is every subnet (the caller loads them once for a batch of reports).
 pub fn record_lease(
     conn: &mut DbConn,
     mac: &str,
-    ip: &str,
-    subnet_id: Option<&str>,
+    ip: std::net::Ipv4Addr,
+    subnets: &[api::Subnet],
 ) -> Result<Option<String>> {
+    use super::subnets::{containing, dynamic_range_of};
     let cur: Option<(String, Option<String>)> = interfaces::table
         .filter(interfaces::mac.eq(mac))
         .select((interfaces::system_id, interfaces::ip))
@@ -264,38 +266,21 @@ pub fn record_lease(
     let Some((sid, current)) = cur else {
         return Ok(None);
     };
-    if let Some(c) = current.as_deref().filter(|c| *c != ip) {
-        if is_reservation(conn, c)? {
-            return Ok(Some(sid));
-        }
+    let reserved = current
+        .as_deref()
+        .and_then(|c| c.parse::<std::net::Ipv4Addr>().ok())
+        .filter(|c| *c != ip)
+        .and_then(|c| containing(subnets, c).map(|s| dynamic_range_of(s, c).is_none()))
+        .unwrap_or(false);
+    if reserved {
+        return Ok(Some(sid));
     }
+    let subnet_id = containing(subnets, ip).map(|s| s.id.clone());
     diesel::update(interfaces::table.filter(interfaces::mac.eq(mac)))
         .set((
-            interfaces::ip.eq(Some(ip)),
+            interfaces::ip.eq(Some(ip.to_string())),
             interfaces::subnet_id.eq(subnet_id),
         ))
         .execute(conn)?;
     Ok(Some(sid))
-}
-
-/// Whether `addr` is a static reservation: inside a known subnet but outside its dynamic ranges.
-fn is_reservation(conn: &mut DbConn, addr: &str) -> Result<bool> {
-    let Ok(a) = addr.parse::<std::net::Ipv4Addr>() else {
-        return Ok(false);
-    };
-    for s in super::subnets::list(conn)? {
-        let api = s.to_api();
-        if api
-            .cidr
-            .parse::<ipnet::Ipv4Net>()
-            .is_ok_and(|n| n.contains(&a))
-        {
-            let dynamic = api.dynamic_ranges.iter().any(|r| {
-                r.start.parse::<std::net::Ipv4Addr>().is_ok_and(|x| x <= a)
-                    && r.end.parse::<std::net::Ipv4Addr>().is_ok_and(|y| a <= y)
-            });
-            return Ok(!dynamic);
-        }
-    }
-    Ok(false)
 }

@@ -84,3 +84,27 @@ pub fn delete(conn: &mut DbConn, id: &str) -> Result<bool> {
         .execute(conn)?;
     Ok(diesel::delete(subnets::table.find(id)).execute(conn)? == 1)
 }
+
+/// The subnet that contains `addr`.
+pub fn containing(subnets: &[api::Subnet], addr: std::net::Ipv4Addr) -> Option<&api::Subnet> {
+    subnets.iter().find(|s| {
+        s.cidr
+            .parse::<ipnet::Ipv4Net>()
+            .is_ok_and(|n| n.contains(&addr))
+    })
+}
+
+/// The dynamic range of `subnet` that contains `addr`.
+pub fn dynamic_range_of(subnet: &api::Subnet, addr: std::net::Ipv4Addr) -> Option<&api::IpRange> {
+    subnet.dynamic_ranges.iter().find(|r| {
+        r.start
+            .parse::<std::net::Ipv4Addr>()
+            .is_ok_and(|a| a <= addr)
+            && r.end.parse::<std::net::Ipv4Addr>().is_ok_and(|b| addr <= b)
+    })
+}
+
+/// Every subnet in API form.
+pub fn list_api(conn: &mut DbConn) -> Result<Vec<api::Subnet>> {
+    Ok(list(conn)?.iter().map(SubnetRow::to_api).collect())
+}

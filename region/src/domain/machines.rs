@@ -658,20 +658,13 @@ pub fn set_interface_ip(
         None => (None, None),
         Some(text) => {
             let addr = validate::ipv4("ip", text)?;
-            let subnet = crate::db::subnets::list(conn)?
-                .into_iter()
-                .find(|s| {
-                    s.cidr
-                        .parse::<ipnet::Ipv4Net>()
-                        .is_ok_and(|n| n.contains(&addr))
-                })
-                .ok_or_else(|| {
-                    Error::validation(
-                        "ip",
-                        format!("{addr} is in no known subnet; create the subnet first."),
-                    )
-                })?;
-            let s = subnet.to_api();
+            let subnets = crate::db::subnets::list_api(conn)?;
+            let s = crate::db::subnets::containing(&subnets, addr).ok_or_else(|| {
+                Error::validation(
+                    "ip",
+                    format!("{addr} is in no known subnet; create the subnet first."),
+                )
+            })?;
             let net: ipnet::Ipv4Net = s
                 .cidr
                 .parse()
@@ -683,16 +676,13 @@ pub fn set_interface_ip(
                     format!("{addr} is the gateway of {}.", s.cidr),
                 ));
             }
-            let in_range = |r: &api::IpRange| {
-                r.start
-                    .parse::<std::net::Ipv4Addr>()
-                    .is_ok_and(|a| a <= addr)
-                    && r.end.parse::<std::net::Ipv4Addr>().is_ok_and(|b| addr <= b)
-            };
-            if let Some(r) = s.dynamic_ranges.iter().find(|r| in_range(r)) {
+            if let Some(r) = crate::db::subnets::dynamic_range_of(s, addr) {
                 return Err(Error::validation(
                     "ip",
-                    format!("{addr} is inside the dynamic range {}-{} of {}; pick an address outside it.", r.start, r.end, s.cidr),
+                    format!(
+                        "{addr} is inside the dynamic range {}-{} of {}; pick an address outside it.",
+                        r.start, r.end, s.cidr
+                    ),
                 ));
             }
             let other: Option<String> = interfaces::table
@@ -708,7 +698,7 @@ pub fn set_interface_ip(
                     format!("{addr} is already the address of machine {o}."),
                 ));
             }
-            (Some(addr.to_string()), Some(subnet.id))
+            (Some(addr.to_string()), Some(s.id.clone()))
         }
     };
     conn.transaction::<_, Error, _>(|c| {

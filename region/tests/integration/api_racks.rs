@@ -151,27 +151,10 @@ both!(
         assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
 
         // Files: only known sha256s, with Range.
-        let (_, r) = app
-            .admin(
-                Method::POST,
-                "/api/v1/boot-resources",
-                Some(json!({"os": "debian", "release": "bookworm", "arch": "amd64"})),
-            )
-            .await;
         let data = vec![42u8; 100_000];
         let sha = hex::encode(Sha256::digest(&data));
-        let up = app
-            .http
-            .put(app.url(&format!(
-                "/api/v1/boot-resources/{}/files/vmlinuz?sha256={sha}",
-                r["id"].as_str().unwrap()
-            )))
-            .bearer_auth(&app.admin_token)
-            .body(data.clone())
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(up.status(), StatusCode::OK);
+        app.upload_boot_files("ephemeral", &[("vmlinuz", data.clone())])
+            .await;
         let resp = app
             .http
             .get(app.url(&format!("/api/v1/rack/files/{sha}")))

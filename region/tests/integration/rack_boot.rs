@@ -4,8 +4,6 @@
 use std::time::Duration;
 
 use reqwest::{Method, StatusCode};
-use serde_json::json;
-use sha2::{Digest, Sha256};
 
 use crate::both;
 use crate::util::{Backend, TestApp};
@@ -16,32 +14,6 @@ fn free_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
-}
-
-async fn upload(app: &TestApp, kind: &str, files: &[(&str, Vec<u8>)]) {
-    let (s, r) = app
-        .admin(
-            Method::POST,
-            "/api/v1/boot-resources",
-            Some(json!({"os": "debian", "release": "bookworm", "arch": "amd64", "kind": kind})),
-        )
-        .await;
-    assert_eq!(s, StatusCode::CREATED, "{r}");
-    for (name, data) in files {
-        let sha = hex::encode(Sha256::digest(data));
-        let resp = app
-            .http
-            .put(app.url(&format!(
-                "/api/v1/boot-resources/{}/files/{name}?sha256={sha}",
-                r["id"].as_str().unwrap()
-            )))
-            .bearer_auth(&app.admin_token)
-            .body(data.clone())
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(resp.status(), StatusCode::OK);
-    }
 }
 
 async fn wait_until<F: std::future::Future<Output = bool>>(what: &str, mut f: impl FnMut() -> F) {
@@ -60,8 +32,7 @@ both!(boot_services_from_a_synced_cache, |b: Backend| async move {
     let initrd = vec![3u8; 300_000];
     let squashfs = vec![9u8; 1_000_000];
     let loader = b"not really undionly, but bytes to serve".to_vec();
-    upload(
-        &app,
+    app.upload_boot_files(
         "ephemeral",
         &[
             ("vmlinuz", kernel.clone()),
@@ -70,7 +41,8 @@ both!(boot_services_from_a_synced_cache, |b: Backend| async move {
         ],
     )
     .await;
-    upload(&app, "bootloader", &[("undionly.kpxe", loader.clone())]).await;
+    app.upload_boot_files("bootloader", &[("undionly.kpxe", loader.clone())])
+        .await;
     let id = app.machine("boot1", "52:54:00:b0:00:01").await;
     app.act(&app.admin_token.clone(), &id, "commission").await;
 

@@ -197,6 +197,36 @@ impl TestApp {
         v["system_id"].as_str().unwrap().to_string()
     }
 
+    /// Declares a debian/bookworm amd64 boot resource of `kind` and uploads `files` (name, bytes)
+    /// with their sha256; returns the resource id.
+    pub async fn upload_boot_files(&self, kind: &str, files: &[(&str, Vec<u8>)]) -> String {
+        use sha2::{Digest, Sha256};
+        let (s, r) = self
+            .admin(
+                Method::POST,
+                "/api/v1/boot-resources",
+                Some(serde_json::json!({"os": "debian", "release": "bookworm", "arch": "amd64", "kind": kind})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{r}");
+        let id = r["id"].as_str().unwrap().to_string();
+        for (name, data) in files {
+            let sha = hex::encode(Sha256::digest(data));
+            let resp = self
+                .http
+                .put(self.url(&format!(
+                    "/api/v1/boot-resources/{id}/files/{name}?sha256={sha}"
+                )))
+                .bearer_auth(&self.admin_token)
+                .body(data.clone())
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(resp.status(), StatusCode::OK);
+        }
+        id
+    }
+
     pub async fn act(&self, token: &str, id: &str, action: &str) -> (StatusCode, Value) {
         self.call(
             Method::POST,
