@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 use crate::dhcp::LeaseStore;
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
-use crate::region::EventQueue;
+use crate::region::{EventQueue, RegionClient};
 use crate::state::Served;
 use crate::tftp::FileSource;
 
@@ -30,6 +30,7 @@ pub struct HttpState {
     pub images: PathBuf,
     pub events: EventQueue,
     pub metrics: Arc<Metrics>,
+    pub region: RegionClient,
 }
 
 impl HttpState {
@@ -45,18 +46,16 @@ impl HttpState {
         Some(rack_proto::fmt_mac(&mac))
     }
 
+    /// Queues an event for the region, which files it under the machine with that MAC (or keeps it
+    /// for the machine that MAC is about to be enlisted as).
     fn event(&self, mac: &str, event_type: &str, description: String) {
-        let known = rack_proto::parse_mac(mac)
-            .is_some_and(|m| self.rx.borrow().netconf.hosts.contains_key(&m));
-        if known {
-            self.events.push(RackEvent {
-                mac: mac.to_string(),
-                event_type: event_type.to_string(),
-                description,
-                at: chrono::Utc::now().to_rfc3339(),
-                ip: None,
-            });
-        }
+        self.events.push(RackEvent {
+            mac: mac.to_string(),
+            event_type: event_type.to_string(),
+            description,
+            at: chrono::Utc::now().to_rfc3339(),
+            ip: None,
+        });
     }
 }
 
@@ -78,19 +77,47 @@ async fn script(
         );
     };
     let served = state.rx.borrow().clone();
-    let host_entry =
+    let mut host_entry =
         rack_proto::parse_mac(&mac).and_then(|m| served.netconf.hosts.get(&m).cloned());
     let files = served
         .snapshot
         .as_ref()
         .map(|s| s.files.as_slice())
         .unwrap_or_default();
-    let boot = ipxe::decide(host_entry.as_ref(), &mac, files);
+    let mut boot = ipxe::decide(host_entry.as_ref(), &mac, files);
+    let mut token = None;
+    // Unknown machines are enlisted, and ephemeral boots need a credential: both come from the
+    // region. Local-disk boots and waits are answered from the snapshot alone.
+    if host_entry.is_none() || matches!(boot, Boot::Ephemeral(_)) {
+        match state.region.boot(&mac).await {
+            Ok(a) => {
+                let h = rack_proto::netconf::Host {
+                    system_id: a.system_id,
+                    hostname: a.hostname,
+                    status: a.status,
+                    architecture: a.architecture,
+                    fixed: host_entry.and_then(|h| h.fixed),
+                };
+                boot = ipxe::decide(Some(&h), &mac, files);
+                host_entry = Some(h);
+                token = a.token;
+                if matches!(boot, Boot::Ephemeral(_)) && token.is_none() {
+                    boot = Boot::Wait("the region gave no boot credential; asking again".into());
+                }
+            }
+            Err(e) => {
+                tracing::warn!("cannot ask the region what {mac} boots: {e}");
+                boot = Boot::Wait(format!(
+                    "the region cannot be reached to enlist or authorise this boot ({mac}); asking again"
+                ));
+            }
+        }
+    }
     let urls = Urls {
         base: format!("http://{host}"),
         mac: mac.clone(),
     };
-    match ipxe::render(&boot, host_entry.as_ref(), &urls) {
+    match ipxe::render(&boot, host_entry.as_ref(), &urls, token.as_deref()) {
         Ok(s) => {
             let what = match &boot {
                 Boot::Ephemeral(e) => format!("boot the ephemeral environment ({})", e.name),
@@ -167,6 +194,60 @@ async fn image(
         .into_response(&req))
 }
 
+/// Forwards `/metadata/v1/{path}` to the region's metadata API with the machine's own
+/// `Authorization`, so machines talk only to their rack.
+async fn metadata(
+    state: web::Data<HttpState>,
+    req: HttpRequest,
+    path: web::Path<String>,
+    body: web::Bytes,
+) -> HttpResponse {
+    state.metrics.inc("http_metadata");
+    let mut target = path.into_inner();
+    if let Some(q) = req.uri().query() {
+        target.push('?');
+        target.push_str(q);
+    }
+    let header = |name| {
+        req.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
+    let auth = header(actix_web::http::header::AUTHORIZATION);
+    let ctype = header(actix_web::http::header::CONTENT_TYPE);
+    let method = match reqwest::Method::from_bytes(req.method().as_str().as_bytes()) {
+        Ok(m) => m,
+        Err(_) => return HttpResponse::MethodNotAllowed().finish(),
+    };
+    match state
+        .region
+        .forward_metadata(method, &target, auth.as_deref(), ctype.as_deref(), body)
+        .await
+    {
+        Ok(resp) => {
+            let status = actix_web::http::StatusCode::from_u16(resp.status().as_u16())
+                .unwrap_or(actix_web::http::StatusCode::BAD_GATEWAY);
+            let ct = resp
+                .headers()
+                .get(reqwest::header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("application/octet-stream")
+                .to_string();
+            match resp.bytes().await {
+                Ok(b) => HttpResponse::build(status).content_type(ct).body(b),
+                Err(e) => HttpResponse::BadGateway().body(format!("region answer cut short: {e}")),
+            }
+        }
+        Err(e) => {
+            tracing::warn!("metadata request for the region failed: {e}");
+            HttpResponse::BadGateway()
+                .content_type("text/plain")
+                .body(format!("the rack cannot reach the region: {e}"))
+        }
+    }
+}
+
 async fn metrics(state: web::Data<HttpState>) -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")
@@ -187,6 +268,11 @@ pub async fn serve(
             .route("/boot/{file:.*}", web::get().to(bootloader))
             .route("/images/{sha}/{filename}", web::get().to(image))
             .route("/metrics", web::get().to(metrics))
+            .service(
+                web::resource("/metadata/v1/{path:.*}")
+                    .app_data(web::PayloadConfig::new(8 << 20))
+                    .to(metadata),
+            )
     })
     .disable_signals()
     .workers(2)

@@ -98,6 +98,7 @@ pub async fn run(cfg: RackConfig, cancel: CancellationToken) -> Result<()> {
             images: images_dir.clone(),
             events: events.clone(),
             metrics: metrics.clone(),
+            region: client.clone(),
         };
         let cancel = cancel.clone();
         tasks.spawn(async move { http::serve(http_listener, state, cancel).await });

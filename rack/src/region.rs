@@ -184,6 +184,59 @@ impl RegionClient {
         self.authed(rb).await
     }
 
+    /// What a PXE-booting machine boots: the region enlists unknown MACs and mints ephemeral boots'
+    /// credentials. Short timeout: a machine is waiting on this answer.
+    pub async fn boot(&self, mac: &str) -> Result<api::RackBootAnswer> {
+        let body = api::RackBootRequest {
+            mac: mac.to_string(),
+            architecture: None,
+        };
+        let resp = self
+            .authed(
+                self.http
+                    .post(format!("{}/api/v1/rack/boot", self.base))
+                    .timeout(Duration::from_secs(10))
+                    .json(&body),
+            )
+            .await?;
+        if resp.status().is_success() {
+            Ok(resp.json().await?)
+        } else {
+            Err(Error::Region(format!(
+                "boot of {mac}: {}: {}",
+                resp.status(),
+                resp.text().await.unwrap_or_default()
+            )))
+        }
+    }
+
+    /// Forwards a machine's metadata request to the region's `/api/v1/metadata/{path}` with the
+    /// machine's own credential (not the rack's): the region decides what the machine may do.
+    pub async fn forward_metadata(
+        &self,
+        method: reqwest::Method,
+        path_and_query: &str,
+        authorization: Option<&str>,
+        content_type: Option<&str>,
+        body: actix_web::web::Bytes,
+    ) -> Result<reqwest::Response> {
+        let mut rb = self
+            .http
+            .request(
+                method,
+                format!("{}/api/v1/metadata/{path_and_query}", self.base),
+            )
+            .timeout(Duration::from_secs(120))
+            .body(body);
+        if let Some(a) = authorization {
+            rb = rb.header(reqwest::header::AUTHORIZATION, a);
+        }
+        if let Some(c) = content_type {
+            rb = rb.header(reqwest::header::CONTENT_TYPE, c);
+        }
+        Ok(rb.send().await?)
+    }
+
     pub async fn send_events(&self, evs: &[api::RackEvent]) -> Result<()> {
         let resp = self
             .authed(

@@ -35,6 +35,9 @@ pub struct Lifecycle {
     pub release_timeout_secs: u64,
     /// How often the region looks for expired deadlines.
     pub deadline_check_secs: u64,
+    /// Whether a machine enlisted by PXE booting starts commissioning at once (MAAS
+    /// `enlist_commissioning`, default on); off, it stays New until an operator commissions it.
+    pub enlist_commission: bool,
 }
 
 /// API limits.
@@ -68,6 +71,7 @@ impl Default for Lifecycle {
             node_timeout_secs: 30 * 60,
             release_timeout_secs: 5 * 60,
             deadline_check_secs: 10,
+            enlist_commission: true,
         }
     }
 }
@@ -90,6 +94,7 @@ pub struct Overrides {
     pub listen: Option<SocketAddr>,
     pub database_url: Option<String>,
     pub node_timeout_secs: Option<u64>,
+    pub enlist_commission: Option<bool>,
     pub log_format: Option<String>,
 }
 
@@ -117,6 +122,9 @@ impl Config {
         }
         if let Some(v) = o.node_timeout_secs {
             cfg.lifecycle.node_timeout_secs = v;
+        }
+        if let Some(v) = o.enlist_commission {
+            cfg.lifecycle.enlist_commission = v;
         }
         if let Some(v) = o.log_format {
             cfg.log_format = v;

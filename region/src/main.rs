@@ -25,6 +25,7 @@ fn server_config(args: &cli::ServerArgs) -> anyhow::Result<region::Config> {
         Overrides {
             listen: args.listen,
             node_timeout_secs: args.node_timeout,
+            enlist_commission: args.enlist_commission,
             log_format: args.log_format.clone(),
             ..Default::default()
         },
@@ -131,6 +132,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Machines(a) => rt.block_on(cli::commands::machines(a)),
         Command::Subnets(a) => rt.block_on(cli::commands::subnets(a)),
         Command::Images(a) => rt.block_on(cli::commands::images(a)),
+        Command::Scripts(a) => rt.block_on(cli::commands::scripts(a)),
         Command::Users(a) => rt.block_on(cli::commands::users(a)),
         Command::Tokens(a) => rt.block_on(cli::commands::tokens(a)),
         Command::Racks(a) => rt.block_on(cli::commands::racks(a)),

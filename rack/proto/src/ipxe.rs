@@ -124,8 +124,13 @@ const EPHEMERAL: &str = include_str!("../templates/ephemeral.ipxe");
 const LOCAL: &str = include_str!("../templates/local.ipxe");
 const WAIT: &str = include_str!("../templates/wait.ipxe");
 
-/// Renders the script for a decision.
-pub fn render(boot: &Boot, host: Option<&Host>, urls: &Urls) -> Result<String, String> {
+/// Renders the script for a decision. `token`: this boot's metadata credential (ephemeral boots).
+pub fn render(
+    boot: &Boot,
+    host: Option<&Host>,
+    urls: &Urls,
+    token: Option<&str>,
+) -> Result<String, String> {
     let (hostname, system_id, status) = match host {
         Some(h) => (h.hostname.as_str(), h.system_id.as_str(), h.status.label()),
         None => ("", "", ""),
@@ -150,10 +155,16 @@ pub fn render(boot: &Boot, host: Option<&Host>, urls: &Urls) -> Result<String, S
             let mut cmd = vec![
                 "console=tty0".to_string(),
                 "console=ttyS0,115200".to_string(),
-                "ip=dhcp".to_string(),
+                format!(
+                    "BOOTIF=01-{}",
+                    urls.mac.replace(':', "-").to_ascii_lowercase()
+                ),
                 format!("kiln.url={}", urls.base),
                 format!("kiln.system_id={system_id}"),
             ];
+            if let Some(t) = token {
+                cmd.push(format!("kiln.token={t}"));
+            }
             if let Some(sq) = &e.squashfs {
                 cmd.push(format!("kiln.root={}", urls.file(sq)));
             }
@@ -216,7 +227,7 @@ mod tests {
     fn script(status: Option<MachineStatus>, files: &[SnapshotFile]) -> String {
         let h = status.map(host);
         let b = decide(h.as_ref(), "52:54:00:00:00:01", files);
-        render(&b, h.as_ref(), &urls()).unwrap()
+        render(&b, h.as_ref(), &urls(), Some("boot_TESTTOKEN")).unwrap()
     }
 
     #[test]

@@ -24,6 +24,7 @@ pub mod boot_resources;
 pub mod events;
 pub mod health;
 pub mod machines;
+pub mod metadata;
 pub mod rack_api;
 pub mod racks;
 pub mod subnets;
@@ -135,6 +136,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .configure(rack_api::configure)
             .configure(events::configure)
             .configure(users_tokens::configure)
+            .configure(metadata::configure)
             .route("/openapi.json", web::get().to(openapi_json)),
     )
     .configure(health::configure)
@@ -159,7 +161,10 @@ async fn openapi_json() -> actix_web::HttpResponse {
         boot_resources::list, boot_resources::create, boot_resources::get, boot_resources::delete,
         boot_resources::upload, boot_resources::download,
         racks::list, racks::get, racks::delete,
-        rack_api::register, rack_api::heartbeat, rack_api::snapshot, rack_api::events, rack_api::file,
+        rack_api::register, rack_api::heartbeat, rack_api::snapshot, rack_api::events, rack_api::file, rack_api::boot,
+        metadata::meta, metadata::scripts_for_runner, metadata::report, metadata::start, metadata::result,
+        metadata::done, metadata::list_scripts, metadata::create_script, metadata::get_script,
+        metadata::update_script, metadata::delete_script, metadata::results,
         events::list,
         users_tokens::list_users, users_tokens::create_user, users_tokens::delete_user,
         users_tokens::list_tokens, users_tokens::create_token, users_tokens::delete_token,
@@ -180,6 +185,11 @@ async fn openapi_json() -> actix_web::HttpResponse {
         region_api_types::RackInterface, region_api_types::RackRegister, region_api_types::RackRegistered,
         region_api_types::RackHeartbeat, region_api_types::RackSnapshot, region_api_types::SnapshotMachine,
         region_api_types::SnapshotFile, region_api_types::RackEvent,
+        region_api_types::Hardware, region_api_types::Disk, region_api_types::Nic,
+        region_api_types::ScriptResult, region_api_types::Script, region_api_types::ScriptWrite,
+        region_api_types::RunnerScript, region_api_types::MachineReport,
+        region_api_types::CommissioningOutcome, region_api_types::RackBootRequest,
+        region_api_types::RackBootAnswer, metadata::Meta,
     )),
     modifiers(&BearerAuth),
     security(("bearer" = []))

@@ -28,6 +28,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/rack/heartbeat", web::post().to(heartbeat))
         .route("/rack/snapshot", web::get().to(snapshot))
         .route("/rack/events", web::post().to(events))
+        .route("/rack/boot", web::post().to(boot))
         .route("/rack/files/{sha256}", web::get().to(file));
 }
 
@@ -294,6 +295,11 @@ pub async fn events(
                             event_type: et,
                             description: &description,
                             username: None,
+                            mac: if system_id.is_none() {
+                                Some(mac.as_str())
+                            } else {
+                                None
+                            },
                         },
                     )?;
                 }
@@ -302,6 +308,27 @@ pub async fn events(
         })
         .await?;
     Ok(HttpResponse::NoContent().finish())
+}
+
+/// A machine is PXE booting through this rack: what should it boot? Unknown MACs are enlisted (and
+/// commissioned, unless `lifecycle.enlist_commission` is off); a machine that boots the ephemeral
+/// environment gets this boot's credential, which replaces its previous one.
+#[utoipa::path(post, path = "/api/v1/rack/boot", request_body = api::RackBootRequest, tag = "racks",
+    responses((status = 200, body = api::RackBootAnswer), (status = 400, body = api::ErrorBody), (status = 401, body = api::ErrorBody)))]
+pub async fn boot(
+    state: web::Data<AppState>,
+    rack: RackAuth,
+    body: web::Json<api::RackBootRequest>,
+) -> Result<HttpResponse> {
+    let req = body.into_inner();
+    let lifecycle = state.cfg.lifecycle.clone();
+    let answer = state
+        .pool
+        .run(move |c| {
+            crate::domain::commissioning::rack_boot(c, &req, &rack.name, &lifecycle, now_ms())
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(answer))
 }
 
 /// A boot file by sha256, for the rack's cache (supports `Range`, so interrupted syncs resume).

@@ -1,6 +1,6 @@
 //! Client subcommands: `kiln machines|subnets|images|users|tokens|racks|events ...`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
 use clap::Subcommand;
@@ -37,6 +37,15 @@ pub enum MachinesCommand {
     },
     /// Show one machine.
     Show { system_id: String },
+    /// What the machine's commissioning scripts reported (latest boot unless --boot-id).
+    Results {
+        system_id: String,
+        #[arg(long)]
+        boot_id: Option<String>,
+        /// Print every script's whole output (default: only failed scripts', last lines).
+        #[arg(long)]
+        output: bool,
+    },
     /// Add a machine.
     Create(MachineFields),
     /// Change a machine's fields.
@@ -251,6 +260,101 @@ fn show_machine(m: &api::Machine) {
         ("created", m.created_at.clone()),
         ("updated", m.updated_at.clone()),
     ]);
+    if let Some(h) = &m.hardware {
+        println!();
+        output::fields(vec![
+            ("cpu", format!("{} x {}", h.cpu_count, h.cpu_model)),
+            ("memory", format!("{} MiB", h.memory_mib)),
+            ("firmware", h.firmware.clone()),
+            (
+                "system",
+                format!(
+                    "{} {} (serial {})",
+                    h.system_vendor, h.system_product, h.system_serial
+                ),
+            ),
+            (
+                "bmc",
+                if h.bmc_present {
+                    "present"
+                } else {
+                    "none found"
+                }
+                .to_string(),
+            ),
+            ("commissioned", h.commissioned_at.clone()),
+        ]);
+        output::table(
+            &["DISK", "SIZE", "MODEL", "SERIAL", "TRANSPORT"],
+            h.disks
+                .iter()
+                .map(|d| {
+                    vec![
+                        d.name.clone(),
+                        bytes(d.size_bytes),
+                        d.model.clone(),
+                        d.serial.clone(),
+                        d.transport.clone(),
+                    ]
+                })
+                .collect(),
+        );
+        output::table(
+            &["NIC", "MAC", "LINK", "SPEED", "DRIVER"],
+            h.nics
+                .iter()
+                .map(|n| {
+                    vec![
+                        n.name.clone(),
+                        n.mac.clone(),
+                        if n.link { "up" } else { "down" }.to_string(),
+                        n.speed_mbps
+                            .map(|s| format!("{s} Mb/s"))
+                            .unwrap_or_else(|| "-".into()),
+                        n.driver.clone(),
+                    ]
+                })
+                .collect(),
+        );
+    }
+}
+
+/// Script results as a table; the output of failed ones (last lines) below it.
+fn show_results(rs: &[api::ScriptResult], all_output: bool) {
+    if rs.is_empty() {
+        println!("no commissioning results yet");
+        return;
+    }
+    output::table(
+        &["SCRIPT", "STATUS", "EXIT", "STARTED", "FINISHED"],
+        rs.iter()
+            .map(|r| {
+                vec![
+                    r.name.clone(),
+                    r.status.clone(),
+                    opt(&r.exit_code),
+                    r.started_at.clone(),
+                    opt(&r.finished_at),
+                ]
+            })
+            .collect(),
+    );
+    for r in rs {
+        if all_output || (r.status != "passed" && r.status != "running") {
+            let out = r.output.as_deref().unwrap_or("");
+            let lines: Vec<&str> = out.lines().collect();
+            let keep = if all_output { lines.len() } else { 30 };
+            println!(
+                "\n--- {} ({}, exit {}) ---",
+                r.name,
+                r.status,
+                opt(&r.exit_code)
+            );
+            for l in &lines[lines.len().saturating_sub(keep)..] {
+                println!("{l}");
+            }
+        }
+    }
 }
 
 pub async fn machines(a: ClientArgs<MachinesCommand>) -> anyhow::Result<()> {
@@ -351,7 +455,39 @@ pub async fn machines(a: ClientArgs<MachinesCommand>) -> anyhow::Result<()> {
             let m: api::Machine = c
                 .get(&format!("/api/v1/machines/{}", seg(&system_id)))
                 .await?;
-            return print(&m);
+            print(&m)?;
+            if !json {
+                let rs: Vec<api::ScriptResult> = c
+                    .get(&format!("/api/v1/machines/{}/results", seg(&system_id)))
+                    .await?;
+                println!();
+                show_results(&rs, false);
+            }
+            return Ok(());
+        }
+        MachinesCommand::Results {
+            system_id,
+            boot_id,
+            output,
+        } => {
+            let mut q = vec![("output", "true".to_string())];
+            if let Some(b) = boot_id {
+                q.push(("boot_id", b));
+            }
+            let rs: Vec<api::ScriptResult> = c
+                .send(
+                    c.request(
+                        Method::GET,
+                        &format!("/api/v1/machines/{}/results", seg(&system_id)),
+                    )
+                    .query(&q),
+                )
+                .await?;
+            if json {
+                return output::json(&rs);
+            }
+            show_results(&rs, output);
+            return Ok(());
         }
         MachinesCommand::Create(f) => {
             let m: api::Machine = c.post("/api/v1/machines", &f.to_create()?).await?;
@@ -439,6 +575,9 @@ fn print_events(evs: &[api::Event], json: bool) -> anyhow::Result<()> {
     if json {
         return output::json(&evs);
     }
+    // People read a boot trace top to bottom: oldest first, by the time it happened.
+    let mut evs: Vec<&api::Event> = evs.iter().collect();
+    evs.sort_by(|a, b| a.created_at.cmp(&b.created_at).then(a.id.cmp(&b.id)));
     output::table(
         &["TIME", "MACHINE", "LEVEL", "TYPE", "USER", "DESCRIPTION"],
         evs.iter()
@@ -656,11 +795,249 @@ pub enum ImagesCommand {
     },
     /// Delete a boot resource.
     Delete { id: String },
+    /// Build the boot-resource bundle (kernel, initramfs, ephemeral squashfs, iPXE bootloaders)
+    /// from Debian packages into DIR, with manifest.json. Needs root. Cached: same inputs, no rebuild.
+    Build {
+        #[arg(long)]
+        output: PathBuf,
+        /// Where builds are cached (default /var/cache/kiln/images).
+        #[arg(long, env = "KILN_IMAGE_CACHE")]
+        cache_dir: Option<PathBuf>,
+        /// Debian release of the ephemeral environment.
+        #[arg(long, default_value = "bookworm")]
+        release: String,
+        /// Debian mirror (default: the one apt on this host uses).
+        #[arg(long)]
+        mirror: Option<String>,
+        /// Build even if a cached bundle with the same inputs exists.
+        #[arg(long)]
+        no_cache: bool,
+    },
+    /// Upload a bundle made by `kiln images build` (its manifest.json) to the region; files the
+    /// region has already are skipped. Racks then sync them.
+    Import { dir: PathBuf },
+}
+
+/// A bundle's manifest.json.
+#[derive(Debug, serde::Deserialize)]
+pub struct Manifest {
+    pub format: u32,
+    pub resources: Vec<ManifestResource>,
+}
+
+#[derive(Debug, serde::Deserialize)]
+pub struct ManifestResource {
+    pub os: String,
+    pub release: String,
+    pub arch: String,
+    pub kind: String,
+    pub files: Vec<ManifestFile>,
+}
+
+#[derive(Debug, serde::Deserialize)]
+pub struct ManifestFile {
+    pub name: String,
+    pub path: String,
+    pub sha256: String,
+    pub size: i64,
+}
+
+/// The image build tooling (`images/`), embedded so `kiln images build` works from any directory.
+const IMAGE_FILES: &[(&str, &str, u32)] = &[
+    ("build.sh", include_str!("../../../images/build.sh"), 0o755),
+    (
+        "packages.txt",
+        include_str!("../../../images/packages.txt"),
+        0o644,
+    ),
+    (
+        "initramfs/init",
+        include_str!("../../../images/initramfs/init"),
+        0o755,
+    ),
+    (
+        "initramfs/udhcpc.script",
+        include_str!("../../../images/initramfs/udhcpc.script"),
+        0o755,
+    ),
+    (
+        "initramfs/modules",
+        include_str!("../../../images/initramfs/modules"),
+        0o644,
+    ),
+    (
+        "ephemeral/kiln-init",
+        include_str!("../../../images/ephemeral/kiln-init"),
+        0o755,
+    ),
+    (
+        "ephemeral/kiln-commission",
+        include_str!("../../../images/ephemeral/kiln-commission"),
+        0o755,
+    ),
+];
+
+fn build_images(
+    output: &Path,
+    cache_dir: Option<&Path>,
+    release: &str,
+    mirror: Option<&str>,
+    no_cache: bool,
+) -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir()?;
+    for (rel, content, mode) in IMAGE_FILES {
+        let p = tmp.path().join(rel);
+        if let Some(d) = p.parent() {
+            std::fs::create_dir_all(d)?;
+        }
+        std::fs::write(&p, content)?;
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(*mode))?;
+    }
+    let mut cmd = std::process::Command::new("bash");
+    cmd.arg(tmp.path().join("build.sh"))
+        .arg("--output")
+        .arg(output)
+        .arg("--release")
+        .arg(release);
+    if let Some(c) = cache_dir {
+        cmd.arg("--cache-dir").arg(c);
+    }
+    if let Some(m) = mirror {
+        cmd.arg("--mirror").arg(m);
+    }
+    if no_cache {
+        cmd.arg("--no-cache");
+    }
+    let st = cmd
+        .status()
+        .context("cannot run bash for images/build.sh")?;
+    if !st.success() {
+        bail!("the image build failed ({st}); its messages are above");
+    }
+    Ok(())
+}
+
+pub fn read_manifest(dir: &Path) -> anyhow::Result<Manifest> {
+    let p = dir.join("manifest.json");
+    let text = std::fs::read_to_string(&p).with_context(|| {
+        format!(
+            "cannot read {} (make one with `kiln images build --output {}`)",
+            p.display(),
+            dir.display()
+        )
+    })?;
+    let m: Manifest = serde_json::from_str(&text)
+        .with_context(|| format!("{} is not a Kiln bundle manifest", p.display()))?;
+    if m.format != 1 {
+        bail!(
+            "{}: manifest format {} is not one this kiln reads (1)",
+            p.display(),
+            m.format
+        );
+    }
+    Ok(m)
+}
+
+async fn import_images(c: &Client, dir: &Path, json: bool) -> anyhow::Result<()> {
+    let m = read_manifest(dir)?;
+    let mut done = Vec::new();
+    for r in &m.resources {
+        let existing: Vec<api::BootResource> = c.get("/api/v1/boot-resources").await?;
+        let mut res = match existing.into_iter().find(|e| {
+            e.os == r.os && e.release == r.release && e.arch == r.arch && e.kind == r.kind
+        }) {
+            Some(e) => e,
+            None => {
+                c.post(
+                    "/api/v1/boot-resources",
+                    &api::BootResourceCreate {
+                        os: r.os.clone(),
+                        release: r.release.clone(),
+                        arch: r.arch.clone(),
+                        kind: Some(r.kind.clone()),
+                    },
+                )
+                .await?
+            }
+        };
+        for f in &r.files {
+            if res
+                .files
+                .iter()
+                .any(|have| have.filename == f.name && have.sha256 == f.sha256)
+            {
+                if !json {
+                    eprintln!(
+                        "{}/{} {}: {} is there already",
+                        r.os, r.release, r.kind, f.name
+                    );
+                }
+                continue;
+            }
+            let path = dir.join(&f.path);
+            let size = std::fs::metadata(&path)
+                .with_context(|| format!("bundle file {} is missing", path.display()))?
+                .len();
+            if i64::try_from(size).ok() != Some(f.size) {
+                bail!(
+                    "{} is {size} bytes but the manifest says {}; rebuild the bundle",
+                    path.display(),
+                    f.size
+                );
+            }
+            if !json {
+                eprintln!(
+                    "{}/{} {}: uploading {} ({})",
+                    r.os,
+                    r.release,
+                    r.kind,
+                    f.name,
+                    bytes(f.size)
+                );
+            }
+            res = super::bench::upload_file(c, &res.id, &path).await?;
+        }
+        done.push(res);
+    }
+    if json {
+        return output::json(&done);
+    }
+    for r in &done {
+        eprintln!(
+            "{} {}/{} {} ({}): {} file(s)",
+            r.id,
+            r.os,
+            r.release,
+            r.kind,
+            r.arch,
+            r.files.len()
+        );
+    }
+    Ok(())
 }
 
 pub async fn images(a: ClientArgs<ImagesCommand>) -> anyhow::Result<()> {
+    if let ImagesCommand::Build {
+        output,
+        cache_dir,
+        release,
+        mirror,
+        no_cache,
+    } = &a.command
+    {
+        return build_images(
+            output,
+            cache_dir.as_deref(),
+            release,
+            mirror.as_deref(),
+            *no_cache,
+        );
+    }
     let c = client(&a)?;
     match a.command {
+        ImagesCommand::Build { .. } => unreachable!("handled above"),
+        ImagesCommand::Import { dir } => import_images(&c, &dir, a.json).await,
         ImagesCommand::List => {
             let rs: Vec<api::BootResource> = c.get("/api/v1/boot-resources").await?;
             if a.json {
@@ -927,6 +1304,127 @@ pub async fn events(a: ClientArgs<EventsCommand>) -> anyhow::Result<()> {
                 .send(c.request(Method::GET, "/api/v1/events").query(&q))
                 .await?;
             print_events(&evs, a.json)
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ScriptsCommand {
+    /// List commissioning scripts (Kiln's built-ins first, then yours, in the order they run).
+    List,
+    /// Show one script, with its content.
+    Show { name: String },
+    /// Add a commissioning script; it runs after the built-ins on every commissioning.
+    Add {
+        name: String,
+        /// The script file (a `#!` line picks the interpreter).
+        #[arg(long)]
+        file: PathBuf,
+        /// Seconds before the runner kills it (default 600).
+        #[arg(long)]
+        timeout: Option<i32>,
+        #[arg(long)]
+        description: Option<String>,
+    },
+    /// Replace a script's content (and timeout/description).
+    Update {
+        name: String,
+        #[arg(long)]
+        file: PathBuf,
+        #[arg(long)]
+        timeout: Option<i32>,
+        #[arg(long)]
+        description: Option<String>,
+    },
+    /// Delete one of your scripts.
+    Delete { name: String },
+}
+
+pub async fn scripts(a: ClientArgs<ScriptsCommand>) -> anyhow::Result<()> {
+    let c = client(&a)?;
+    let read = |p: &Path| {
+        std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))
+    };
+    let show = |s: &api::Script| -> anyhow::Result<()> {
+        if a.json {
+            return output::json(s);
+        }
+        output::fields(vec![
+            ("name", s.name.clone()),
+            ("description", s.description.clone()),
+            ("timeout", format!("{} s", s.timeout_secs)),
+            ("builtin", s.builtin.to_string()),
+        ]);
+        println!("\n{}", s.content);
+        Ok(())
+    };
+    match &a.command {
+        ScriptsCommand::List => {
+            let ss: Vec<api::Script> = c.get("/api/v1/scripts").await?;
+            if a.json {
+                return output::json(&ss);
+            }
+            output::table(
+                &["NAME", "BUILTIN", "TIMEOUT", "DESCRIPTION"],
+                ss.iter()
+                    .map(|s| {
+                        vec![
+                            s.name.clone(),
+                            s.builtin.to_string(),
+                            format!("{} s", s.timeout_secs),
+                            s.description.clone(),
+                        ]
+                    })
+                    .collect(),
+            );
+            Ok(())
+        }
+        ScriptsCommand::Show { name } => {
+            let s: api::Script = c.get(&format!("/api/v1/scripts/{}", seg(name))).await?;
+            show(&s)
+        }
+        ScriptsCommand::Add {
+            name,
+            file,
+            timeout,
+            description,
+        } => {
+            let body = api::ScriptWrite {
+                name: Some(name.clone()),
+                description: description.clone(),
+                timeout_secs: *timeout,
+                content: read(file)?,
+            };
+            let s: api::Script = c.post("/api/v1/scripts", &body).await?;
+            if !a.json {
+                eprintln!("added commissioning script {}", s.name);
+            }
+            show(&s)
+        }
+        ScriptsCommand::Update {
+            name,
+            file,
+            timeout,
+            description,
+        } => {
+            let body = api::ScriptWrite {
+                name: None,
+                description: description.clone(),
+                timeout_secs: *timeout,
+                content: read(file)?,
+            };
+            let s: api::Script = c
+                .send(
+                    c.request(Method::PUT, &format!("/api/v1/scripts/{}", seg(name)))
+                        .json(&body),
+                )
+                .await?;
+            show(&s)
+        }
+        ScriptsCommand::Delete { name } => {
+            c.delete(&format!("/api/v1/scripts/{}", seg(name))).await?;
+            eprintln!("deleted commissioning script {name}");
+            Ok(())
         }
     }
 }

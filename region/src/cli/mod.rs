@@ -40,6 +40,8 @@ pub enum Command {
     Subnets(client::ClientArgs<commands::SubnetsCommand>),
     /// Boot images / boot resources (through the API).
     Images(client::ClientArgs<commands::ImagesCommand>),
+    /// Commissioning scripts (through the API).
+    Scripts(client::ClientArgs<commands::ScriptsCommand>),
     /// Users (through the API; admins).
     Users(client::ClientArgs<commands::UsersCommand>),
     /// API tokens (through the API).
@@ -78,6 +80,9 @@ pub struct ServerArgs {
     /// Seconds before commissioning/deploying/testing fail (default 1800).
     #[arg(long, env = "KILN_NODE_TIMEOUT")]
     pub node_timeout: Option<u64>,
+    /// Whether machines enlisted by PXE booting start commissioning at once (default true).
+    #[arg(long, env = "KILN_ENLIST_COMMISSION")]
+    pub enlist_commission: Option<bool>,
     /// `text` or `json` logs.
     #[arg(long, env = "KILN_LOG_FORMAT")]
     pub log_format: Option<String>,

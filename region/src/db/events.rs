@@ -18,6 +18,8 @@ pub struct NewEvent<'a> {
     pub event_type: &'a str,
     pub description: &'a str,
     pub username: Option<&'a str>,
+    /// For events about a MAC no machine has (yet): attached when a machine with it is enlisted.
+    pub mac: Option<&'a str>,
 }
 
 #[derive(Debug, Clone, Queryable, Selectable)]
@@ -30,11 +32,24 @@ struct EventRow {
     event_type: String,
     description: String,
     username: Option<String>,
+    #[allow(dead_code)]
+    mac: Option<String>,
 }
 
 pub fn insert(conn: &mut DbConn, e: &NewEvent<'_>) -> Result<()> {
     diesel::insert_into(events::table).values(e).execute(conn)?;
     Ok(())
+}
+
+/// Gives the machine-less events of `mac` to the machine just enlisted with it.
+pub fn attach_mac(conn: &mut DbConn, mac: &str, system_id: &str) -> Result<usize> {
+    Ok(diesel::update(
+        events::table
+            .filter(events::system_id.is_null())
+            .filter(events::mac.eq(mac)),
+    )
+    .set(events::system_id.eq(system_id))
+    .execute(conn)?)
 }
 
 /// Events, newest first, optionally of one machine, optionally before an id (for paging back).

@@ -32,6 +32,8 @@ pub struct MachineRow {
     pub version: i64,
     pub created_at: i64,
     pub updated_at: i64,
+    /// JSON of [`api::Hardware`], once commissioned.
+    pub hardware: Option<String>,
 }
 
 impl MachineRow {
@@ -272,6 +274,10 @@ fn to_api(
                 ip: i.ip,
             })
             .collect(),
+        hardware: r
+            .hardware
+            .as_deref()
+            .and_then(|h| serde_json::from_str(h).ok()),
         created_at: fmt_time(r.created_at),
         updated_at: fmt_time(r.updated_at),
     }
@@ -505,6 +511,22 @@ pub fn unique_violation_to_conflict(e: Error) -> Error {
         }
         other => other,
     }
+}
+
+/// A machine's interfaces.
+pub fn interfaces_of(conn: &mut DbConn, system_id: &str) -> Result<Vec<InterfaceRow>> {
+    Ok(interfaces::table
+        .filter(interfaces::system_id.eq(system_id))
+        .order(interfaces::name)
+        .select(InterfaceRow::as_select())
+        .load(conn)?)
+}
+
+pub fn rename_interface(conn: &mut DbConn, id: &str, name: &str) -> Result<()> {
+    diesel::update(interfaces::table.find(id))
+        .set(interfaces::name.eq(name))
+        .execute(conn)?;
+    Ok(())
 }
 
 pub fn insert_interface(conn: &mut DbConn, i: &InterfaceRow) -> Result<()> {

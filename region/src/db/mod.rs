@@ -20,6 +20,7 @@ use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 use crate::error::{is_busy, Error, Result};
 
 pub mod boot;
+pub mod commissioning;
 pub mod events;
 pub mod machines;
 pub mod racks;

@@ -65,6 +65,7 @@ diesel::table! {
         version -> BigInt,
         created_at -> BigInt,
         updated_at -> BigInt,
+        hardware -> Nullable<Text>,
     }
 }
 
@@ -137,6 +138,43 @@ diesel::table! {
         event_type -> Text,
         description -> Text,
         username -> Nullable<Text>,
+        mac -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    boot_tokens (token_hash) {
+        token_hash -> Text,
+        system_id -> Text,
+        boot_id -> Text,
+        purpose -> Text,
+        created_at -> BigInt,
+        expires_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    scripts (name) {
+        name -> Text,
+        description -> Text,
+        content -> Text,
+        timeout_secs -> Integer,
+        created_at -> BigInt,
+        updated_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    script_results (id) {
+        id -> BigInt,
+        system_id -> Text,
+        boot_id -> Text,
+        name -> Text,
+        status -> Text,
+        exit_code -> Nullable<Integer>,
+        output -> Text,
+        started_at -> BigInt,
+        finished_at -> Nullable<BigInt>,
     }
 }
 
@@ -156,6 +194,8 @@ diesel::joinable!(machines -> users (owner_id));
 diesel::joinable!(machine_tags -> machines (system_id));
 diesel::joinable!(interfaces -> machines (system_id));
 diesel::joinable!(boot_resource_files -> boot_resources (resource_id));
+diesel::joinable!(boot_tokens -> machines (system_id));
+diesel::joinable!(script_results -> machines (system_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     users,
@@ -170,4 +210,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     events,
     audit_log,
     settings,
+    boot_tokens,
+    scripts,
+    script_results,
 );

@@ -41,7 +41,7 @@ pub fn get(conn: &mut DbConn, caller: &Caller, system_id: &str) -> Result<api::M
     dbm::get(conn, system_id)?.ok_or_else(|| not_found(system_id))
 }
 
-fn require_admin(caller: &Caller, what: &str) -> Result<()> {
+pub fn require_admin(caller: &Caller, what: &str) -> Result<()> {
     if caller.is_admin {
         Ok(())
     } else {
@@ -110,6 +110,7 @@ fn event(
             event_type,
             description,
             username,
+            mac: None,
         },
     )
 }
@@ -231,6 +232,7 @@ pub fn create(
             version: 0,
             created_at: now,
             updated_at: now,
+            hardware: None,
         };
         let iface_rows: Vec<InterfaceRow> = ifaces
             .iter()

@@ -2,6 +2,8 @@
 //! reached only through `crate::db` query functions.
 
 pub mod auth;
+pub mod commissioning;
+pub mod inventory;
 pub mod lifecycle;
 pub mod machines;
 pub mod subnets;
