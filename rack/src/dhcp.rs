@@ -137,8 +137,8 @@ struct Shared {
     store: Arc<Mutex<LeaseStore>>,
     events: EventQueue,
     metrics: Arc<Metrics>,
-    /// Neighbour entries already added: (interface, ip) → mac.
-    neigh: Mutex<HashMap<(String, Ipv4Addr), [u8; 6]>>,
+    /// Neighbour entries this rack added, and when.
+    neigh: Mutex<HashMap<(String, Ipv4Addr), ([u8; 6], std::time::Instant)>>,
     /// Our source address towards each relay.
     relay_src: Mutex<HashMap<Ipv4Addr, Ipv4Addr>>,
 }
@@ -370,9 +370,20 @@ async fn source_towards(shared: &Shared, relay: Ipv4Addr) -> Option<Ipv4Addr> {
 }
 
 /// Adds a neighbour entry so a unicast reply reaches a client that has no address yet.
+/// How long an added neighbour entry is trusted without adding it again.
+const NEIGH_FRESH: Duration = Duration::from_secs(5);
+
 async fn add_neighbour(shared: &Shared, iface: &str, ip: Ipv4Addr, mac: [u8; 6]) -> bool {
     let key = (iface.to_string(), ip);
-    if shared.neigh.lock().ok().and_then(|m| m.get(&key).copied()) == Some(mac) {
+    // A kernel entry added as "reachable" goes stale and then fails once the machine is gone (a VM
+    // powered off, a machine rebooting): re-add it unless it was added a moment ago.
+    let fresh = shared
+        .neigh
+        .lock()
+        .ok()
+        .and_then(|m| m.get(&key).copied())
+        .is_some_and(|(m, at)| m == mac && at.elapsed() < NEIGH_FRESH);
+    if fresh {
         return true;
     }
     let ok = tokio::process::Command::new("ip")
@@ -395,7 +406,7 @@ async fn add_neighbour(shared: &Shared, iface: &str, ip: Ipv4Addr, mac: [u8; 6])
         .is_ok_and(|s| s.success());
     if ok {
         if let Ok(mut m) = shared.neigh.lock() {
-            m.insert(key, mac);
+            m.insert(key, (mac, std::time::Instant::now()));
         }
     }
     ok

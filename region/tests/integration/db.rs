@@ -55,6 +55,7 @@ both!(
                     i64,
                     i64,
                     i64,
+                    Option<String>,
                 )>(c)?;
             users::table
                 .select(users::all_columns)
@@ -138,7 +139,30 @@ both!(
                 String,
                 String,
                 Option<String>,
+                Option<String>,
             )>(c)?;
+            boot_tokens::table
+                .select(boot_tokens::all_columns)
+                .limit(1)
+                .load::<(String, String, String, String, i64, i64)>(c)?;
+            scripts::table
+                .select(scripts::all_columns)
+                .limit(1)
+                .load::<(String, String, String, i32, i64, i64)>(c)?;
+            script_results::table
+                .select(script_results::all_columns)
+                .limit(1)
+                .load::<(
+                    i64,
+                    String,
+                    String,
+                    String,
+                    String,
+                    Option<i32>,
+                    String,
+                    i64,
+                    Option<i64>,
+                )>(c)?;
             audit_log::table
                 .select(audit_log::all_columns)
                 .limit(1)

@@ -12,6 +12,7 @@ mod api_racks;
 mod api_subnets;
 mod crash;
 mod db;
+mod e2e;
 mod netns;
 mod rack_boot;
 mod rack_dhcp;
