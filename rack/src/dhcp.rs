@@ -138,7 +138,7 @@ struct Shared {
     events: EventQueue,
     metrics: Arc<Metrics>,
     /// Neighbour entries this rack added, and when.
-    neigh: Mutex<HashMap<(String, Ipv4Addr), ([u8; 6], std::time::Instant)>>,
+    neigh: Mutex<HashMap<(String, Ipv4Addr), Added>>,
     /// Our source address towards each relay.
     relay_src: Mutex<HashMap<Ipv4Addr, Ipv4Addr>>,
 }
@@ -370,6 +370,9 @@ async fn source_towards(shared: &Shared, relay: Ipv4Addr) -> Option<Ipv4Addr> {
 }
 
 /// Adds a neighbour entry so a unicast reply reaches a client that has no address yet.
+/// A neighbour entry this rack added: the MAC, and when.
+type Added = ([u8; 6], std::time::Instant);
+
 /// How long an added neighbour entry is trusted without adding it again.
 const NEIGH_FRESH: Duration = Duration::from_secs(5);
 

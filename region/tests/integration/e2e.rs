@@ -50,6 +50,7 @@ struct Lab {
     dir: PathBuf,
     token: String,
     vms: Vec<u32>,
+    kiln: Option<std::process::Child>,
 }
 
 impl Lab {
@@ -84,7 +85,7 @@ impl Lab {
         assert!(out.status.success());
         let token = String::from_utf8(out.stdout).unwrap().trim().to_string();
         let log = std::fs::File::create(dir.join("kiln.log")).unwrap();
-        Command::new("ip")
+        let kiln = Command::new("ip")
             .args([
                 "netns",
                 "exec",
@@ -106,6 +107,7 @@ impl Lab {
             dir,
             token,
             vms: Vec::new(),
+            kiln: Some(kiln),
         };
         lab.wait("the region", Duration::from_secs(60), || {
             lab.try_cli(&["racks", "list"]).ok()
@@ -275,6 +277,10 @@ impl Lab {
 
 impl Drop for Lab {
     fn drop(&mut self) {
+        if let Some(mut k) = self.kiln.take() {
+            let _ = k.kill();
+            let _ = k.wait();
+        }
         let _ = Command::new(lab_sh()).args(["down", &self.ns]).status();
         if std::thread::panicking() {
             let kept = Path::new(env!("CARGO_TARGET_TMPDIR"))

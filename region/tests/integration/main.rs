@@ -7,6 +7,7 @@ mod util;
 
 mod api_auth;
 mod api_boot_resources;
+mod api_commissioning;
 mod api_machines;
 mod api_racks;
 mod api_subnets;

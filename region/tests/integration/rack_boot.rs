@@ -136,7 +136,8 @@ both!(boot_services_from_a_synced_cache, |b: Backend| async move {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
-    // An unknown machine is told why and asked to come back.
+    // An unknown machine is enlisted by the region (and commissioned): it boots the ephemeral
+    // environment with this boot's credential.
     let script = http
         .get(format!("{base}/boot/ipxe?mac=52:54:00:b0:00:99"))
         .send()
@@ -146,9 +147,13 @@ both!(boot_services_from_a_synced_cache, |b: Backend| async move {
         .await
         .unwrap();
     assert!(
-        script.contains("is not known to Kiln") && script.contains("chain --replace"),
+        script.contains("is Commissioning") && script.contains("kiln.token=boot_"),
         "{script}"
     );
+    let (_, page) = app
+        .admin(Method::GET, "/api/v1/machines?mac=52:54:00:b0:00:99", None)
+        .await;
+    assert_eq!(page["items"][0]["status"], "commissioning", "{page}");
     // The bootloader over HTTP and over TFTP.
     let got = http
         .get(format!("{base}/boot/undionly.kpxe"))
