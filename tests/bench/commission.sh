@@ -15,6 +15,7 @@ NS=kiln-bench
 LAB=$PWD/tests/lab/lab.sh
 KILN=$PWD/target/release/kiln
 W=$(mktemp -d /tmp/kiln-bench.XXXX)
+chmod 755 "$W"   # nginx's workers (www-data) read the baseline's files from here
 [ -x "$KILN" ] || { echo "build it first: cargo build --release -p region" >&2; exit 1; }
 PIDS=()
 cleanup() {
@@ -41,8 +42,15 @@ k images import "$W/images" >/dev/null 2>&1
 SQ=$(python3 -c 'import json,sys; m=json.load(open(sys.argv[1])); print(next(f["sha256"]+"/"+f["name"] for r in m["resources"] for f in r["files"] if f["name"].endswith("squashfs")))' "$W/images/manifest.json")
 for _ in $(seq 240); do ip netns exec $NS curl -sf -r 0-0 -o /dev/null "http://10.20.0.2:5248/images/$SQ" && break; sleep 0.5; done
 
-# Seconds (float) since the epoch of a QEMU VM's end: when its process is gone.
-wait_exit() { while kill -0 "$1" 2>/dev/null; do sleep 0.2; done; date +%s.%N; }
+# Seconds (float) since the epoch of a QEMU VM's end: when its process is gone (killed after 600 s).
+wait_exit() {
+  local end=$((SECONDS + 600))
+  while kill -0 "$1" 2>/dev/null; do
+    [ $SECONDS -lt $end ] || { kill "$1"; echo "VM $1 killed after 600 s" >&2; }
+    sleep 0.2
+  done
+  date +%s.%N
+}
 ms_of() { python3 -c 'import sys,datetime; print(datetime.datetime.fromisoformat(sys.argv[1].replace("Z","+00:00")).timestamp())' "$1"; }
 
 echo "== Kiln: one VM, power-on to Ready (runs: $RUNS)"
