@@ -86,7 +86,7 @@ down)
   NS=${1:-}; need_ns "$NS"
   if ip netns list | grep -qw "$NS"; then
     for p in $(ip netns pids "$NS"); do kill "$p" 2>/dev/null || true; done
-    for _ in $(seq 20); do [ -z "$(ip netns pids "$NS")" ] && break; sleep 0.25; done
+    for _ in $(seq 40); do [ -z "$(ip netns pids "$NS")" ] && break; sleep 0.25; done
     for p in $(ip netns pids "$NS"); do kill -9 "$p" 2>/dev/null || true; done
     ip netns del "$NS"
   fi

@@ -96,6 +96,15 @@ impl FromRequest for Auth {
     }
 }
 
+/// The token of an `Authorization: Bearer <token>` header, if the request has one.
+pub fn bearer_token(req: &HttpRequest) -> Option<String> {
+    req.headers()
+        .get(actix_web::http::header::AUTHORIZATION)
+        .and_then(|h| h.to_str().ok())
+        .and_then(|h| h.strip_prefix("Bearer "))
+        .map(|t| t.trim().to_string())
+}
+
 /// JSON bodies: size limit and errors in Kiln's error shape.
 pub fn json_config(max: usize) -> web::JsonConfig {
     web::JsonConfig::default()

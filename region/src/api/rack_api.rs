@@ -60,12 +60,7 @@ impl FromRequest for RackAuth {
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let state = req.app_data::<web::Data<AppState>>().cloned();
-        let token = req
-            .headers()
-            .get(actix_web::http::header::AUTHORIZATION)
-            .and_then(|h| h.to_str().ok())
-            .and_then(|h| h.strip_prefix("Bearer "))
-            .map(|t| t.trim().to_string());
+        let token = super::bearer_token(req);
         Box::pin(async move {
             let state = state.ok_or_else(|| Error::Internal("app state missing".into()))?;
             let token = token.ok_or_else(|| {

@@ -13,7 +13,6 @@ use region_api_types::{self as api, MachineAction, MachineStatus};
 use super::{auth, inventory, machines, validate, Caller};
 use crate::config::Lifecycle;
 use crate::db::commissioning::{self as dbc, BootTokenRow, ScriptRow};
-use crate::db::events::NewEvent;
 use crate::db::machines::{self as dbm, InterfaceRow, StatusChange};
 use crate::db::{self, fmt_time, random_id, DbConn};
 use crate::error::{Error, Result};
@@ -278,18 +277,7 @@ fn event(
     event_type: &str,
     description: &str,
 ) -> Result<()> {
-    db::events::insert(
-        conn,
-        &NewEvent {
-            system_id: Some(system_id),
-            created_at: now,
-            level: level.as_str(),
-            event_type,
-            description,
-            username: None,
-            mac: None,
-        },
-    )
+    machines::event(conn, now, system_id, level, event_type, description, None)
 }
 
 /// A rack asks what the machine with `mac` boots. Unknown MACs are enlisted (New, and

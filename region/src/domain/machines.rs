@@ -92,7 +92,8 @@ fn ensure_hostname_free(conn: &mut DbConn, hostname: &str, except: Option<&str>)
     Ok(())
 }
 
-fn event(
+/// Records an event of one machine.
+pub(super) fn event(
     conn: &mut DbConn,
     now: i64,
     system_id: &str,

@@ -10,15 +10,7 @@ use crate::both;
 use crate::util::{Backend, TestApp};
 
 async fn rack_token(app: &TestApp) -> String {
-    let secret = app
-        .region
-        .as_ref()
-        .unwrap()
-        .state
-        .pool
-        .run(region::api::rack_api::rack_secret)
-        .await
-        .unwrap();
+    let secret = app.rack_secret().await;
     let (s, v) = app
         .call(
             Method::POST,

@@ -11,15 +11,7 @@ both!(
     rack_register_snapshot_events_files,
     |b: Backend| async move {
         let app = TestApp::start(b).await;
-        let secret = app
-            .region
-            .as_ref()
-            .unwrap()
-            .state
-            .pool
-            .run(region::api::rack_api::rack_secret)
-            .await
-            .unwrap();
+        let secret = app.rack_secret().await;
         let ifaces =
             json!([{"name": "br0", "mac": "52:54:00:01:00:01", "addresses": ["10.20.0.2/24"]}]);
 

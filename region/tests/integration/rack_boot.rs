@@ -46,15 +46,7 @@ both!(boot_services_from_a_synced_cache, |b: Backend| async move {
     let id = app.machine("boot1", "52:54:00:b0:00:01").await;
     app.act(&app.admin_token.clone(), &id, "commission").await;
 
-    let secret = app
-        .region
-        .as_ref()
-        .unwrap()
-        .state
-        .pool
-        .run(region::api::rack_api::rack_secret)
-        .await
-        .unwrap();
+    let secret = app.rack_secret().await;
     let rack_dir = tempfile::tempdir().unwrap();
     let mut cfg = rack::RackConfig::new(&app.base, &secret, rack_dir.path().to_path_buf());
     cfg.name = "rack-boot".into();

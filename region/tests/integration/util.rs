@@ -184,6 +184,18 @@ impl TestApp {
             .await
     }
 
+    /// The region's shared rack secret (what `kiln admin rack-secret` prints).
+    pub async fn rack_secret(&self) -> String {
+        self.region
+            .as_ref()
+            .unwrap()
+            .state
+            .pool
+            .run(region::api::rack_api::rack_secret)
+            .await
+            .unwrap()
+    }
+
     /// Creates a machine as admin and returns its system_id.
     pub async fn machine(&self, hostname: &str, mac: &str) -> String {
         let (s, v) = self
