@@ -62,6 +62,8 @@ impl HttpState {
 #[derive(Deserialize)]
 struct ScriptQuery {
     mac: Option<String>,
+    /// The architecture DHCP saw (option 93), for enlisting an unknown machine.
+    arch: Option<String>,
 }
 
 async fn script(
@@ -89,7 +91,7 @@ async fn script(
     // Unknown machines are enlisted, and ephemeral boots need a credential: both come from the
     // region. Local-disk boots and waits are answered from the snapshot alone.
     if host_entry.is_none() || matches!(boot, Boot::Ephemeral(_)) {
-        match state.region.boot(&mac).await {
+        match state.region.boot(&mac, q.arch.as_deref()).await {
             Ok(a) => {
                 let h = rack_proto::netconf::Host {
                     system_id: a.system_id,

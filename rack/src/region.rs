@@ -186,10 +186,10 @@ impl RegionClient {
 
     /// What a PXE-booting machine boots: the region enlists unknown MACs and mints ephemeral boots'
     /// credentials. Short timeout: a machine is waiting on this answer.
-    pub async fn boot(&self, mac: &str) -> Result<api::RackBootAnswer> {
+    pub async fn boot(&self, mac: &str, arch: Option<&str>) -> Result<api::RackBootAnswer> {
         let body = api::RackBootRequest {
             mac: mac.to_string(),
-            architecture: None,
+            architecture: arch.map(str::to_string),
         };
         let resp = self
             .authed(

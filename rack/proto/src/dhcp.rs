@@ -102,8 +102,9 @@ impl Outcome {
 /// What kind of boot client is asking.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Client {
-    /// iPXE: hand it the HTTP script URL (never a bootloader again: no chain-load loop).
-    Ipxe,
+    /// iPXE: hand it the HTTP script URL (never a bootloader again: no chain-load loop). `arch`:
+    /// its option 93, passed on in the URL so that an enlisted machine gets the right architecture.
+    Ipxe { arch: Option<u16> },
     /// UEFI HTTP boot: hand it an HTTP URL of a bootloader.
     HttpBoot { arch: u16 },
     /// Firmware PXE: hand it a bootloader over TFTP.
@@ -131,7 +132,7 @@ pub fn classify(msg: &Message) -> Client {
     };
     let class = class_id(msg).unwrap_or_default();
     if is_ipxe {
-        Client::Ipxe
+        Client::Ipxe { arch }
     } else if class.starts_with(b"HTTPClient") {
         Client::HttpBoot {
             arch: arch.unwrap_or(16),
@@ -153,6 +154,16 @@ pub fn pxe_bootfile(arch: u16) -> &'static str {
         7 | 9 => "snponly.efi",
         10 | 11 => "ipxe-arm64.efi",
         _ => "undionly.kpxe",
+    }
+}
+
+/// Kiln's architecture name for an RFC 4578 client architecture type (option 93).
+pub fn kiln_architecture(arch: u16) -> &'static str {
+    match arch {
+        6 => "i386/generic",
+        10 | 18 => "armhf/generic",
+        11 | 19 => "arm64/generic",
+        _ => "amd64/generic",
     }
 }
 
@@ -317,12 +328,16 @@ fn add_network_opts(r: &mut Message, subnet: &SubnetConf, conf: &NetConf, mac: &
 fn add_boot_opts(r: &mut Message, client: &Client, server: Ipv4Addr, boot: &BootConf, mac: &Mac) {
     match client {
         Client::Plain => {}
-        Client::Ipxe => {
-            let url = format!(
+        Client::Ipxe { arch } => {
+            let mut url = format!(
                 "http://{server}:{}/boot/ipxe?mac={}",
                 boot.http_port,
                 fmt_mac(mac)
             );
+            if let Some(a) = arch {
+                url.push_str("&arch=");
+                url.push_str(kiln_architecture(*a));
+            }
             r.set_fname_str(&url);
             r.opts_mut()
                 .insert(DhcpOption::BootfileName(url.into_bytes()));
@@ -391,7 +406,7 @@ fn observed_boot(conf: &NetConf, client: &Client, mac: Mac) -> Option<Observed> 
     let known = conf.hosts.contains_key(&mac);
     let what = match client {
         Client::Plain => return None,
-        Client::Ipxe => "iPXE",
+        Client::Ipxe { .. } => "iPXE",
         Client::HttpBoot { .. } => "UEFI HTTP boot",
         Client::Pxe { arch: 0 } => "BIOS PXE",
         Client::Pxe { .. } => "UEFI PXE",

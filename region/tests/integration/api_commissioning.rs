@@ -319,11 +319,15 @@ both!(
                 Method::POST,
                 "/api/v1/rack/boot",
                 Some(&rack),
-                Some(json!({"mac": "52:54:00:c0:01:01"})),
+                Some(json!({"mac": "52:54:00:c0:01:01", "architecture": "arm64/generic"})),
             )
             .await;
         assert_eq!(s, StatusCode::OK, "{a}");
         assert_eq!(a["status"], "new");
+        assert_eq!(
+            a["architecture"], "arm64/generic",
+            "the architecture DHCP saw"
+        );
         // New machines boot the ephemeral environment too (the inventory is recorded, status kept).
         let token = a["token"].as_str().unwrap().to_string();
         run_scripts(&app, &token, 0).await;

@@ -385,6 +385,17 @@ fn ipxe_gets_the_script_url_and_no_pxedhcp() {
         Some(DhcpOption::Unknown(u)) => assert_eq!(u.data(), &[176, 1, 1]),
         other => panic!("no option 175: {other:?}"),
     }
+    // With option 93 (as iPXE sends it) the URL carries the architecture, for enlistment.
+    let mut arm = m.clone();
+    arm.opts_mut()
+        .insert(DhcpOption::ClientSystemArchitecture(Architecture::from(11)));
+    let o2 = handle(&arm, &ingress(), &c, &BOOT, &mut Leases::new(), 0);
+    assert_eq!(
+        reply(&o2).fname_str().unwrap().unwrap(),
+        "http://10.20.0.2:5248/boot/ipxe?mac=52:54:00:00:00:01&arch=arm64/generic"
+    );
+    assert_eq!(kiln_architecture(0), "amd64/generic");
+    assert_eq!(kiln_architecture(7), "amd64/generic");
     assert_eq!(
         r.opts().get(OptionCode::Hostname),
         Some(&DhcpOption::Hostname("node1".into()))
