@@ -206,6 +206,12 @@ async fn metadata(
 ) -> HttpResponse {
     state.metrics.inc("http_metadata");
     let mut target = path.into_inner();
+    if !rack_proto::metadata_path_ok(&target) {
+        state.metrics.inc("http_metadata_refused");
+        return HttpResponse::BadRequest()
+            .content_type("text/plain")
+            .body("not a metadata path");
+    }
     if let Some(q) = req.uri().query() {
         target.push('?');
         target.push_str(q);

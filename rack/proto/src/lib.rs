@@ -32,3 +32,42 @@ pub fn parse_mac(s: &str) -> Option<Mac> {
     }
     parts.next().is_none().then_some(out)
 }
+
+/// Whether a path under the rack's `/metadata/v1/` may be forwarded to the region's metadata API:
+/// plain segments of letters, digits, `-`, `_` and `.`, none of them `.` or `..`, so that a
+/// forwarded request can never climb out to other region endpoints.
+pub fn metadata_path_ok(path: &str) -> bool {
+    !path.is_empty()
+        && path.len() <= 256
+        && path.split('/').all(|seg| {
+            !seg.is_empty()
+                && seg != "."
+                && seg != ".."
+                && seg
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        })
+}
+
+#[cfg(test)]
+mod metadata_path_tests {
+    use super::metadata_path_ok;
+
+    #[test]
+    fn only_plain_metadata_paths_are_forwarded() {
+        assert!(metadata_path_ok("scripts"));
+        assert!(metadata_path_ok("scripts/50-check.sh/result"));
+        for bad in [
+            "",
+            "../machines",
+            "scripts/../../machines",
+            "a//b",
+            "./x",
+            "%2e%2e/x",
+            "a b",
+            "x/",
+        ] {
+            assert!(!metadata_path_ok(bad), "{bad}");
+        }
+    }
+}

@@ -146,6 +146,30 @@ both!(boot_services_from_a_synced_cache, |b: Backend| async move {
         .admin(Method::GET, "/api/v1/machines?mac=52:54:00:b0:00:99", None)
         .await;
     assert_eq!(page["items"][0]["status"], "commissioning", "{page}");
+    // The metadata proxy forwards metadata paths only: no climbing out to the rest of the API,
+    // even with an admin's token.
+    for path in [
+        "/metadata/v1/../../../api/v1/machines",
+        "/metadata/v1/%2e%2e/%2e%2e/%2e%2e/api/v1/machines",
+    ] {
+        let out = tokio::process::Command::new("curl")
+            .args([
+                "-s",
+                "--path-as-is",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+                "-H",
+                &format!("Authorization: Bearer {}", app.admin_token),
+                &format!("{base}{path}"),
+            ])
+            .output()
+            .await
+            .unwrap();
+        let code = String::from_utf8_lossy(&out.stdout).to_string();
+        assert!(code == "400" || code == "404", "{path}: {code}");
+    }
     // The bootloader over HTTP and over TFTP.
     let got = http
         .get(format!("{base}/boot/undionly.kpxe"))
