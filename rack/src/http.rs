@@ -46,6 +46,18 @@ impl HttpState {
         Some(rack_proto::fmt_mac(&mac))
     }
 
+    /// Whether this request may act for `mac` (see [`rack_proto::may_act_for`]).
+    fn may_act_for(&self, req: &HttpRequest, mac: &str) -> bool {
+        let (Some(peer), Some(m)) = (req.peer_addr(), rack_proto::parse_mac(mac)) else {
+            return false;
+        };
+        let leased_to = match peer.ip() {
+            IpAddr::V4(ip) => self.store.lock().ok().and_then(|s| s.mac_of(ip)),
+            IpAddr::V6(_) => None,
+        };
+        rack_proto::may_act_for(peer.ip(), &m, leased_to.as_ref())
+    }
+
     /// Queues an event for the region, which files it under the machine with that MAC (or keeps it
     /// for the machine that MAC is about to be enlisted as).
     fn event(&self, mac: &str, event_type: &str, description: String) {
@@ -90,7 +102,13 @@ async fn script(
     let mut token = None;
     // Unknown machines are enlisted, and ephemeral boots need a credential: both come from the
     // region. Local-disk boots and waits are answered from the snapshot alone.
-    if host_entry.is_none() || matches!(boot, Boot::Ephemeral(_)) {
+    let needs_region = host_entry.is_none() || matches!(boot, Boot::Ephemeral(_));
+    if needs_region && !state.may_act_for(&req, &mac) {
+        state.metrics.inc("http_ipxe_refused");
+        boot = Boot::Wait(format!(
+            "this address holds no lease of this rack for {mac}: only the machine itself may enlist or boot it"
+        ));
+    } else if needs_region {
         match state.region.boot(&mac, q.arch.as_deref()).await {
             Ok(a) => {
                 let h = rack_proto::netconf::Host {

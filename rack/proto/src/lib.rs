@@ -71,3 +71,30 @@ mod metadata_path_tests {
         }
     }
 }
+
+/// Whether an HTTP request from `peer` may act for the machine with `mac` (enlist it, get its boot
+/// credential): the rack itself (loopback), or the address the rack leased to that very MAC
+/// (`leased_to`: the MAC holding `peer`'s lease). Anyone else asking with `?mac=` would otherwise
+/// get another machine's token.
+pub fn may_act_for(peer: std::net::IpAddr, mac: &Mac, leased_to: Option<&Mac>) -> bool {
+    peer.is_loopback() || leased_to == Some(mac)
+}
+
+#[cfg(test)]
+mod may_act_tests {
+    use super::may_act_for;
+
+    #[test]
+    fn only_the_lease_holder_or_the_rack_itself() {
+        let a = [0x52, 0x54, 0, 0, 0, 1];
+        let b = [0x52, 0x54, 0, 0, 0, 2];
+        let ip = "10.20.0.100".parse().unwrap();
+        assert!(may_act_for(ip, &a, Some(&a)));
+        assert!(!may_act_for(ip, &a, Some(&b)), "another machine's address");
+        assert!(
+            !may_act_for(ip, &a, None),
+            "an address the rack never leased"
+        );
+        assert!(may_act_for("127.0.0.1".parse().unwrap(), &a, None));
+    }
+}

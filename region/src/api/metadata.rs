@@ -17,7 +17,7 @@ use utoipa::IntoParams;
 
 use super::{AppState, Auth};
 use crate::db::now_ms;
-use crate::domain::commissioning::{self, MachineBoot, MAX_OUTPUT};
+use crate::domain::commissioning::{self, MachineBoot};
 use crate::error::{Error, Result};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -27,7 +27,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/metadata/scripts/{name}/start", web::post().to(start))
         .service(
             web::resource("/metadata/scripts/{name}/result")
-                .app_data(web::PayloadConfig::new(MAX_OUTPUT + (64 << 10)))
+                // More than the rack forwards (8 MiB): outputs over MAX_OUTPUT are cut, not refused.
+                .app_data(web::PayloadConfig::new(9 << 20))
                 .route(web::post().to(result)),
         )
         .route("/metadata/done", web::post().to(done))

@@ -283,6 +283,7 @@ fn event(
 /// A rack asks what the machine with `mac` boots. Unknown MACs are enlisted (New, and
 /// Commissioning right away if `cfg.enlist_commission`); machines that boot the ephemeral
 /// environment get a new boot credential, which replaces their last one.
+/// One transaction: a machine is never left enlisted but not commissioning, nor without its token.
 pub fn rack_boot(
     conn: &mut DbConn,
     req: &api::RackBootRequest,
@@ -295,6 +296,18 @@ pub fn rack_boot(
         "architecture",
         req.architecture.as_deref().unwrap_or("amd64/generic"),
     )?;
+    conn.transaction::<_, Error, _>(|c| rack_boot_in(c, &mac, &architecture, rack_name, cfg, now))
+}
+
+fn rack_boot_in(
+    conn: &mut DbConn,
+    mac: &str,
+    architecture: &str,
+    rack_name: &str,
+    cfg: &Lifecycle,
+    now: i64,
+) -> Result<api::RackBootAnswer> {
+    let (mac, architecture) = (mac.to_string(), architecture.to_string());
     let system = system_caller();
     let mut enlisted = false;
     let mut system_id = dbm::machine_with_mac(conn, &mac)?;
@@ -523,6 +536,15 @@ pub fn script_finished(
     })
 }
 
+/// At most the last `max` bytes of `s` (on a character boundary), so one event stays small.
+fn tail_bytes(s: &str, max: usize) -> &str {
+    let mut cut = s.len().saturating_sub(max);
+    while !s.is_char_boundary(cut) {
+        cut += 1;
+    }
+    &s[cut..]
+}
+
 /// The last `n` lines of an output.
 fn tail(s: &str, n: usize) -> String {
     let lines: Vec<&str> = s.lines().collect();
@@ -583,8 +605,8 @@ fn record_nics(conn: &mut DbConn, system_id: &str, nics: &[api::Nic], now: i64) 
 /// reads → Ready (a New machine, enlisted without commissioning, stays New); otherwise Failed
 /// commissioning, with the failing scripts' output in the event.
 pub fn finish(conn: &mut DbConn, mb: &MachineBoot, now: i64) -> Result<api::CommissioningOutcome> {
-    let expected: Vec<String> = runner_scripts(conn)?.into_iter().map(|s| s.name).collect();
     conn.transaction::<_, Error, _>(|c| {
+        let expected: Vec<String> = runner_scripts(c)?.into_iter().map(|s| s.name).collect();
         let row = ensure_commissioning(c, mb)?;
         let from = row.status();
         let results = dbc::results_of_boot(c, &mb.system_id, &mb.boot_id)?;
@@ -603,7 +625,7 @@ pub fn finish(conn: &mut DbConn, mb: &MachineBoot, now: i64) -> Result<api::Comm
                     problems.push(format!("{name} {what}"));
                     detail.push_str(&format!(
                         "\n--- {name} (last lines) ---\n{}",
-                        tail(&r.output, 20)
+                        tail_bytes(&tail(&r.output, 20), 4096)
                     ));
                 }
                 Some(_) => {}
@@ -790,5 +812,7 @@ mod tests {
     fn tail_keeps_last_lines() {
         assert_eq!(tail("a\nb\nc\n", 2), "b\nc");
         assert_eq!(tail("", 5), "");
+        assert_eq!(tail_bytes("héllo", 4), "llo");
+        assert_eq!(tail_bytes("ab", 10), "ab");
     }
 }

@@ -132,13 +132,14 @@ pub fn memory(out: &str) -> Result<i64, ParseError> {
                     continue; // "No Module Installed"
                 };
                 let Ok(n) = n.parse::<i64>() else { continue };
-                dimms_mib += match unit {
+                let mib = match unit {
                     "kB" | "KB" => n / 1024,
                     "MB" => n,
-                    "GB" => n * 1024,
-                    "TB" => n * 1024 * 1024,
+                    "GB" => n.saturating_mul(1024),
+                    "TB" => n.saturating_mul(1024 * 1024),
                     _ => 0,
                 };
+                dimms_mib = dimms_mib.saturating_add(mib);
             }
         }
     }
@@ -163,19 +164,25 @@ pub fn disks(out: &str) -> Result<Vec<api::Disk>, ParseError> {
     Ok(d)
 }
 
-/// The interface script's JSON → NICs, by name, MACs lower-case.
+/// The interface script's JSON → Ethernet NICs, by name, MACs lower-case. Entries without a usable
+/// Ethernet address (an unset virtual function, a name that is not a plain interface name) are
+/// left out rather than failing the whole inventory.
 pub fn nics(out: &str) -> Result<Vec<api::Nic>, ParseError> {
-    let mut n: Vec<api::Nic> = serde_json::from_str(json_part(out))
+    let n: Vec<api::Nic> = serde_json::from_str(json_part(out))
         .map_err(|e| err(INTERFACES, format!("not the expected JSON ({e})")))?;
-    for nic in &mut n {
-        nic.mac = nic.mac.to_ascii_lowercase();
-        if crate::domain::validate::mac("mac", &nic.mac).is_err() {
-            return Err(err(
-                INTERFACES,
-                format!("'{}' is not a MAC address", nic.mac),
-            ));
-        }
-    }
+    let mut n: Vec<api::Nic> = n
+        .into_iter()
+        .filter_map(|mut nic| {
+            nic.mac = crate::domain::validate::mac("mac", &nic.mac).ok()?;
+            let name_ok = !nic.name.is_empty()
+                && nic.name.len() <= 15
+                && nic
+                    .name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '@'));
+            (name_ok && nic.mac != "00:00:00:00:00:00").then_some(nic)
+        })
+        .collect();
     n.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(n)
 }
@@ -298,10 +305,11 @@ NAME SIZE"#,
         assert_eq!(n[0].name, "eth0");
         assert_eq!(n[0].speed_mbps, Some(1000));
         assert_eq!(n[1].mac, "52:54:00:aa:00:02");
-        assert!(nics(
-            r#"[{"name":"eth0","mac":"nope","link":true,"speed_mbps":null,"driver":""}]"#
-        )
-        .is_err());
+        let odd = nics(r#"[{"name":"ib0","mac":"nope","link":true,"speed_mbps":null,"driver":""},
+                          {"name":"eth2","mac":"00:00:00:00:00:00","link":false,"speed_mbps":null,"driver":"ixgbevf"},
+                          {"name":"eth0","mac":"52:54:00:aa:00:01","link":true,"speed_mbps":null,"driver":"e1000"}]"#).unwrap();
+        assert_eq!(odd.len(), 1, "odd NICs are left out, the rest is kept");
+        assert!(nics("not json").is_err());
         assert!(disks("lsblk: command not found").is_err());
     }
 
