@@ -10,7 +10,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 RUNS=${RUNS:-2}
-BATCHES=${BATCHES:-"4 8"}
+BATCHES=${BATCHES-"4 8"}   # BATCHES= (empty) skips the batches
 NS=kiln-bench
 LAB=$PWD/tests/lab/lab.sh
 KILN=$PWD/target/release/kiln
@@ -100,6 +100,7 @@ for f in vmlinuz initrd.gz root.squashfs; do ln -f "$W/images/ephemeral/$f" "$B/
 cp /usr/lib/ipxe/undionly.kpxe /usr/lib/ipxe/snponly.efi "$B/tftp/"
 # The scripts Kiln would have sent (built-ins), as a static list.
 start_kiln; k scripts list --json > "$B/www/metadata/v1/scripts"; stop_kiln
+echo '{"system_id":"baseline","hostname":"baseline","status":"commissioning","boot_id":"b"}' > "$B/www/metadata/v1/meta"
 cat > "$B/www/boot.ipxe" <<'IPXE'
 #!ipxe
 kernel http://10.20.0.2:8080/vmlinuz initrd=initrd console=tty0 console=ttyS0,115200 BOOTIF=01-${net0/mac:hexhyp} kiln.url=http://10.20.0.2:8080 kiln.token=boot_baseline kiln.root=http://10.20.0.2:8080/root.squashfs
@@ -119,6 +120,7 @@ http {
     listen 10.20.0.2:8080;
     root $B/www;
     location = /metadata/v1/scripts { default_type application/json; }
+    location = /metadata/v1/meta { default_type application/json; }
     location /metadata/v1/ {
       if (\$request_method = POST) { return 200 '{"status":"ready","message":"baseline"}'; }
     }
@@ -155,8 +157,10 @@ for r in $(seq "$RUNS"); do
   t0=$(date +%s.%N)
   pid=$("$LAB" vm $NS "b$r" "$W" --mac "$mac" --disk 4 --mem 1024)
   t_end=$(wait_exit "$pid")
-  done_line=$(grep -a "KILN-COMMISSIONING-DONE" "$W/b$r.serial" | head -1 || true)
-  echo "poweroff=$(python3 -c "print(f'{$t_end - $t0:.1f}')")s ${done_line:+(runner finished)}" | tee -a "$W/base-runs.txt"
+  if ! grep -aq "KILN-COMMISSIONING-DONE" "$W/b$r.serial"; then
+    echo "baseline run $r: the runner did not finish; see $W/b$r.serial" >&2; tail -20 "$W/b$r.serial" >&2; exit 1
+  fi
+  echo "poweroff=$(python3 -c "print(f'{$t_end - $t0:.1f}')")s (runner finished)" | tee -a "$W/base-runs.txt"
 done
 kill "$(cat "$B/nginx.pid")" "$(cat "$B/dnsmasq.pid")" 2>/dev/null || true
 python3 - "$W/kiln-runs.txt" "$W/base-runs.txt" <<'PY'
