@@ -521,7 +521,11 @@ fn e2e_failing_operator_script_then_commission_again() {
     lab.powered_off("vm1");
 
     // Fixed: commission again (manual power: the operator powers the machine on).
-    std::fs::write(&script, "#!/bin/bash\necho all widgets present\n").unwrap();
+    std::fs::write(
+        &script,
+        "#!/bin/bash\necho all widgets present\npgrep -f 'udhcpc -i' >/dev/null && echo 'DHCP lease kept by a running client'\n",
+    )
+    .unwrap();
     lab.cli(&[
         "scripts",
         "update",
@@ -559,6 +563,20 @@ fn e2e_failing_operator_script_then_commission_again() {
                 .as_str()
                 .unwrap()
                 .contains("all widgets present")));
+    // The ephemeral environment keeps renewing its lease while scripts run.
+    let check = results
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == "50-check")
+        .unwrap();
+    assert!(
+        check["output"]
+            .as_str()
+            .unwrap()
+            .contains("DHCP lease kept by a running client"),
+        "{check:#}"
+    );
     // Still one machine: the second boot was recognised, not enlisted again.
     assert_eq!(lab.json(&["machines", "list"])["total"], 1);
 }
