@@ -1,8 +1,9 @@
 //! The rack's HTTP boot service (port 5248): per-machine iPXE scripts, bootloaders for UEFI HTTP
 //! boot, and the cached boot files (kernel, initrd, squashfs) with `Range` support. Files are read
 //! in chunks on the worker threads (they are hot in the page cache; going through the blocking pool
-//! per 64 KiB chunk cost 3x in throughput, measured). Everything comes from rack-local state; each
-//! hit of a known machine becomes an event in its boot trace.
+//! per 64 KiB chunk cost 3x in throughput, measured). Files come from rack-local state; the script of
+//! an unknown MAC or an ephemeral boot asks the region (`/rack/boot`), for the MAC's own lease holder
+//! only. `/metadata/v1/…` is forwarded to the region. Each hit becomes an event in the MAC's boot trace.
 
 use std::net::{IpAddr, TcpListener};
 use std::path::PathBuf;

@@ -9,8 +9,10 @@
 //!   every decision is `rack_proto::dhcp::handle`.
 //! - [`ifaces`]: the host's interfaces and addresses.
 //!
-//! **Architecture invariant:** no boot answer waits on the region: DHCP reads the snapshot in
-//! memory; what it observes is queued and sent later.
+//! **Architecture invariant:** DHCP, TFTP, file downloads and local-disk boot scripts never wait on
+//! the region: they answer from the snapshot in memory; what they observe is queued and sent later.
+//! Only an iPXE script that needs the region asks it (enlisting an unknown MAC, minting an ephemeral
+//! boot's credential), with a 10 s limit and a wait-and-retry script when it cannot be reached.
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 use std::sync::Arc;

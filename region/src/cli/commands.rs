@@ -1317,34 +1317,46 @@ pub enum ScriptsCommand {
     /// Add a commissioning script; it runs after the built-ins on every commissioning.
     Add {
         name: String,
-        /// The script file (a `#!` line picks the interpreter).
-        #[arg(long)]
-        file: PathBuf,
-        /// Seconds before the runner kills it (default 600).
-        #[arg(long)]
-        timeout: Option<i32>,
-        #[arg(long)]
-        description: Option<String>,
+        #[command(flatten)]
+        fields: ScriptFields,
     },
     /// Replace a script's content (and timeout/description).
     Update {
         name: String,
-        #[arg(long)]
-        file: PathBuf,
-        #[arg(long)]
-        timeout: Option<i32>,
-        #[arg(long)]
-        description: Option<String>,
+        #[command(flatten)]
+        fields: ScriptFields,
     },
     /// Delete one of your scripts.
     Delete { name: String },
 }
 
+/// What `kiln scripts add` and `update` send.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ScriptFields {
+    /// The script file (a `#!` line picks the interpreter).
+    #[arg(long)]
+    file: PathBuf,
+    /// Seconds before the runner kills it (default 600).
+    #[arg(long)]
+    timeout: Option<i32>,
+    #[arg(long)]
+    description: Option<String>,
+}
+
+impl ScriptFields {
+    fn to_write(&self, name: Option<String>) -> anyhow::Result<api::ScriptWrite> {
+        Ok(api::ScriptWrite {
+            name,
+            description: self.description.clone(),
+            timeout_secs: self.timeout,
+            content: std::fs::read_to_string(&self.file)
+                .with_context(|| format!("cannot read {}", self.file.display()))?,
+        })
+    }
+}
+
 pub async fn scripts(a: ClientArgs<ScriptsCommand>) -> anyhow::Result<()> {
     let c = client(&a)?;
-    let read = |p: &Path| {
-        std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))
-    };
     let show = |s: &api::Script| -> anyhow::Result<()> {
         if a.json {
             return output::json(s);
@@ -1383,36 +1395,16 @@ pub async fn scripts(a: ClientArgs<ScriptsCommand>) -> anyhow::Result<()> {
             let s: api::Script = c.get(&format!("/api/v1/scripts/{}", seg(name))).await?;
             show(&s)
         }
-        ScriptsCommand::Add {
-            name,
-            file,
-            timeout,
-            description,
-        } => {
-            let body = api::ScriptWrite {
-                name: Some(name.clone()),
-                description: description.clone(),
-                timeout_secs: *timeout,
-                content: read(file)?,
-            };
+        ScriptsCommand::Add { name, fields } => {
+            let body = fields.to_write(Some(name.clone()))?;
             let s: api::Script = c.post("/api/v1/scripts", &body).await?;
             if !a.json {
                 eprintln!("added commissioning script {}", s.name);
             }
             show(&s)
         }
-        ScriptsCommand::Update {
-            name,
-            file,
-            timeout,
-            description,
-        } => {
-            let body = api::ScriptWrite {
-                name: None,
-                description: description.clone(),
-                timeout_secs: *timeout,
-                content: read(file)?,
-            };
+        ScriptsCommand::Update { name, fields } => {
+            let body = fields.to_write(None)?;
             let s: api::Script = c
                 .send(
                     c.request(Method::PUT, &format!("/api/v1/scripts/{}", seg(name)))

@@ -32,8 +32,6 @@ struct EventRow {
     event_type: String,
     description: String,
     username: Option<String>,
-    #[allow(dead_code)]
-    mac: Option<String>,
 }
 
 pub fn insert(conn: &mut DbConn, e: &NewEvent<'_>) -> Result<()> {

@@ -307,14 +307,13 @@ fn rack_boot_in(
     cfg: &Lifecycle,
     now: i64,
 ) -> Result<api::RackBootAnswer> {
-    let (mac, architecture) = (mac.to_string(), architecture.to_string());
     let system = system_caller();
     let mut enlisted = false;
-    let mut system_id = dbm::machine_with_mac(conn, &mac)?;
+    let mut system_id = dbm::machine_with_mac(conn, mac)?;
     if system_id.is_none() {
         let create = api::MachineCreate {
-            architecture: Some(architecture.clone()),
-            boot_mac: Some(mac.clone()),
+            architecture: Some(architecture.to_string()),
+            boot_mac: Some(mac.to_string()),
             description: Some(format!(
                 "Enlisted after PXE booting from {mac} on rack {rack_name}."
             )),
@@ -323,7 +322,7 @@ fn rack_boot_in(
         match machines::create(conn, &system, &create, now) {
             Ok(m) => {
                 enlisted = true;
-                let attached = db::events::attach_mac(conn, &mac, &m.system_id)?;
+                let attached = db::events::attach_mac(conn, mac, &m.system_id)?;
                 event(
                     conn,
                     now,
@@ -350,7 +349,7 @@ fn rack_boot_in(
                 system_id = Some(m.system_id);
             }
             // Another rack (or request) enlisted the same MAC a moment ago: use that machine.
-            Err(Error::Conflict { .. }) => system_id = dbm::machine_with_mac(conn, &mac)?,
+            Err(Error::Conflict { .. }) => system_id = dbm::machine_with_mac(conn, mac)?,
             Err(e) => return Err(e),
         }
     }
@@ -764,7 +763,7 @@ pub fn results(
     boot_id: Option<&str>,
     with_output: bool,
 ) -> Result<Vec<api::ScriptResult>> {
-    machines::get(conn, caller, system_id)?;
+    machines::visible_row(conn, caller, system_id)?;
     let boot = match boot_id {
         Some(b) => Some(b.to_string()),
         None => dbc::latest_boot_with_results(conn, system_id)?,

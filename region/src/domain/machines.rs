@@ -23,7 +23,11 @@ fn not_found(system_id: &str) -> Error {
 }
 
 /// Loads a machine the caller may see (admins see all; users see free machines and their own).
-fn visible_row(conn: &mut DbConn, caller: &Caller, system_id: &str) -> Result<MachineRow> {
+pub(super) fn visible_row(
+    conn: &mut DbConn,
+    caller: &Caller,
+    system_id: &str,
+) -> Result<MachineRow> {
     let row = dbm::get_row(conn, system_id)?.ok_or_else(|| not_found(system_id))?;
     if caller.is_admin
         || row.owner_id.is_none()

@@ -49,7 +49,6 @@ struct Lab {
     name: String,
     dir: PathBuf,
     token: String,
-    vms: Vec<u32>,
     kiln: Option<std::process::Child>,
 }
 
@@ -106,7 +105,6 @@ impl Lab {
             name: name.to_string(),
             dir,
             token,
-            vms: Vec::new(),
             kiln: Some(kiln),
         };
         lab.wait("the region", Duration::from_secs(60), || {
@@ -196,7 +194,7 @@ impl Lab {
     }
 
     /// Powers on a VM (`lab.sh vm` options).
-    fn vm(&mut self, name: &str, opts: &[&str]) {
+    fn vm(&self, name: &str, opts: &[&str]) {
         let out = Command::new(lab_sh())
             .args(["vm", &self.ns, name, self.dir.to_str().unwrap()])
             .args(opts)
@@ -207,8 +205,6 @@ impl Lab {
             "lab.sh vm: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-        let pid: u32 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
-        self.vms.push(pid);
     }
 
     fn serial(&self, vm: &str) -> String {
@@ -307,11 +303,6 @@ impl Drop for Lab {
                 }
             }
         } else {
-            for f in ["d0", "d1"] {
-                for vm in ["vm1", "vm2", "vm3"] {
-                    let _ = std::fs::remove_file(self.dir.join(format!("{vm}-{f}.img")));
-                }
-            }
             let _ = std::fs::remove_dir_all(&self.dir);
         }
     }
@@ -321,7 +312,7 @@ impl Drop for Lab {
 /// commissioned, and ends Ready with the inventory QEMU was given; its boot trace is in the events.
 #[test]
 fn e2e_bios_machine_enlists_and_commissions_to_ready_with_its_inventory() {
-    let mut lab = Lab::new("bios");
+    let lab = Lab::new("bios");
     lab.vm(
         "vm1",
         &[
@@ -441,7 +432,7 @@ fn e2e_bios_machine_enlists_and_commissions_to_ready_with_its_inventory() {
 /// (2) A UEFI (OVMF) machine with a virtio NIC commissions to Ready.
 #[test]
 fn e2e_uefi_machine_commissions_to_ready() {
-    let mut lab = Lab::new("uefi");
+    let lab = Lab::new("uefi");
     lab.vm(
         "vm1",
         &[
@@ -473,7 +464,7 @@ fn e2e_uefi_machine_commissions_to_ready() {
 /// in `kiln machines show`; (4) fixed, commissioning again ends Ready.
 #[test]
 fn e2e_failing_operator_script_then_commission_again() {
-    let mut lab = Lab::new("fail");
+    let lab = Lab::new("fail");
     let script = lab.dir.join("50-check.sh");
     std::fs::write(
         &script,
