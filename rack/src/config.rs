@@ -29,6 +29,8 @@ pub struct RackConfig {
     pub http_bind: SocketAddr,
     /// Where TFTP listens (port 69).
     pub tftp_bind: SocketAddr,
+    /// Power jobs running at once (each BMC still gets one at a time).
+    pub power_concurrency: usize,
 }
 
 impl RackConfig {
@@ -45,6 +47,7 @@ impl RackConfig {
             ra_enabled: true,
             http_bind: SocketAddr::from(([0, 0, 0, 0], 5248)),
             tftp_bind: SocketAddr::from(([0, 0, 0, 0], 69)),
+            power_concurrency: 32,
         }
     }
 

@@ -26,6 +26,7 @@ pub mod http;
 pub mod ifaces;
 pub mod images;
 pub mod metrics;
+pub mod power;
 pub mod ra;
 pub mod region;
 pub mod state;
@@ -108,6 +109,14 @@ pub async fn run(cfg: RackConfig, cancel: CancellationToken) -> Result<()> {
     {
         let (client, rx, cancel) = (client.clone(), rx.clone(), cancel.clone());
         tasks.spawn(async move { images::sync(client, rx, images_dir, boot_dir, cancel).await });
+    }
+    {
+        let (client, cancel) = (client.clone(), cancel.clone());
+        let pcfg = power::ServeConfig {
+            concurrency: cfg.power_concurrency,
+            ..Default::default()
+        };
+        tasks.spawn(async move { power::serve(client, pcfg, cancel).await });
     }
     {
         let (cfg, cancel) = (cfg.clone(), cancel.clone());

@@ -153,6 +153,38 @@ impl RegionClient {
         }
     }
 
+    /// Power jobs for this rack, waiting up to `wait` seconds for one; at most `max`.
+    pub async fn power_jobs(&self, wait: u64, max: usize) -> Result<Vec<api::RackPowerJob>> {
+        let url = format!("{}/api/v1/rack/power-jobs?wait={wait}&max={max}", self.base);
+        let resp = self
+            .authed(self.http.get(url).timeout(Duration::from_secs(wait + 20)))
+            .await?;
+        if !resp.status().is_success() {
+            return Err(Error::Region(format!(
+                "power jobs: {}: {}",
+                resp.status(),
+                resp.text().await.unwrap_or_default()
+            )));
+        }
+        Ok(resp.json().await?)
+    }
+
+    /// Reports how a power job ended.
+    pub async fn power_result(&self, job: &str, r: &api::RackPowerResult) -> Result<()> {
+        let resp = self
+            .authed(
+                self.http
+                    .post(format!("{}/api/v1/rack/power-jobs/{job}", self.base))
+                    .json(r),
+            )
+            .await?;
+        match resp.status() {
+            // Gone: the job was cancelled or timed out meanwhile; nothing to retry.
+            s if s.is_success() || s == reqwest::StatusCode::NOT_FOUND => Ok(()),
+            s => Err(Error::Region(format!("power result: {s}"))),
+        }
+    }
+
     pub async fn heartbeat(&self) -> Result<()> {
         let body = api::RackHeartbeat {
             interfaces: crate::ifaces::report(),

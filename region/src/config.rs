@@ -21,8 +21,31 @@ pub struct Config {
     pub database_url: Option<String>,
     pub lifecycle: Lifecycle,
     pub api: Api,
+    pub power: Power,
     /// `text` or `json` logs.
     pub log_format: String,
+    /// The key that seals BMC passwords and tokens at rest. Unset: `<data_dir>/secret.key`, created
+    /// on first start. Regions sharing a PostgreSQL database need the same key file.
+    pub secret_key_file: Option<PathBuf>,
+}
+
+/// Power control.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Power {
+    /// How often each machine's power state is read from its BMC (0: never).
+    pub poll_secs: u64,
+    /// A job no rack finished in this time fails ("no rack answered").
+    pub job_timeout_secs: u64,
+}
+
+impl Default for Power {
+    fn default() -> Self {
+        Power {
+            poll_secs: 300,
+            job_timeout_secs: 300,
+        }
+    }
 }
 
 /// Deadlines of in-progress statuses.
@@ -60,7 +83,9 @@ impl Default for Config {
             database_url: None,
             lifecycle: Lifecycle::default(),
             api: Api::default(),
+            power: Power::default(),
             log_format: "text".into(),
+            secret_key_file: None,
         }
     }
 }
@@ -185,6 +210,12 @@ impl Config {
     }
 
     /// Where uploaded boot-resource files are kept.
+    pub fn secret_key_path(&self) -> PathBuf {
+        self.secret_key_file
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("secret.key"))
+    }
+
     pub fn image_dir(&self) -> PathBuf {
         self.data_dir.join("images")
     }

@@ -13,6 +13,7 @@ use crate::api::{self, AppState};
 use crate::config::Config;
 use crate::db::{now_ms, Pool};
 use crate::domain::machines;
+use crate::domain::secrets::SecretBox;
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
 use crate::store::Store;
@@ -43,11 +44,25 @@ impl Region {
             .await
             .map_err(|e| Error::Internal(e.to_string()))??;
         let store = Store::open(&cfg.image_dir())?;
+        let secrets = Arc::new(SecretBox::load_or_create(&cfg.secret_key_path())?);
+        {
+            let sb = secrets.clone();
+            let sealed = pool
+                .run(move |c| crate::domain::power::seal_plain_secrets(c, &sb))
+                .await?;
+            if sealed > 0 {
+                tracing::info!(
+                    "sealed the power secrets of {sealed} machine(s) stored in the clear"
+                );
+            }
+        }
         let state = AppState {
             pool,
             cfg: cfg.clone(),
             store,
             metrics: Arc::new(Metrics::default()),
+            secrets,
+            power_wake: Arc::new(tokio::sync::Notify::new()),
         };
         let app_state = state.clone();
         let server = HttpServer::new(move || {
@@ -88,7 +103,10 @@ impl Region {
 
         let pool = state.pool.clone();
         let every = Duration::from_secs(cfg.lifecycle.deadline_check_secs);
+        let power_cfg = cfg.power.clone();
+        let wake = state.power_wake.clone();
         let deadlines = tokio::spawn(async move {
+            let mut last_poll = 0i64;
             loop {
                 let p = pool.clone();
                 match p.run(|c| machines::expire_deadlines(c, now_ms())).await {
@@ -97,6 +115,32 @@ impl Region {
                         "{n} machine(s) moved to a failed status after their deadline"
                     ),
                     Err(e) => tracing::warn!("deadline check failed: {e}"),
+                }
+                let timeout = i64::try_from(power_cfg.job_timeout_secs).unwrap_or(300) * 1000;
+                match p
+                    .run(move |c| crate::domain::power::expire(c, now_ms(), timeout))
+                    .await
+                {
+                    Ok(0) => {}
+                    Ok(n) => {
+                        tracing::warn!("{n} power job(s) failed: no rack finished them in time")
+                    }
+                    Err(e) => tracing::warn!("power job expiry failed: {e}"),
+                }
+                let poll_ms = i64::try_from(power_cfg.poll_secs).unwrap_or(0) * 1000;
+                if poll_ms > 0 && now_ms() - last_poll >= (poll_ms / 10).max(1000) {
+                    last_poll = now_ms();
+                    match p
+                        .run(move |c| crate::domain::power::enqueue_polls(c, now_ms(), poll_ms))
+                        .await
+                    {
+                        Ok(0) => {}
+                        Ok(n) => {
+                            tracing::debug!("queued {n} power state check(s)");
+                            wake.notify_waiters();
+                        }
+                        Err(e) => tracing::warn!("power polling failed: {e}"),
+                    }
                 }
                 tokio::time::sleep(every).await;
             }

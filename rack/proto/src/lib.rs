@@ -10,6 +10,7 @@ pub mod dhcp;
 pub mod ipxe;
 pub mod leases;
 pub mod netconf;
+pub mod power;
 pub mod tftp;
 
 /// A MAC address.

@@ -1,4 +1,5 @@
 //! Rack services against real clients, on loopback.
 #![allow(clippy::unwrap_used)]
 
+mod power;
 mod tftp;

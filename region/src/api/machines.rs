@@ -128,7 +128,10 @@ pub async fn create(
     let body = body.into_inner();
     let m = state
         .pool
-        .run(move |c| machines::create(c, &caller, &body, now_ms()))
+        .run({
+            let sb = state.secrets.clone();
+            move |c| machines::create(c, &sb, &caller, &body, now_ms())
+        })
         .await?;
     Ok(HttpResponse::Created()
         .insert_header(("Location", format!("/api/v1/machines/{}", m.system_id)))
@@ -167,7 +170,10 @@ pub async fn patch(
     let body = body.into_inner();
     let m = state
         .pool
-        .run(move |c| machines::patch(c, &caller, &id, &body, now_ms()))
+        .run({
+            let sb = state.secrets.clone();
+            move |c| machines::patch(c, &sb, &caller, &id, &body, now_ms())
+        })
         .await?;
     Ok(HttpResponse::Ok().json(m))
 }

@@ -32,6 +32,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route(web::post().to(result)),
         )
         .route("/metadata/done", web::post().to(done))
+        .route("/metadata/bmc", web::post().to(bmc))
         .route("/scripts", web::get().to(list_scripts))
         .route("/scripts", web::post().to(create_script))
         .route("/scripts/{name}", web::get().to(get_script))
@@ -73,6 +74,12 @@ pub struct Meta {
     pub hostname: String,
     pub status: api::MachineStatus,
     pub boot_id: String,
+    /// `kiln`: Kiln powers the machine off through its BMC when commissioning is done, so the
+    /// environment waits (up to `power_off_wait_secs`); `machine`: it powers itself off.
+    pub power_off_by: String,
+    pub power_off_wait_secs: u64,
+    /// Whether commissioning configures the BMC (a Kiln user) for IPMI power.
+    pub bmc_config: bool,
 }
 
 /// The calling machine's identity (machine token).
@@ -89,6 +96,14 @@ pub async fn meta(state: web::Data<AppState>, m: MachineAuth) -> Result<HttpResp
         .await?
         .ok_or_else(|| Error::not_found("machine"))?;
     Ok(HttpResponse::Ok().json(Meta {
+        power_off_by: if commissioning::power_off_by_kiln(&row) {
+            "kiln"
+        } else {
+            "machine"
+        }
+        .into(),
+        power_off_wait_secs: 300,
+        bmc_config: !row.skip_bmc_config,
         status: row.status(),
         system_id: row.system_id,
         hostname: row.hostname,
@@ -304,4 +319,24 @@ pub async fn results(
         })
         .await?;
     Ok(HttpResponse::Ok().json(r))
+}
+
+/// BMC credentials commissioning created (machine token): the machine's power type becomes
+/// `ipmi` with them. The password is sealed at once and never logged.
+#[utoipa::path(post, path = "/api/v1/metadata/bmc", tag = "metadata", request_body = api::BmcReport,
+    responses((status = 204), (status = 400, body = api::ErrorBody), (status = 401, body = api::ErrorBody),
+              (status = 409, body = api::ErrorBody, description = "The machine skips BMC configuration")))]
+pub async fn bmc(
+    state: web::Data<AppState>,
+    m: MachineAuth,
+    body: web::Json<api::BmcReport>,
+) -> Result<HttpResponse> {
+    let mb = m.0;
+    let sb = state.secrets.clone();
+    let rep = body.into_inner();
+    state
+        .pool
+        .run(move |c| crate::domain::power::bmc_configured(c, &sb, &mb.system_id, &rep, now_ms()))
+        .await?;
+    Ok(HttpResponse::NoContent().finish())
 }

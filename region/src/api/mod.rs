@@ -25,6 +25,7 @@ pub mod events;
 pub mod health;
 pub mod machines;
 pub mod metadata;
+pub mod power;
 pub mod rack_api;
 pub mod racks;
 pub mod subnets;
@@ -37,6 +38,10 @@ pub struct AppState {
     pub cfg: Arc<Config>,
     pub store: Store,
     pub metrics: Arc<Metrics>,
+    /// Seals power secrets at rest.
+    pub secrets: Arc<crate::domain::secrets::SecretBox>,
+    /// Wakes racks waiting for power jobs.
+    pub power_wake: Arc<tokio::sync::Notify>,
 }
 
 /// Name of the UI's session cookie.
@@ -138,6 +143,7 @@ pub fn query_config() -> web::QueryConfig {
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::scope("/api/v1")
+            .configure(power::configure)
             .configure(machines::configure)
             .configure(subnets::configure)
             .configure(boot_resources::configure)
@@ -166,6 +172,8 @@ async fn openapi_json() -> actix_web::HttpResponse {
     paths(
         machines::list, machines::create, machines::get, machines::patch, machines::delete,
         machines::action, machines::events, machines::set_interface,
+        power::power_on, power::power_off, power::power_cycle, power::query, power::power_types,
+        power::get_job, power::rack_jobs, power::rack_result, metadata::bmc,
         subnets::list, subnets::create, subnets::get, subnets::patch, subnets::delete,
         boot_resources::list, boot_resources::create, boot_resources::get, boot_resources::delete,
         boot_resources::upload, boot_resources::download,
@@ -199,6 +207,11 @@ async fn openapi_json() -> actix_web::HttpResponse {
         region_api_types::RunnerScript, region_api_types::MachineReport,
         region_api_types::CommissioningOutcome, region_api_types::RackBootRequest,
         region_api_types::RackBootAnswer, metadata::Meta,
+        region_api_types::PowerState, region_api_types::PowerAction, region_api_types::BootDevice,
+        region_api_types::PowerFieldKind, region_api_types::PowerField, region_api_types::PowerTypeSchema,
+        region_api_types::PowerRequest, region_api_types::PowerJobStatus, region_api_types::PowerJob,
+        region_api_types::PowerStatus, region_api_types::RackPowerJob, region_api_types::RackPowerResult,
+        region_api_types::BmcReport,
     )),
     modifiers(&BearerAuth),
     security(("bearer" = []))

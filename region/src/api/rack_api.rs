@@ -317,10 +317,11 @@ pub async fn boot(
 ) -> Result<HttpResponse> {
     let req = body.into_inner();
     let lifecycle = state.cfg.lifecycle.clone();
+    let sb = state.secrets.clone();
     let answer = state
         .pool
         .run(move |c| {
-            crate::domain::commissioning::rack_boot(c, &req, &rack.name, &lifecycle, now_ms())
+            crate::domain::commissioning::rack_boot(c, &sb, &req, &rack.name, &lifecycle, now_ms())
         })
         .await?;
     Ok(HttpResponse::Ok().json(answer))

@@ -54,8 +54,23 @@ pub enum MachinesCommand {
         #[command(flatten)]
         fields: MachineFields,
     },
-    /// Start commissioning.
+    /// Start commissioning (powers the machine on, booting from the network, unless manual).
     Commission(ActionArgs),
+    /// Power a machine on.
+    PowerOn(PowerArgs),
+    /// Power a machine off.
+    PowerOff(PowerArgs),
+    /// Power a machine off and on again (just on if it is off).
+    PowerCycle(PowerArgs),
+    /// Read a machine's power state from its BMC.
+    Power {
+        system_id: String,
+        /// The last state seen instead of asking the BMC now.
+        #[arg(long)]
+        cached: bool,
+    },
+    /// The power types and the parameters each takes.
+    PowerTypes,
     /// Allocate a Ready machine to yourself.
     Allocate(ActionArgs),
     /// Start deploying (allocates a Ready machine first).
@@ -98,6 +113,17 @@ pub struct ActionArgs {
     pub comment: Option<String>,
 }
 
+#[derive(Debug, clap::Args)]
+pub struct PowerArgs {
+    pub system_id: String,
+    /// Set the next boot device first: pxe or disk.
+    #[arg(long, value_parser = ["pxe", "disk"])]
+    pub boot: Option<String>,
+    /// Seconds to wait for the BMC (at most 300); 0 returns at once.
+    #[arg(long, default_value_t = 60)]
+    pub wait: u32,
+}
+
 #[derive(Debug, Default, clap::Args)]
 pub struct MachineFields {
     #[arg(long)]
@@ -129,6 +155,9 @@ pub struct MachineFields {
     pub tags: Vec<String>,
     #[arg(long)]
     pub description: Option<String>,
+    /// true: commissioning leaves the BMC alone (no Kiln user is created on it).
+    #[arg(long)]
+    pub skip_bmc_config: Option<bool>,
     #[arg(long)]
     pub cpu_count: Option<i32>,
     #[arg(long)]
@@ -191,6 +220,7 @@ impl MachineFields {
             cpu_count: self.cpu_count,
             memory_mib: self.memory_mib,
             storage_bytes: self.storage_bytes,
+            skip_bmc_config: self.skip_bmc_config,
         })
     }
 
@@ -212,6 +242,7 @@ impl MachineFields {
             pool: self.pool.clone(),
             tags: (!self.tags.is_empty()).then(|| self.tags.clone()),
             description: self.description.clone(),
+            skip_bmc_config: self.skip_bmc_config,
         })
     }
 }
@@ -221,6 +252,44 @@ fn client<C: Subcommand>(a: &ClientArgs<C>) -> anyhow::Result<Client> {
         bail!("no API token: set KILN_TOKEN (create one with `kiln admin create-token USER`) or pass --token");
     }
     Client::new(&a.url, a.token.clone())
+}
+
+async fn power(
+    c: &super::client::Client,
+    json: bool,
+    verb: &str,
+    p: PowerArgs,
+) -> anyhow::Result<()> {
+    let path = format!("/api/v1/machines/{}/{verb}", seg(&p.system_id));
+    let body = api::PowerRequest {
+        boot_device: p.boot.as_deref().and_then(api::BootDevice::parse),
+        wait_secs: Some(p.wait),
+    };
+    let st: Option<api::PowerStatus> = c.post(&path, &body).await?;
+    match st {
+        Some(st) => show_power(&st, json),
+        None => Ok(()),
+    }
+}
+
+fn show_power(st: &api::PowerStatus, json: bool) -> anyhow::Result<()> {
+    if json {
+        return output::json(st);
+    }
+    let mut rows = vec![
+        ("system_id", st.system_id.clone()),
+        ("power type", st.power_type.clone()),
+        ("power state", st.power_state.to_string()),
+        ("checked", opt(&st.checked_at)),
+    ];
+    if let Some(j) = &st.job {
+        rows.push(("job", format!("{} ({})", j.id, j.status.as_str())));
+        rows.push(("answer", opt(&j.message)));
+    } else if st.power_type == "manual" {
+        rows.push(("answer", "manual power: see the machine's events".into()));
+    }
+    output::fields(rows);
+    Ok(())
 }
 
 fn show_machine(m: &api::Machine) {
@@ -249,6 +318,13 @@ fn show_machine(m: &api::Machine) {
         ("architecture", m.architecture.clone()),
         ("boot mac", opt(&m.boot_mac)),
         ("power", format!("{} {}", m.power_type, power.join(" "))),
+        (
+            "power state",
+            match &m.power_state_checked_at {
+                Some(t) => format!("{} (checked {t})", m.power_state),
+                None => m.power_state.to_string(),
+            },
+        ),
         ("owner", opt(&m.owner)),
         ("zone / pool", format!("{} / {}", m.zone, m.pool)),
         ("tags", m.tags.join(", ")),
@@ -540,6 +616,40 @@ pub async fn machines(a: ClientArgs<MachinesCommand>) -> anyhow::Result<()> {
                 )
                 .await?;
             return print_events(&evs, json);
+        }
+        MachinesCommand::PowerOn(p) => return power(&c, json, "power-on", p).await,
+        MachinesCommand::PowerOff(p) => return power(&c, json, "power-off", p).await,
+        MachinesCommand::PowerCycle(p) => return power(&c, json, "power-cycle", p).await,
+        MachinesCommand::Power { system_id, cached } => {
+            let path = format!("/api/v1/machines/{}/power?cached={cached}", seg(&system_id));
+            let st: api::PowerStatus = c.get(&path).await?;
+            return show_power(&st, json);
+        }
+        MachinesCommand::PowerTypes => {
+            let types: Vec<api::PowerTypeSchema> = c.get("/api/v1/power-types").await?;
+            if json {
+                return output::json(&types);
+            }
+            for t in types {
+                println!("{}: {}", t.name, t.description);
+                for f in t.fields {
+                    let mut notes = Vec::new();
+                    if f.required {
+                        notes.push("required".to_string());
+                    }
+                    if f.secret {
+                        notes.push("secret".to_string());
+                    }
+                    if let Some(d) = f.default.filter(|d| !d.is_empty()) {
+                        notes.push(format!("default {d}"));
+                    }
+                    if !f.choices.is_empty() {
+                        notes.push(format!("one of {}", f.choices.join("|")));
+                    }
+                    println!("  {:<18} {} ({})", f.name, f.label, notes.join(", "));
+                }
+            }
+            return Ok(());
         }
         MachinesCommand::Commission(x) => (A::Commission, x),
         MachinesCommand::Allocate(x) => (A::Allocate, x),

@@ -34,6 +34,11 @@ pub struct MachineRow {
     pub updated_at: i64,
     /// JSON of [`api::Hardware`], once commissioned.
     pub hardware: Option<String>,
+    /// Secret power parameters, sealed by [`crate::domain::secrets::SecretBox`] ("" when none).
+    pub power_secrets: String,
+    pub power_state: String,
+    pub power_state_at: Option<i64>,
+    pub skip_bmc_config: bool,
 }
 
 impl MachineRow {
@@ -278,6 +283,9 @@ fn to_api(
             .hardware
             .as_deref()
             .and_then(|h| serde_json::from_str(h).ok()),
+        power_state: api::PowerState::parse(&r.power_state),
+        power_state_checked_at: r.power_state_at.map(fmt_time),
+        skip_bmc_config: r.skip_bmc_config,
         created_at: fmt_time(r.created_at),
         updated_at: fmt_time(r.updated_at),
     }
@@ -378,6 +386,8 @@ pub struct MachineChanges {
     pub boot_mac: Option<Option<String>>,
     pub power_type: Option<String>,
     pub power_parameters: Option<String>,
+    pub power_secrets: Option<String>,
+    pub skip_bmc_config: Option<bool>,
     pub zone: Option<String>,
     pub pool: Option<String>,
     pub description: Option<String>,

@@ -23,6 +23,7 @@ pub mod boot;
 pub mod commissioning;
 pub mod events;
 pub mod machines;
+pub mod power;
 pub mod racks;
 pub mod schema;
 pub mod subnets;

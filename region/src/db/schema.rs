@@ -66,6 +66,29 @@ diesel::table! {
         created_at -> BigInt,
         updated_at -> BigInt,
         hardware -> Nullable<Text>,
+        power_secrets -> Text,
+        power_state -> Text,
+        power_state_at -> Nullable<BigInt>,
+        skip_bmc_config -> Bool,
+    }
+}
+
+diesel::table! {
+    power_jobs (id) {
+        id -> Text,
+        system_id -> Text,
+        action -> Text,
+        boot_device -> Nullable<Text>,
+        purpose -> Text,
+        status -> Text,
+        rack_id -> Nullable<Text>,
+        taken_by -> Nullable<Text>,
+        power_state -> Nullable<Text>,
+        message -> Nullable<Text>,
+        requested_by -> Nullable<Text>,
+        created_at -> BigInt,
+        taken_at -> Nullable<BigInt>,
+        finished_at -> Nullable<BigInt>,
     }
 }
 
@@ -196,6 +219,7 @@ diesel::joinable!(interfaces -> machines (system_id));
 diesel::joinable!(boot_resource_files -> boot_resources (resource_id));
 diesel::joinable!(boot_tokens -> machines (system_id));
 diesel::joinable!(script_results -> machines (system_id));
+diesel::joinable!(power_jobs -> machines (system_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     users,
@@ -213,4 +237,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     boot_tokens,
     scripts,
     script_results,
+    power_jobs,
 );

@@ -5,6 +5,8 @@
 //! The machine authenticates with a per-boot token ([`authenticate`]); it can only read and write
 //! its own data because every operation here takes the machine from the token, never from input.
 
+use super::power;
+use super::secrets::SecretBox;
 use std::collections::HashMap;
 
 use diesel::Connection;
@@ -70,6 +72,12 @@ pub const BUILTIN: &[(&str, &str, &str, i32)] = &[
         include_str!("../../scripts/commissioning/kiln-bmc"),
         120,
     ),
+    (
+        "kiln-bmc-config",
+        "BMC auto-configuration: a Kiln user on the BMC, reported for IPMI power",
+        include_str!("../../scripts/commissioning/kiln-bmc-config"),
+        120,
+    ),
 ];
 
 /// Statuses in which a PXE-booting machine runs the ephemeral environment.
@@ -85,6 +93,12 @@ pub fn boots_ephemeral(st: MachineStatus) -> bool {
             | S::EnteringRescueMode
             | S::RescueMode
     )
+}
+
+/// Whether Kiln powers the machine off at the end of commissioning (through its BMC) rather than
+/// the ephemeral environment powering itself off.
+pub fn power_off_by_kiln(row: &dbm::MachineRow) -> bool {
+    rack_proto::power::controllable(&row.power_type)
 }
 
 /// The caller region-internal actions are recorded as.
@@ -286,6 +300,7 @@ fn event(
 /// One transaction: a machine is never left enlisted but not commissioning, nor without its token.
 pub fn rack_boot(
     conn: &mut DbConn,
+    sb: &SecretBox,
     req: &api::RackBootRequest,
     rack_name: &str,
     cfg: &Lifecycle,
@@ -296,11 +311,14 @@ pub fn rack_boot(
         "architecture",
         req.architecture.as_deref().unwrap_or("amd64/generic"),
     )?;
-    conn.transaction::<_, Error, _>(|c| rack_boot_in(c, &mac, &architecture, rack_name, cfg, now))
+    conn.transaction::<_, Error, _>(|c| {
+        rack_boot_in(c, sb, &mac, &architecture, rack_name, cfg, now)
+    })
 }
 
 fn rack_boot_in(
     conn: &mut DbConn,
+    sb: &SecretBox,
     mac: &str,
     architecture: &str,
     rack_name: &str,
@@ -319,7 +337,7 @@ fn rack_boot_in(
             )),
             ..Default::default()
         };
-        match machines::create(conn, &system, &create, now) {
+        match machines::create(conn, sb, &system, &create, now) {
             Ok(m) => {
                 enlisted = true;
                 let attached = db::events::attach_mac(conn, mac, &m.system_id)?;
@@ -737,6 +755,20 @@ pub fn finish(conn: &mut DbConn, mb: &MachineBoot, now: i64) -> Result<api::Comm
             format!("{message}{detail}")
         };
         event(c, now, &mb.system_id, level, et, &text)?;
+        // Kiln powers the machine off through its BMC (MAAS's loop); the environment waits for it.
+        if power_off_by_kiln(&row) {
+            if let Some(cur) = dbm::get_row(c, &mb.system_id)? {
+                power::enqueue(
+                    c,
+                    &cur,
+                    api::PowerAction::Off,
+                    None,
+                    power::Purpose::CommissionDone,
+                    None,
+                    now,
+                )?;
+            }
+        }
         if to != from {
             event(
                 c,

@@ -7,6 +7,8 @@
 use region_api_types::{self as api, MachineAction, MachineStatus};
 
 use super::lifecycle::{self, Actor, DeadlineKind, Decision, MachineFacts, OwnerChange, Refusal};
+use super::power::{self, Purpose};
+use super::secrets::SecretBox;
 use super::{validate, Caller};
 use crate::config::Lifecycle;
 use crate::db::events::NewEvent;
@@ -123,6 +125,7 @@ pub(super) fn event(
 /// Creates a machine in New (admins only).
 pub fn create(
     conn: &mut DbConn,
+    sb: &SecretBox,
     caller: &Caller,
     req: &api::MachineCreate,
     now: i64,
@@ -136,10 +139,10 @@ pub fn create(
     )?;
     let power_type =
         validate::power_type("power_type", req.power_type.as_deref().unwrap_or("manual"))?;
-    let power_parameters = match &req.power_parameters {
-        Some(p) => validate::power_parameters("power_parameters", p)?,
-        None => Default::default(),
-    };
+    let power_parameters = power::validate(
+        &power_type,
+        &req.power_parameters.clone().unwrap_or_default(),
+    )?;
     let zone = validate::name("zone", req.zone.as_deref().unwrap_or("default"))?;
     let pool = validate::name("pool", req.pool.as_deref().unwrap_or("default"))?;
     let description = validate::text(
@@ -208,6 +211,7 @@ pub fn create(
         None => format!("node-{system_id}"),
     };
 
+    let (public_params, sealed_params) = power::seal(sb, &system_id, &power_parameters)?;
     conn.transaction::<_, Error, _>(|c| {
         ensure_hostname_free(c, &hostname, None)?;
         // The field the user wrote is the one named: boot_mac first, then the interfaces given.
@@ -226,7 +230,7 @@ pub fn create(
             architecture: architecture.clone(),
             boot_mac: boot_mac.clone(),
             power_type: power_type.clone(),
-            power_parameters: serde_json::Value::Object(power_parameters.clone()).to_string(),
+            power_parameters: public_params.clone(),
             owner_id: None,
             zone: zone.clone(),
             pool: pool.clone(),
@@ -238,6 +242,10 @@ pub fn create(
             created_at: now,
             updated_at: now,
             hardware: None,
+            power_secrets: sealed_params.clone(),
+            power_state: api::PowerState::Unknown.as_str().into(),
+            power_state_at: None,
+            skip_bmc_config: req.skip_bmc_config.unwrap_or(false),
         };
         let iface_rows: Vec<InterfaceRow> = ifaces
             .iter()
@@ -280,6 +288,7 @@ pub fn create(
 /// Changes the fields given (admins only).
 pub fn patch(
     conn: &mut DbConn,
+    sb: &SecretBox,
     caller: &Caller,
     system_id: &str,
     p: &api::MachinePatch,
@@ -316,10 +325,7 @@ pub fn patch(
         Some(t) => Some(clean_tags(t)?),
         None => None,
     };
-    let new_params = match &p.power_parameters {
-        Some(pp) => Some(validate::power_parameters("power_parameters", pp)?),
-        None => None,
-    };
+    changes.skip_bmc_config = p.skip_bmc_config;
 
     for _ in 0..CAS_TRIES {
         let row = dbm::get_row(conn, system_id)?.ok_or_else(|| not_found(system_id))?;
@@ -331,17 +337,25 @@ pub fn patch(
         if let Some(h) = &ch.hostname {
             ensure_hostname_free(conn, h, Some(system_id))?;
         }
-        if let Some(pp) = &new_params {
-            // Secret parameters are write-only: a patch that leaves them out keeps the stored ones.
-            let mut merged = pp.clone();
-            for (k, v) in row.power_parameters() {
-                if validate::SECRET_POWER_PARAMETERS.contains(&k.as_str())
-                    && !merged.contains_key(&k)
-                {
-                    merged.insert(k, v);
-                }
+        if p.power_parameters.is_some() || p.power_type.is_some() {
+            // Same power type: the parameters given replace those stored one by one (secrets are
+            // write-only, so leaving them out keeps them). A new power type starts afresh.
+            let ty = ch
+                .power_type
+                .clone()
+                .unwrap_or_else(|| row.power_type.clone());
+            let mut merged = if ty == row.power_type {
+                power::full_params(sb, &row)?
+            } else {
+                serde_json::Map::new()
+            };
+            for (k, v) in p.power_parameters.clone().unwrap_or_default() {
+                merged.insert(k, v);
             }
-            ch.power_parameters = Some(serde_json::Value::Object(merged).to_string());
+            let merged = power::validate(&ty, &merged)?;
+            let (public, sealed) = power::seal(sb, system_id, &merged)?;
+            ch.power_parameters = Some(public);
+            ch.power_secrets = Some(sealed);
         }
         let done = conn
             .transaction::<_, Error, _>(|c| {
@@ -384,6 +398,7 @@ pub fn patch(
                     ("boot_mac", p.boot_mac.is_some()),
                     ("power_type", p.power_type.is_some()),
                     ("power_parameters", p.power_parameters.is_some()),
+                    ("skip_bmc_config", p.skip_bmc_config.is_some()),
                     ("zone", p.zone.is_some()),
                     ("pool", p.pool.is_some()),
                     ("tags", p.tags.is_some()),
@@ -541,6 +556,10 @@ pub fn act(
                         system_id,
                         &format!("{status} -> {to}"),
                     )?;
+                    // Power follows in the same transaction: a crash leaves both or neither.
+                    if let Some((a, boot, purpose)) = power_for(action, status, to) {
+                        power::enqueue(c, &row, a, boot, purpose, Some(&caller.username), now)?;
+                    }
                     Ok(true)
                 })?
             }
@@ -554,6 +573,28 @@ pub fn act(
         }
     }
     Err(busy_conflict(system_id))
+}
+
+/// The power job a lifecycle action starts (MAAS: commissioning boots from the network, releasing
+/// and aborting power off).
+fn power_for(
+    action: MachineAction,
+    from: MachineStatus,
+    to: MachineStatus,
+) -> Option<(api::PowerAction, Option<api::BootDevice>, Purpose)> {
+    use api::PowerAction as P;
+    match (action, from, to) {
+        (MachineAction::Commission, _, _) => {
+            Some((P::Cycle, Some(api::BootDevice::Pxe), Purpose::Commission))
+        }
+        (MachineAction::Release, _, MachineStatus::Releasing) => {
+            Some((P::Off, None, Purpose::Release))
+        }
+        (MachineAction::Abort, MachineStatus::Commissioning | MachineStatus::Testing, _) => {
+            Some((P::Off, None, Purpose::Abort))
+        }
+        _ => None,
+    }
 }
 
 fn action_label(a: MachineAction) -> &'static str {

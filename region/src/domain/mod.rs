@@ -6,6 +6,8 @@ pub mod commissioning;
 pub mod inventory;
 pub mod lifecycle;
 pub mod machines;
+pub mod power;
+pub mod secrets;
 pub mod subnets;
 pub mod users;
 pub mod validate;

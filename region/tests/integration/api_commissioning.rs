@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 use crate::both;
 use crate::util::{Backend, TestApp};
 
-async fn rack_token(app: &TestApp) -> String {
+pub async fn rack_token(app: &TestApp) -> String {
     let secret = app.rack_secret().await;
     let (s, v) = app
         .call(
@@ -53,6 +53,7 @@ async fn run_scripts(app: &TestApp, token: &str, extra_exit: i32) {
             "kiln-interfaces" => (r#"[{"name":"eth0","mac":"52:54:00:c0:00:01","link":true,"speed_mbps":1000,"driver":"e1000"},{"name":"eth1","mac":"52:54:00:c0:00:02","link":false,"speed_mbps":null,"driver":"e1000"}]"#.to_string(), 0),
             "kiln-dmidecode" => ("firmware: uefi\nSystem Information\n\tManufacturer: ACME\n".to_string(), 0),
             "kiln-bmc" => ("bmc: absent\n".to_string(), 0),
+            "kiln-bmc-config" => ("no BMC (/dev/ipmi0 absent): nothing to configure\n".to_string(), 0),
             "kiln-lshw" => ("{}".to_string(), 0),
             _ => ("operator output\nsomething broke\n".to_string(), extra_exit),
         };

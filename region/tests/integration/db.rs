@@ -33,30 +33,13 @@ both!(
             use diesel::prelude::*;
             use region::db::schema::*;
             machines::table
-                .select(machines::all_columns)
+                .select(region::db::machines::MachineRow::as_select())
                 .limit(1)
-                .load::<(
-                    String,
-                    String,
-                    String,
-                    Option<String>,
-                    Option<i64>,
-                    String,
-                    Option<String>,
-                    String,
-                    String,
-                    Option<String>,
-                    String,
-                    String,
-                    String,
-                    i32,
-                    i64,
-                    i64,
-                    i64,
-                    i64,
-                    i64,
-                    Option<String>,
-                )>(c)?;
+                .load(c)?;
+            power_jobs::table
+                .select(region::db::power::JobRow::as_select())
+                .limit(1)
+                .load(c)?;
             users::table
                 .select(users::all_columns)
                 .limit(1)

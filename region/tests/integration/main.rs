@@ -9,6 +9,7 @@ mod api_auth;
 mod api_boot_resources;
 mod api_commissioning;
 mod api_machines;
+mod api_power;
 mod api_racks;
 mod api_subnets;
 mod crash;

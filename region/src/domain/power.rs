@@ -1,0 +1,615 @@
+//! Power control, region side: power parameters validated by the drivers' schemas and sealed at
+//! rest; power jobs queued for a rack that reaches the BMC; racks' answers turned into the
+//! machine's power state, events and lifecycle follow-ups (Releasing → Ready once off; a failed
+//! power-on fails commissioning). `manual` machines get an event asking the operator instead.
+
+use diesel::Connection;
+use region_api_types::{
+    self as api, BootDevice, EventLevel, MachineStatus, PowerAction, PowerState,
+};
+use serde_json::{Map, Value};
+
+use super::machines::{event, visible_row};
+use super::secrets::{self, SecretBox};
+use super::Caller;
+use crate::db::machines::{self as dbm, StatusChange};
+use crate::db::power::{self as dbp, JobRow};
+use crate::db::{random_id, DbConn};
+use crate::error::{Error, Result};
+
+/// Why a job exists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    /// An operator or script asked (`POST .../power-on`).
+    User,
+    /// Commissioning boots the machine (PXE next, then cycle).
+    Commission,
+    /// Commissioning finished: power off.
+    CommissionDone,
+    /// Releasing powers off; Ready once off.
+    Release,
+    /// An aborted operation powers off.
+    Abort,
+    /// The periodic state check.
+    Poll,
+}
+
+impl Purpose {
+    fn as_str(self) -> &'static str {
+        match self {
+            Purpose::User => "user",
+            Purpose::Commission => "commission",
+            Purpose::CommissionDone => "commission_done",
+            Purpose::Release => "release",
+            Purpose::Abort => "abort",
+            Purpose::Poll => "poll",
+        }
+    }
+}
+
+/// Validates `params` for `power_type` (400 naming `power_parameters.<field>`).
+pub fn validate(power_type: &str, params: &Map<String, Value>) -> Result<Map<String, Value>> {
+    rack_proto::power::validate(power_type, params).map_err(|e| {
+        let field = if e.field == "power_type" {
+            "power_type".to_string()
+        } else {
+            format!("power_parameters.{}", e.field)
+        };
+        Error::validation(field, e.message)
+    })
+}
+
+/// (public JSON, sealed secrets) to store for a machine.
+pub fn seal(
+    sb: &SecretBox,
+    system_id: &str,
+    params: &Map<String, Value>,
+) -> Result<(String, String)> {
+    let (public, hidden) = secrets::split(params);
+    Ok((
+        Value::Object(public).to_string(),
+        sb.seal(system_id, &hidden)?,
+    ))
+}
+
+/// Everything a driver needs: public parameters plus the opened secrets.
+pub fn full_params(sb: &SecretBox, row: &dbm::MachineRow) -> Result<Map<String, Value>> {
+    let mut all = row.power_parameters();
+    for (k, v) in sb.open(&row.system_id, &row.power_secrets)? {
+        all.insert(k, v);
+    }
+    Ok(all)
+}
+
+/// Moves secret parameters stored in the clear (before this region sealed them) into the sealed
+/// column. Runs at start; idempotent.
+pub fn seal_plain_secrets(conn: &mut DbConn, sb: &SecretBox) -> Result<usize> {
+    let mut n = 0;
+    for (id, params, sealed) in dbp::machines_with_params(conn)? {
+        let map: Map<String, Value> = serde_json::from_str(&params).unwrap_or_default();
+        let (public, plain) = secrets::split(&map);
+        if plain.is_empty() {
+            continue;
+        }
+        let mut all = sb.open(&id, &sealed)?;
+        for (k, v) in plain {
+            all.insert(k, v);
+        }
+        dbp::set_params(
+            conn,
+            &id,
+            &Value::Object(public).to_string(),
+            &sb.seal(&id, &all)?,
+        )?;
+        n += 1;
+    }
+    Ok(n)
+}
+
+/// The rack that should drive a BMC: one with an interface on the BMC's network, if any rack
+/// reports one; else `None` (any rack).
+pub fn rack_for(
+    conn: &mut DbConn,
+    power_type: &str,
+    params: &Map<String, Value>,
+) -> Result<Option<String>> {
+    let addr = match power_type {
+        "ipmi" => params
+            .get("power_address")
+            .and_then(Value::as_str)
+            .map(str::to_string),
+        "redfish" => params
+            .get("power_address")
+            .and_then(Value::as_str)
+            .map(|a| {
+                let a = a.split("://").last().unwrap_or(a);
+                let host = a.split('/').next().unwrap_or(a);
+                host.rsplit_once(':')
+                    .map(|(h, _)| h)
+                    .unwrap_or(host)
+                    .to_string()
+            }),
+        _ => None,
+    };
+    let Some(ip) = addr.and_then(|a| a.parse::<std::net::Ipv4Addr>().ok()) else {
+        return Ok(None);
+    };
+    let mut best: Option<(i64, String)> = None;
+    for r in crate::db::racks::list(conn)? {
+        let ifaces: Vec<api::RackInterface> =
+            serde_json::from_str(&r.interfaces).unwrap_or_default();
+        let reaches = ifaces
+            .iter()
+            .flat_map(|i| i.addresses.iter())
+            .any(|a| a.parse::<ipnet::Ipv4Net>().is_ok_and(|n| n.contains(&ip)));
+        let seen = r.last_seen.unwrap_or(0);
+        if reaches && best.as_ref().is_none_or(|(s, _)| seen > *s) {
+            best = Some((seen, r.id.clone()));
+        }
+    }
+    Ok(best.map(|(_, id)| id))
+}
+
+/// Queues a job (call inside the transaction that decided it). Returns its id, or `None` for
+/// `manual` machines, which get an event asking the operator instead.
+#[allow(clippy::too_many_arguments)]
+pub fn enqueue(
+    conn: &mut DbConn,
+    row: &dbm::MachineRow,
+    action: PowerAction,
+    boot: Option<BootDevice>,
+    purpose: Purpose,
+    requested_by: Option<&str>,
+    now: i64,
+) -> Result<Option<String>> {
+    if !rack_proto::power::controllable(&row.power_type) {
+        if action != PowerAction::Query && purpose != Purpose::Poll {
+            let what = match action {
+                PowerAction::On => "power on",
+                PowerAction::Off => "power off",
+                PowerAction::Cycle => "power on (or restart)",
+                PowerAction::Query => "check",
+            };
+            let boot = match boot {
+                Some(BootDevice::Pxe) => ", booting from the network (PXE)",
+                Some(BootDevice::Disk) => ", booting from its disk",
+                None => "",
+            };
+            event(
+                conn,
+                now,
+                &row.system_id,
+                EventLevel::Warning,
+                "power_manual",
+                &format!(
+                    "Power type manual: {what} machine {} by hand{boot}.",
+                    row.hostname
+                ),
+                requested_by,
+            )?;
+        }
+        return Ok(None);
+    }
+    let rack_id = rack_for(conn, &row.power_type, &row.power_parameters())?;
+    let id = random_id(12);
+    dbp::insert(
+        conn,
+        &JobRow {
+            id: id.clone(),
+            system_id: row.system_id.clone(),
+            action: action.as_str().into(),
+            boot_device: boot.map(|b| b.as_str().to_string()),
+            purpose: purpose.as_str().into(),
+            status: "pending".into(),
+            rack_id,
+            taken_by: None,
+            power_state: None,
+            message: None,
+            requested_by: requested_by.map(str::to_string),
+            created_at: now,
+            taken_at: None,
+            finished_at: None,
+        },
+    )?;
+    Ok(Some(id))
+}
+
+/// An operator's power request. Admins and the machine's owner may switch power; anyone who can
+/// see a machine may query it.
+pub fn request(
+    conn: &mut DbConn,
+    caller: &Caller,
+    system_id: &str,
+    action: PowerAction,
+    boot: Option<BootDevice>,
+    now: i64,
+) -> Result<Option<String>> {
+    let row = visible_row(conn, caller, system_id)?;
+    if action != PowerAction::Query
+        && !caller.is_admin
+        && row.owner_id.as_deref() != Some(caller.user_id.as_str())
+    {
+        return Err(Error::Forbidden(format!(
+            "You may not power machine {system_id}: only administrators and its owner may."
+        )));
+    }
+    let id = conn.transaction::<_, Error, _>(|c| {
+        let id = enqueue(
+            c,
+            &row,
+            action,
+            boot,
+            Purpose::User,
+            Some(&caller.username),
+            now,
+        )?;
+        if id.is_some() {
+            crate::db::users::audit(
+                c,
+                now,
+                &caller.username,
+                &format!("machine.power_{action}"),
+                system_id,
+                "",
+            )?;
+        }
+        Ok(id)
+    })?;
+    tracing::info!(machine.id = %system_id, "machine {system_id}: power {action} requested by {}", caller.username);
+    Ok(id)
+}
+
+/// A job as the API shows it.
+pub fn job(conn: &mut DbConn, id: &str) -> Result<Option<api::PowerJob>> {
+    let Some(j) = dbp::get(conn, id)? else {
+        return Ok(None);
+    };
+    let rack = match &j.taken_by {
+        Some(r) => crate::db::racks::get(conn, r)?.map(|r| r.name),
+        None => None,
+    };
+    Ok(Some(j.to_api(rack)))
+}
+
+/// Jobs for a rack: takes up to `max` pending ones and hands them over with opened secrets.
+pub fn take_jobs(
+    conn: &mut DbConn,
+    sb: &SecretBox,
+    rack_id: &str,
+    max: i64,
+    now: i64,
+) -> Result<Vec<api::RackPowerJob>> {
+    let mut out = Vec::new();
+    for j in dbp::pending_for(conn, rack_id, max)? {
+        if !dbp::take(conn, &j.id, rack_id, now)? {
+            continue;
+        }
+        let Some(row) = dbm::get_row(conn, &j.system_id)? else {
+            continue;
+        };
+        let params = match full_params(sb, &row) {
+            Ok(p) => p,
+            Err(e) => {
+                let res = api::RackPowerResult {
+                    ok: false,
+                    power_state: PowerState::Error,
+                    message: e.to_string(),
+                    fatal: true,
+                };
+                finish(conn, rack_id, &j.id, &res, now)?;
+                continue;
+            }
+        };
+        out.push(api::RackPowerJob {
+            id: j.id.clone(),
+            system_id: j.system_id.clone(),
+            action: j.action(),
+            boot_device: j.boot_device.as_deref().and_then(BootDevice::parse),
+            power_type: row.power_type.clone(),
+            power_parameters: params,
+        });
+    }
+    Ok(out)
+}
+
+fn verb(a: PowerAction) -> &'static str {
+    match a {
+        PowerAction::On => "Power on",
+        PowerAction::Off => "Power off",
+        PowerAction::Cycle => "Power cycle",
+        PowerAction::Query => "Power query",
+    }
+}
+
+/// A rack's answer to a job: records it and applies what follows from it.
+pub fn finish(
+    conn: &mut DbConn,
+    rack_id: &str,
+    job_id: &str,
+    r: &api::RackPowerResult,
+    now: i64,
+) -> Result<()> {
+    let Some(j) = dbp::get(conn, job_id)? else {
+        return Err(Error::not_found(format!("power job {job_id}")));
+    };
+    if j.taken_by.as_deref() != Some(rack_id) {
+        return Err(Error::not_found(format!("power job {job_id} of this rack")));
+    }
+    let message: String = r.message.chars().take(1000).collect();
+    let state = if r.ok {
+        r.power_state
+    } else {
+        PowerState::Error
+    };
+    conn.transaction::<_, Error, _>(|c| {
+        if !dbp::finish(
+            c,
+            job_id,
+            "running",
+            r.ok,
+            Some(state.as_str()),
+            &message,
+            now,
+        )? {
+            return Ok(());
+        }
+        let Some(row) = dbm::get_row(c, &j.system_id)? else {
+            return Ok(());
+        };
+        let before = PowerState::parse(&row.power_state);
+        dbp::set_machine_state(c, &j.system_id, state.as_str(), now)?;
+        let action = j.action();
+        let purpose = j.purpose.as_str();
+        if r.ok {
+            if purpose == "poll" {
+                if before != state && before != PowerState::Unknown {
+                    event(
+                        c,
+                        now,
+                        &j.system_id,
+                        EventLevel::Info,
+                        "power_state_changed",
+                        &format!("Power state changed: {before} → {state}."),
+                        None,
+                    )?;
+                }
+            } else {
+                event(
+                    c,
+                    now,
+                    &j.system_id,
+                    EventLevel::Info,
+                    &format!("power_{action}"),
+                    &format!("{}: {message}.", verb(action)),
+                    j.requested_by.as_deref(),
+                )?;
+            }
+        } else if purpose != "poll" || before != PowerState::Error {
+            let hint = if r.fatal {
+                " Fix the power settings; Kiln will not retry."
+            } else {
+                ""
+            };
+            event(
+                c,
+                now,
+                &j.system_id,
+                EventLevel::Error,
+                "power_failed",
+                &format!("{} failed: {message}.{hint}", verb(action)),
+                j.requested_by.as_deref(),
+            )?;
+        }
+        follow_up(
+            c,
+            &row,
+            purpose,
+            r.ok && (action != PowerAction::Off || state == PowerState::Off),
+            &message,
+            now,
+        )?;
+        Ok(())
+    })?;
+    tracing::info!(machine.id = %j.system_id, "machine {}: power {} {}: {message}", j.system_id, j.action, if r.ok { "done" } else { "failed" });
+    Ok(())
+}
+
+/// Lifecycle consequences of a finished job.
+fn follow_up(
+    conn: &mut DbConn,
+    row: &dbm::MachineRow,
+    purpose: &str,
+    ok: bool,
+    message: &str,
+    now: i64,
+) -> Result<()> {
+    let status = row.status();
+    let (to, owner, text) = match (purpose, ok, status) {
+        ("release", true, MachineStatus::Releasing) => (
+            MachineStatus::Ready,
+            Some(None),
+            "Released: powered off.".to_string(),
+        ),
+        ("release", false, MachineStatus::Releasing) => (
+            MachineStatus::FailedReleasing,
+            None,
+            format!("Releasing failed: the machine could not be powered off ({message})."),
+        ),
+        ("commission", false, MachineStatus::Commissioning) => (
+            MachineStatus::FailedCommissioning,
+            None,
+            format!("Commissioning failed: the machine could not be powered on ({message})."),
+        ),
+        _ => return Ok(()),
+    };
+    if dbm::change_status(
+        conn,
+        &row.system_id,
+        row.version,
+        &StatusChange {
+            status: to,
+            previous_status: status,
+            deadline: None,
+            owner_id: owner,
+            now,
+        },
+    )? {
+        let level = if ok {
+            EventLevel::Info
+        } else {
+            EventLevel::Error
+        };
+        event(
+            conn,
+            now,
+            &row.system_id,
+            level,
+            "status_changed",
+            &format!("{text} {} → {}.", status.label(), to.label()),
+            None,
+        )?;
+    }
+    Ok(())
+}
+
+/// Fails jobs no rack finished within `timeout_ms`, and prunes old finished ones.
+pub fn expire(conn: &mut DbConn, now: i64, timeout_ms: i64) -> Result<usize> {
+    let mut n = 0;
+    for j in dbp::stale(conn, now - timeout_ms, 500)? {
+        let msg = if j.status == "pending" {
+            match &j.rack_id {
+                Some(r) => format!(
+                    "rack {r}, the one on the BMC's network, did not take the job; is it running?"
+                ),
+                None => "no rack took the job; is a rack registered and running?".to_string(),
+            }
+        } else {
+            format!(
+                "rack {} took the job but never answered",
+                j.taken_by.as_deref().unwrap_or("?")
+            )
+        };
+        let res = api::RackPowerResult {
+            ok: false,
+            power_state: PowerState::Error,
+            message: msg,
+            fatal: false,
+        };
+        let rack = j.taken_by.clone().unwrap_or_default();
+        // Move pending ones to running first so `finish` (which expects running) applies.
+        if j.status == "pending" && !dbp::take(conn, &j.id, &rack, now)? {
+            continue;
+        }
+        finish(conn, &rack, &j.id, &res, now)?;
+        n += 1;
+    }
+    dbp::prune(conn, now - 7 * 24 * 3600 * 1000)?;
+    Ok(n)
+}
+
+/// Queues state queries for controllable machines not checked for `every_ms`.
+pub fn enqueue_polls(conn: &mut DbConn, now: i64, every_ms: i64) -> Result<usize> {
+    let ids = dbp::due_for_poll(conn, now - every_ms, 500)?;
+    let mut n = 0;
+    for id in ids {
+        if let Some(row) = dbm::get_row(conn, &id)? {
+            if enqueue(
+                conn,
+                &row,
+                PowerAction::Query,
+                None,
+                Purpose::Poll,
+                None,
+                now,
+            )?
+            .is_some()
+            {
+                n += 1;
+            }
+        }
+    }
+    Ok(n)
+}
+
+/// Commissioning found a BMC and made a Kiln user on it: the machine becomes `ipmi` with those
+/// credentials (keeping a known address when the BMC reports none).
+pub fn bmc_configured(
+    conn: &mut DbConn,
+    sb: &SecretBox,
+    system_id: &str,
+    rep: &api::BmcReport,
+    now: i64,
+) -> Result<()> {
+    let user = crate::domain::validate::text("user", &rep.user, 16)?;
+    if user.is_empty() || rep.password.is_empty() || rep.password.len() > 20 {
+        return Err(Error::validation(
+            "password",
+            "a BMC user and a password of 1-20 characters are needed",
+        ));
+    }
+    let Some(row) = dbm::get_row(conn, system_id)? else {
+        return Err(Error::not_found(format!("machine {system_id}")));
+    };
+    if row.skip_bmc_config {
+        return Err(Error::Conflict {
+            code: "bmc_config_skipped",
+            field: None,
+            message: format!("machine {system_id} is set to skip BMC configuration"),
+        });
+    }
+    let reported = rep.address.trim();
+    let reported_ok = reported
+        .parse::<std::net::Ipv4Addr>()
+        .is_ok_and(|a| !a.is_unspecified());
+    let mut params = if row.power_type == "ipmi" {
+        full_params(sb, &row)?
+    } else {
+        Map::new()
+    };
+    if reported_ok {
+        params.insert("power_address".into(), Value::String(reported.to_string()));
+    }
+    if params
+        .get("power_address")
+        .and_then(Value::as_str)
+        .is_none_or(str::is_empty)
+    {
+        event(conn, now, system_id, EventLevel::Warning, "bmc_config",
+            &format!("The BMC has a Kiln user ({user}) but reports no LAN address; set power_address to use it."), None)?;
+        return Ok(());
+    }
+    params.insert("power_user".into(), Value::String(user.clone()));
+    params.insert("power_pass".into(), Value::String(rep.password.clone()));
+    let params = validate("ipmi", &params)?;
+    let (public, sealed) = seal(sb, system_id, &params)?;
+    let addr = params
+        .get("power_address")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    conn.transaction::<_, Error, _>(|c| {
+        use crate::db::schema::machines;
+        use diesel::prelude::*;
+        diesel::update(machines::table.find(system_id))
+            .set((
+                machines::power_type.eq("ipmi"),
+                machines::power_parameters.eq(&public),
+                machines::power_secrets.eq(&sealed),
+                machines::updated_at.eq(now),
+                machines::version.eq(machines::version + 1),
+            ))
+            .execute(c)?;
+        event(
+            c,
+            now,
+            system_id,
+            EventLevel::Info,
+            "bmc_config",
+            &format!("BMC configured: user {user} at {addr}; power type is now ipmi."),
+            None,
+        )?;
+        Ok(())
+    })?;
+    tracing::info!(machine.id = %system_id, "machine {system_id}: BMC configured (user {user} at {addr})");
+    Ok(())
+}
