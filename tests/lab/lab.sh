@@ -12,6 +12,9 @@
 #       --uefi             OVMF firmware (q35) instead of SeaBIOS
 #       --disk GIB         a virtio disk of that size, serial NAME-dK (repeatable)
 #       --mem MIB          memory (default 1024)    --cpus N   (default 1)
+#       --bmc-port PORT    attach to ipmi_sim's in-band VM port (PORT+1): the guest sees /dev/ipmi0
+#       --cmd-file FILE    write the QEMU command to FILE instead of starting it (for a BMC's
+#                          chassis program: tests/peers/ipmi/start.sh DIR PORT FILE, inside NS)
 #     Files: DIR/NAME.serial (firmware + kernel console), DIR/NAME.pid, DIR/NAME-dK.img
 #   lab.sh capture NS DIR            tcpdump on br0 into DIR/lab.pcap (PID in DIR/tcpdump.pid)
 #   lab.sh down NS                   kill every process in NS (by PID), delete NS
@@ -32,7 +35,7 @@ up)
   ;;
 vm)
   NS=${1:-}; NAME=${2:-}; DIR=${3:-}; shift 3 || { echo "usage: lab.sh vm NS NAME DIR --mac MAC ..." >&2; exit 2; }
-  MAC=; MAC2=; NIC=virtio-net-pci; UEFI=0; MEM=1024; CPUS=1; DISKS=()
+  MAC=; MAC2=; NIC=virtio-net-pci; UEFI=0; MEM=1024; CPUS=1; DISKS=(); BMC_PORT=; CMD_FILE=
   while [ $# -gt 0 ]; do
     case "$1" in
       --mac) MAC=$2; shift 2 ;;
@@ -42,6 +45,8 @@ vm)
       --disk) DISKS+=("$2"); shift 2 ;;
       --mem) MEM=$2; shift 2 ;;
       --cpus) CPUS=$2; shift 2 ;;
+      --bmc-port) BMC_PORT=$2; shift 2 ;;
+      --cmd-file) CMD_FILE=$2; shift 2 ;;
       *) echo "lab.sh vm: unknown option $1" >&2; exit 2 ;;
     esac
   done
@@ -72,6 +77,17 @@ vm)
     args+=(-drive "file=$img,if=none,id=d$k,format=raw" -device "virtio-blk-pci,drive=d$k,serial=$NAME-d$k")
     k=$((k + 1))
   done
+  if [ -n "$BMC_PORT" ]; then
+    # An in-band BMC: ipmi_sim's VM port (tests/peers/ipmi/start.sh listens on PORT+1).
+    args+=(-chardev "socket,id=ipmi0,host=127.0.0.1,port=$((BMC_PORT + 1)),reconnect=10"
+      -device ipmi-bmc-extern,chardev=ipmi0,id=bmc0 -device isa-ipmi-bt,bmc=bmc0)
+  fi
+  if [ -n "$CMD_FILE" ]; then
+    # Powered by a BMC: write the command for its chassis program (run inside NS) instead.
+    { printf 'exec qemu-system-x86_64'; printf ' %q' "${args[@]}"
+      printf ' </dev/null >%q 2>&1\n' "$DIR/$NAME.serial"; } > "$CMD_FILE"
+    exit 0
+  fi
   ip netns exec "$NS" qemu-system-x86_64 "${args[@]}" </dev/null >"$DIR/$NAME.serial" 2>&1 &
   echo $! > "$DIR/$NAME.pid"
   echo $!

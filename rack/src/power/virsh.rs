@@ -24,6 +24,8 @@ thread_local! {
     static PASSWORD: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
 }
 
+// The signature is libvirt's callback type (`virt::connect::ConnectAuthCallback`).
+#[allow(clippy::ptr_arg)]
 fn fill_password(creds: &mut Vec<ConnectCredential>) {
     PASSWORD.with(|p| {
         for c in creds.iter_mut() {

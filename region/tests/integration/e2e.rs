@@ -571,3 +571,113 @@ fn e2e_failing_operator_script_then_commission_again() {
     // Still one machine: the second boot was recognised, not enlisted again.
     assert_eq!(lab.json(&["machines", "list"])["total"], 1);
 }
+
+/// (5) MAAS's commissioning loop with nothing started by hand: a machine created with IPMI power
+/// (`ipmi_sim` as its BMC, wired to the QEMU VM: power on starts QEMU, power off stops it, and the
+/// guest sees the same BMC in-band) is commissioned; Kiln sets PXE, powers it on over RMCP+, the
+/// environment configures a Kiln user on the BMC, and Kiln powers the machine off with that user.
+#[test]
+fn e2e_ipmi_powered_machine_commissions_and_is_powered_off_by_kiln() {
+    let lab = Lab::new("ipmi");
+    let bmc = lab.dir.join("bmc");
+    let cmd = lab.dir.join("vm1.cmd");
+    let port = "9623";
+    lab.vm(
+        "vm1",
+        &[
+            "--mac",
+            "52:54:00:e2:00:05",
+            "--disk",
+            "2",
+            "--bmc-port",
+            port,
+            "--cmd-file",
+            cmd.to_str().unwrap(),
+        ],
+    );
+    let out = lab.ns_cmd(&[
+        repo().join("tests/peers/ipmi/start.sh").to_str().unwrap(),
+        bmc.to_str().unwrap(),
+        port,
+        cmd.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "ipmi_sim: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let m = lab.json(&[
+        "machines",
+        "create",
+        "--hostname",
+        "ipmi1",
+        "--mac",
+        "52:54:00:e2:00:05",
+        "--power-type",
+        "ipmi",
+        "--power-address",
+        "127.0.0.1",
+        "--power-param",
+        &format!("power_port={port}"),
+        "--power-param",
+        "power_user=admin",
+        "--power-param",
+        "power_pass=secret",
+    ]);
+    let id = m["system_id"].as_str().unwrap().to_string();
+    assert_eq!(lab.json(&["machines", "power", &id])["power_state"], "off");
+    lab.cli(&["machines", "commission", &id]);
+
+    let m = lab.settled(&id);
+    assert_eq!(
+        m["status"],
+        "ready",
+        "{m:#}\n{}",
+        lab.cli(&["machines", "results", &id])
+    );
+    assert_eq!(m["hardware"]["bmc_present"], true, "{m:#}");
+    // BMC auto-configuration replaced the credentials with a Kiln user (address kept: ipmi_sim
+    // reports 0.0.0.0 as its LAN address).
+    assert_eq!(m["power_parameters"]["power_user"], "kiln", "{m:#}");
+    assert_eq!(m["power_parameters"]["power_address"], "127.0.0.1");
+    assert!(m.get("power_pass").is_none() && !m.to_string().contains("secret"));
+
+    // Kiln powers it off, through the BMC, as the new user.
+    let chassis = bmc.join("chassis.log");
+    lab.wait(
+        "Kiln to power the machine off",
+        Duration::from_secs(120),
+        || {
+            let m = lab.json(&["machines", "show", &id]);
+            (m["power_state"] == "off").then_some(())
+        },
+    );
+    let log = std::fs::read_to_string(&chassis).unwrap();
+    let (pxe, on, off) = (
+        log.find("set boot pxe"),
+        log.find("set power 1"),
+        log.rfind("set power 0"),
+    );
+    assert!(
+        pxe.is_some() && on.is_some() && off.is_some() && pxe < on && on < off,
+        "{log}"
+    );
+    let evs = lab.json(&["machines", "events", &id]);
+    let text = evs.to_string();
+    assert!(
+        text.contains("BMC configured: user kiln at 127.0.0.1"),
+        "{text}"
+    );
+    assert!(text.contains("Power off: power on"), "{text}");
+    assert!(
+        lab.serial("vm1").contains("KILN-COMMISSIONING-DONE"),
+        "{}",
+        lab.serial("vm1")
+    );
+    // The environment waited for Kiln rather than powering itself off.
+    assert!(!lab
+        .serial("vm1")
+        .contains("Kiln did not power the machine off"));
+    // The Kiln user works: a query with the stored credentials succeeds.
+    assert_eq!(lab.json(&["machines", "power", &id])["power_state"], "off");
+}
