@@ -437,3 +437,149 @@ async fn wait_for(mut f: impl FnMut() -> bool) {
     }
     panic!("timed out");
 }
+
+/// Webhook BMCs for many machines: `/m/{n}/on|off|status`, each call taking 100 ms; counts calls in
+/// flight (overall and per machine).
+#[derive(Default)]
+struct Farm {
+    on: std::collections::HashMap<String, bool>,
+    in_flight: usize,
+    max_in_flight: usize,
+    per_machine: std::collections::HashMap<String, usize>,
+    max_per_machine: usize,
+}
+
+async fn webhook_farm() -> (String, std::sync::Arc<std::sync::Mutex<Farm>>) {
+    use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+    let farm = std::sync::Arc::new(std::sync::Mutex::new(Farm::default()));
+    let f2 = farm.clone();
+    let srv = HttpServer::new(move || {
+        let f = f2.clone();
+        App::new().default_service(web::to(move |req: HttpRequest| {
+            let f = f.clone();
+            async move {
+                let parts: Vec<String> = req.path().split('/').map(String::from).collect();
+                let (m, op) = (
+                    parts.get(2).cloned().unwrap_or_default(),
+                    parts.get(3).cloned().unwrap_or_default(),
+                );
+                {
+                    let mut s = f.lock().unwrap();
+                    s.in_flight += 1;
+                    s.max_in_flight = s.max_in_flight.max(s.in_flight);
+                    let n = {
+                        let e = s.per_machine.entry(m.clone()).or_default();
+                        *e += 1;
+                        *e
+                    };
+                    s.max_per_machine = s.max_per_machine.max(n);
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                let mut s = f.lock().unwrap();
+                s.in_flight -= 1;
+                *s.per_machine.get_mut(&m).unwrap() -= 1;
+                match op.as_str() {
+                    "on" => {
+                        s.on.insert(m, true);
+                        HttpResponse::Ok().finish()
+                    }
+                    "off" => {
+                        s.on.insert(m, false);
+                        HttpResponse::Ok().finish()
+                    }
+                    _ => {
+                        let v = if s.on.get(&m).copied().unwrap_or(false) {
+                            "running"
+                        } else {
+                            "stopped"
+                        };
+                        HttpResponse::Ok().body(format!("{{\"status\": \"{v}\"}}"))
+                    }
+                }
+            }
+        }))
+    })
+    .workers(4)
+    .bind("127.0.0.1:0")
+    .unwrap();
+    let addr = srv.addrs()[0];
+    tokio::spawn(srv.run());
+    (format!("http://{addr}"), farm)
+}
+
+/// 100 machines powered on at once all complete, within the rack's concurrency limit; jobs for one
+/// BMC never overlap.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_hundred_machines_powered_at_once_all_complete() {
+    let (base, farm) = webhook_farm().await;
+    let app = TestApp::start(Backend::Sqlite).await;
+    let secret = app.rack_secret().await;
+    let rack_dir = tempfile::tempdir().unwrap();
+    let mut cfg = rack::RackConfig::new(&app.base, &secret, rack_dir.path().to_path_buf());
+    cfg.name = "rack-farm".into();
+    cfg.dhcp_enabled = false;
+    cfg.power_concurrency = 16;
+    cfg.http_bind = format!("127.0.0.1:{}", free_tcp_port()).parse().unwrap();
+    cfg.tftp_bind = format!("127.0.0.1:{}", free_tcp_port()).parse().unwrap();
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let rack_task = tokio::spawn(rack::run(cfg, cancel.clone()));
+
+    let mut ids = Vec::new();
+    for n in 0..100 {
+        let (s, m) = app.admin(Method::POST, "/api/v1/machines", Some(json!({"hostname": format!("farm{n}"),
+            "power_type": "webhook", "power_parameters": {
+                "power_on_uri": format!("{base}/m/{n}/on"), "power_off_uri": format!("{base}/m/{n}/off"),
+                "power_query_uri": format!("{base}/m/{n}/status")}}))).await;
+        assert_eq!(s, StatusCode::CREATED, "{m}");
+        ids.push(m["system_id"].as_str().unwrap().to_string());
+    }
+    let t0 = std::time::Instant::now();
+    let calls: Vec<_> = ids
+        .iter()
+        .map(|id| {
+            let path = format!("/api/v1/machines/{id}/power-on");
+            let app = &app;
+            async move {
+                app.admin(Method::POST, &path, Some(json!({"wait_secs": 120})))
+                    .await
+            }
+        })
+        .collect();
+    let results = futures_util::future::join_all(calls).await;
+    for (s, v) in &results {
+        assert_eq!(*s, StatusCode::OK, "{v}");
+        assert_eq!(v["power_state"], "on", "{v}");
+    }
+    let took = t0.elapsed();
+    // The same machine asked five times at once: its calls never overlap.
+    let id0 = ids[0].clone();
+    let again: Vec<_> = (0..5)
+        .map(|_| {
+            let path = format!("/api/v1/machines/{id0}/power-cycle");
+            let app = &app;
+            async move {
+                app.admin(Method::POST, &path, Some(json!({"wait_secs": 120})))
+                    .await
+            }
+        })
+        .collect();
+    for (s, v) in futures_util::future::join_all(again).await {
+        assert_eq!(s, StatusCode::OK, "{v}");
+    }
+    let f = farm.lock().unwrap();
+    assert_eq!(f.on.values().filter(|v| **v).count(), 100);
+    assert!(
+        f.max_in_flight <= 16,
+        "concurrency limit: {} calls in flight",
+        f.max_in_flight
+    );
+    assert_eq!(f.max_per_machine, 1, "one job at a time per BMC");
+    eprintln!(
+        "100 power-ons in {took:?} (max {} calls in flight)",
+        f.max_in_flight
+    );
+    drop(f);
+    cancel.cancel();
+    let _ = tokio::time::timeout(Duration::from_secs(10), rack_task).await;
+    app.stop().await;
+}
