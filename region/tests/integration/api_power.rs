@@ -566,19 +566,21 @@ async fn a_hundred_machines_powered_at_once_all_complete() {
     for (s, v) in futures_util::future::join_all(again).await {
         assert_eq!(s, StatusCode::OK, "{v}");
     }
-    let f = farm.lock().unwrap();
-    assert_eq!(f.on.values().filter(|v| **v).count(), 100);
+    let (on, max_in_flight, max_per_machine) = {
+        let f = farm.lock().unwrap();
+        (
+            f.on.values().filter(|v| **v).count(),
+            f.max_in_flight,
+            f.max_per_machine,
+        )
+    };
+    assert_eq!(on, 100);
     assert!(
-        f.max_in_flight <= 16,
-        "concurrency limit: {} calls in flight",
-        f.max_in_flight
+        max_in_flight <= 16,
+        "concurrency limit: {max_in_flight} calls in flight"
     );
-    assert_eq!(f.max_per_machine, 1, "one job at a time per BMC");
-    eprintln!(
-        "100 power-ons in {took:?} (max {} calls in flight)",
-        f.max_in_flight
-    );
-    drop(f);
+    assert_eq!(max_per_machine, 1, "one job at a time per BMC");
+    eprintln!("100 power-ons in {took:?} (max {max_in_flight} calls in flight)");
     cancel.cancel();
     let _ = tokio::time::timeout(Duration::from_secs(10), rack_task).await;
     app.stop().await;
