@@ -63,6 +63,7 @@ impl Region {
             metrics: Arc::new(Metrics::default()),
             secrets,
             power_wake: Arc::new(tokio::sync::Notify::new()),
+            power_done: Arc::new(tokio::sync::Notify::new()),
         };
         let app_state = state.clone();
         let server = HttpServer::new(move || {

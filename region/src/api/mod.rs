@@ -42,6 +42,8 @@ pub struct AppState {
     pub secrets: Arc<crate::domain::secrets::SecretBox>,
     /// Wakes racks waiting for power jobs.
     pub power_wake: Arc<tokio::sync::Notify>,
+    /// Wakes API calls waiting for a power job's answer.
+    pub power_done: Arc<tokio::sync::Notify>,
 }
 
 /// Name of the UI's session cookie.

@@ -85,6 +85,8 @@ async fn run(
     };
     let deadline = tokio::time::Instant::now() + Duration::from_secs(u64::from(wait));
     loop {
+        // Registered before the check, so an answer arriving meanwhile still wakes us.
+        let answered = state.power_done.notified();
         let job = state
             .pool
             .run({
@@ -108,7 +110,13 @@ async fn run(
                     .insert_header(("Location", format!("/api/v1/power-jobs/{}", job.id)))
                     .json(status(Some(job)).await?))
             }
-            _ => tokio::time::sleep(Duration::from_millis(100)).await,
+            // Answers through another region (shared PostgreSQL) are seen by the periodic check.
+            _ => {
+                tokio::select! {
+                    _ = answered => {}
+                    _ = tokio::time::sleep(Duration::from_millis(250)) => {}
+                }
+            }
         }
     }
 }
@@ -313,5 +321,6 @@ pub async fn rack_result(
         .pool
         .run(move |c| power::finish(c, &rack.rack_id, &id, &r, now_ms()))
         .await?;
+    state.power_done.notify_waiters();
     Ok(HttpResponse::NoContent().finish())
 }
