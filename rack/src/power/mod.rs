@@ -253,6 +253,13 @@ pub async fn serve(
     let locks = Arc::new(BmcLocks::default());
     let mut failures = 0u32;
     loop {
+        // Take jobs only when one can start: the region times a job from when a rack took it.
+        if sem.available_permits() == 0 {
+            tokio::select! {
+                _ = cancel.cancelled() => return Ok(()),
+                p = sem.acquire() => drop(p),
+            }
+        }
         let free = sem.available_permits();
         let fetched = tokio::select! {
             _ = cancel.cancelled() => return Ok(()),

@@ -120,9 +120,16 @@ pub fn finish(
 
 /// Jobs not finished since before `before` (pending or running).
 pub fn stale(conn: &mut DbConn, before: i64, limit: i64) -> Result<Vec<JobRow>> {
+    // Pending ones from when they were queued; running ones from when a rack took them.
     Ok(power_jobs::table
-        .filter(power_jobs::status.eq_any(["pending", "running"]))
-        .filter(power_jobs::created_at.lt(before))
+        .filter(
+            power_jobs::status
+                .eq("pending")
+                .and(power_jobs::created_at.lt(before))
+                .or(power_jobs::status
+                    .eq("running")
+                    .and(power_jobs::taken_at.lt(before))),
+        )
         .limit(limit)
         .select(JobRow::as_select())
         .load(conn)?)
@@ -140,21 +147,33 @@ pub fn has_open_job(conn: &mut DbConn, system_id: &str) -> Result<bool> {
 
 /// Controllable machines whose power state is older than `before` and that have no open job.
 pub fn due_for_poll(conn: &mut DbConn, before: i64, limit: i64) -> Result<Vec<String>> {
-    let open = power_jobs::table
-        .filter(power_jobs::status.eq_any(["pending", "running"]))
-        .select(power_jobs::system_id);
-    Ok(machines::table
+    let open = || {
+        power_jobs::table
+            .filter(power_jobs::status.eq_any(["pending", "running"]))
+            .select(power_jobs::system_id)
+    };
+    // Never-checked machines first (NULLs sort differently on SQLite and PostgreSQL).
+    let mut ids: Vec<String> = machines::table
         .filter(machines::power_type.ne("manual"))
-        .filter(
-            machines::power_state_at
-                .is_null()
-                .or(machines::power_state_at.lt(before)),
-        )
-        .filter(machines::system_id.ne_all(open))
-        .order(machines::power_state_at.asc())
+        .filter(machines::power_state_at.is_null())
+        .filter(machines::system_id.ne_all(open()))
         .limit(limit)
         .select(machines::system_id)
-        .load(conn)?)
+        .load(conn)?;
+    let left = limit - i64::try_from(ids.len()).unwrap_or(limit);
+    if left > 0 {
+        ids.extend(
+            machines::table
+                .filter(machines::power_type.ne("manual"))
+                .filter(machines::power_state_at.lt(before))
+                .filter(machines::system_id.ne_all(open()))
+                .order(machines::power_state_at.asc())
+                .limit(left)
+                .select(machines::system_id)
+                .load::<String>(conn)?,
+        );
+    }
+    Ok(ids)
 }
 
 /// Records a power state read from the BMC.

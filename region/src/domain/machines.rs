@@ -345,7 +345,8 @@ pub fn patch(
                 .clone()
                 .unwrap_or_else(|| row.power_type.clone());
             let mut merged = if ty == row.power_type {
-                power::full_params(sb, &row)?
+                // Secrets that no longer open (another key) are what this patch replaces.
+                power::full_params(sb, &row).unwrap_or_else(|_| row.power_parameters())
             } else {
                 serde_json::Map::new()
             };

@@ -550,6 +550,13 @@ pub fn bmc_configured(
     let Some(row) = dbm::get_row(conn, system_id)? else {
         return Err(Error::not_found(format!("machine {system_id}")));
     };
+    // Only while commissioning: a boot token of another kind of boot may not rewrite credentials.
+    if row.status() != MachineStatus::Commissioning {
+        return Err(Error::InvalidTransition(format!(
+            "machine {system_id} is {}; BMC credentials are taken only while commissioning",
+            row.status().label()
+        )));
+    }
     if row.skip_bmc_config {
         return Err(Error::Conflict {
             code: "bmc_config_skipped",
@@ -561,8 +568,9 @@ pub fn bmc_configured(
     let reported_ok = reported
         .parse::<std::net::Ipv4Addr>()
         .is_ok_and(|a| !a.is_unspecified());
+    // Secrets that no longer open (another key) are replaced, not a reason to refuse.
     let mut params = if row.power_type == "ipmi" {
-        full_params(sb, &row)?
+        full_params(sb, &row).unwrap_or_else(|_| row.power_parameters())
     } else {
         Map::new()
     };
