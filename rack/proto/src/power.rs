@@ -41,8 +41,14 @@ fn field(
 
 use PowerFieldKind::{Bool, Choice, Int, String as Str};
 
-/// Every power driver Kiln has, with its settings (MAAS's parameter names).
-pub fn registry() -> Vec<PowerTypeSchema> {
+/// Every power driver Kiln has, with its settings (MAAS's parameter names). Built once.
+pub fn registry() -> &'static [PowerTypeSchema] {
+    static REGISTRY: std::sync::LazyLock<Vec<PowerTypeSchema>> =
+        std::sync::LazyLock::new(build_registry);
+    &REGISTRY
+}
+
+fn build_registry() -> Vec<PowerTypeSchema> {
     vec![
         PowerTypeSchema {
             name: "manual".into(),
@@ -244,15 +250,15 @@ pub const WEBHOOK_ON_REGEX: &str = r"status.*:.*running";
 pub const WEBHOOK_OFF_REGEX: &str = r"status.*:.*stopped";
 
 /// The schema of `power_type`.
-pub fn schema(power_type: &str) -> Option<PowerTypeSchema> {
-    registry().into_iter().find(|s| s.name == power_type)
+pub fn schema(power_type: &str) -> Option<&'static PowerTypeSchema> {
+    registry().iter().find(|s| s.name == power_type)
 }
 
 /// Names of the secret (write-only) parameters of any driver.
 pub fn secret_fields() -> Vec<String> {
     let mut out: Vec<String> = registry()
-        .into_iter()
-        .flat_map(|s| s.fields.into_iter().filter(|f| f.secret).map(|f| f.name))
+        .iter()
+        .flat_map(|s| s.fields.iter().filter(|f| f.secret).map(|f| f.name.clone()))
         .collect();
     out.sort();
     out.dedup();
@@ -274,7 +280,7 @@ pub fn validate(
     params: &Map<String, Value>,
 ) -> Result<Map<String, Value>, ParamError> {
     let Some(schema) = schema(power_type) else {
-        let names: Vec<String> = registry().into_iter().map(|s| s.name).collect();
+        let names: Vec<&str> = registry().iter().map(|s| s.name.as_str()).collect();
         return Err(ParamError {
             field: "power_type".into(),
             message: format!(
@@ -384,9 +390,10 @@ impl<'a> Params<'a> {
     fn default_of(&self, name: &str) -> Option<String> {
         schema(self.power_type)?
             .fields
-            .into_iter()
+            .iter()
             .find(|f| f.name == name)?
             .default
+            .clone()
     }
 
     /// A string parameter (numbers and booleans as text); the default, or "" when absent.
@@ -438,7 +445,7 @@ mod tests {
 
     #[test]
     fn every_driver_has_a_schema_and_secrets_are_known() {
-        let names: Vec<String> = registry().into_iter().map(|s| s.name).collect();
+        let names: Vec<&str> = registry().iter().map(|s| s.name.as_str()).collect();
         assert_eq!(names, ["manual", "ipmi", "redfish", "virsh", "webhook"]);
         assert_eq!(secret_fields(), ["power_pass", "power_token"]);
         assert!(!controllable("manual"));

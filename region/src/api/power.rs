@@ -44,6 +44,16 @@ fn parse_body(body: &web::Bytes) -> Result<api::PowerRequest> {
         .map_err(|e| Error::BadRequest(format!("The JSON body is not valid: {e}.")))
 }
 
+fn power_status(m: api::Machine, job: Option<api::PowerJob>) -> api::PowerStatus {
+    api::PowerStatus {
+        system_id: m.system_id,
+        power_type: m.power_type,
+        power_state: m.power_state,
+        checked_at: m.power_state_checked_at,
+        job,
+    }
+}
+
 /// Queues `action` and waits for the rack's answer.
 async fn run(
     state: &web::Data<AppState>,
@@ -70,13 +80,7 @@ async fn run(
                 .pool
                 .run(move |c| machines::get(c, &caller, &system_id))
                 .await?;
-            Ok::<_, Error>(api::PowerStatus {
-                system_id: m.system_id,
-                power_type: m.power_type,
-                power_state: m.power_state,
-                checked_at: m.power_state_checked_at,
-                job,
-            })
+            Ok::<_, Error>(power_status(m, job))
         }
     };
     let Some(job_id) = job_id else {
@@ -215,13 +219,7 @@ pub async fn query(
             .pool
             .run(move |c| machines::get(c, &caller, &id))
             .await?;
-        return Ok(HttpResponse::Ok().json(api::PowerStatus {
-            system_id: m.system_id,
-            power_type: m.power_type,
-            power_state: m.power_state,
-            checked_at: m.power_state_checked_at,
-            job: None,
-        }));
+        return Ok(HttpResponse::Ok().json(power_status(m, None)));
     }
     run(
         &state,

@@ -7,10 +7,6 @@ use ipnet::Ipv4Net;
 
 use crate::error::{Error, Result};
 
-/// Power drivers a machine may name. The drivers themselves arrive with the power layer; until a
-/// driver is present, Kiln records the type and treats the machine as manually powered.
-pub const POWER_TYPES: &[&str] = &["manual", "ipmi", "redfish", "virsh", "webhook"];
-
 /// Architectures Kiln can boot (MAAS naming).
 pub const ARCHITECTURES: &[&str] = &[
     "amd64/generic",
@@ -19,9 +15,6 @@ pub const ARCHITECTURES: &[&str] = &[
     "ppc64el/generic",
     "s390x/generic",
 ];
-
-/// Power parameters that are secrets: write-only, never returned or logged.
-pub const SECRET_POWER_PARAMETERS: &[&str] = &["power_pass", "power_token", "power_password"];
 
 /// A MAC address in any of the usual notations (`aa:bb:..`, `AA-BB-..`, `aabb.ccdd.eeff`, `aabbccddeeff`)
 /// → lower case, colon separated. Multicast and all-zero addresses are refused.
@@ -154,63 +147,31 @@ pub fn architecture(field: &str, input: &str) -> Result<String> {
     }
 }
 
+/// A power type of the drivers' registry (`rack_proto::power::registry`).
 pub fn power_type(field: &str, input: &str) -> Result<String> {
     let p = input.trim();
-    if POWER_TYPES.contains(&p) {
+    if rack_proto::power::schema(p).is_some() {
         Ok(p.to_string())
     } else {
+        let names: Vec<&str> = rack_proto::power::registry()
+            .iter()
+            .map(|s| s.name.as_str())
+            .collect();
         Err(Error::validation(
             field,
             format!(
                 "'{input}' is not a power type; use one of {}.",
-                POWER_TYPES.join(", ")
+                names.join(", ")
             ),
         ))
     }
-}
-
-/// Power parameters: a flat object of strings, numbers and booleans, with names in snake_case.
-pub fn power_parameters(
-    field: &str,
-    input: &serde_json::Map<String, serde_json::Value>,
-) -> Result<serde_json::Map<String, serde_json::Value>> {
-    for (k, v) in input {
-        if k.is_empty()
-            || k.len() > 64
-            || !k
-                .chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
-        {
-            return Err(Error::validation(
-                format!("{field}.{k}"),
-                format!(
-                    "'{k}' is not a valid power parameter name (lower case, digits, underscores)."
-                ),
-            ));
-        }
-        match v {
-            serde_json::Value::String(s) if s.len() <= 1024 => {}
-            serde_json::Value::Number(_) | serde_json::Value::Bool(_) => {}
-            _ => {
-                return Err(Error::validation(
-                    format!("{field}.{k}"),
-                    format!("power parameter '{k}' must be a string (at most 1024 bytes), a number or a boolean."),
-                ))
-            }
-        }
-    }
-    Ok(input.clone())
 }
 
 /// Removes secret power parameters before a machine is shown.
 pub fn public_power_parameters(
     params: &serde_json::Map<String, serde_json::Value>,
 ) -> serde_json::Map<String, serde_json::Value> {
-    params
-        .iter()
-        .filter(|(k, _)| !SECRET_POWER_PARAMETERS.contains(&k.as_str()))
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect()
+    crate::domain::secrets::split(params).0
 }
 
 /// A short name (zone, pool, tag, interface, subnet name): 1–64 of letters, digits, `-`, `_`, `.`.

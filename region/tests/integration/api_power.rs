@@ -259,6 +259,31 @@ fn free_tcp_port() -> u16 {
         .port()
 }
 
+/// A rack (DHCP off, HTTP and TFTP on free loopback ports) registered with `app`.
+async fn start_rack(
+    app: &TestApp,
+    name: &str,
+    power_concurrency: Option<usize>,
+) -> (
+    tempfile::TempDir,
+    tokio_util::sync::CancellationToken,
+    tokio::task::JoinHandle<rack::Result<()>>,
+) {
+    let secret = app.rack_secret().await;
+    let rack_dir = tempfile::tempdir().unwrap();
+    let mut cfg = rack::RackConfig::new(&app.base, &secret, rack_dir.path().to_path_buf());
+    cfg.name = name.into();
+    cfg.dhcp_enabled = false;
+    if let Some(n) = power_concurrency {
+        cfg.power_concurrency = n;
+    }
+    cfg.http_bind = format!("127.0.0.1:{}", free_tcp_port()).parse().unwrap();
+    cfg.tftp_bind = format!("127.0.0.1:{}", free_tcp_port()).parse().unwrap();
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let task = tokio::spawn(rack::run(cfg, cancel.clone()));
+    (rack_dir, cancel, task)
+}
+
 struct Bmc(tempfile::TempDir);
 
 impl Drop for Bmc {
@@ -287,15 +312,7 @@ both!(
         let chassis_log = bmc.0.path().join("chassis.log");
 
         let app = TestApp::start(b).await;
-        let secret = app.rack_secret().await;
-        let rack_dir = tempfile::tempdir().unwrap();
-        let mut cfg = rack::RackConfig::new(&app.base, &secret, rack_dir.path().to_path_buf());
-        cfg.name = "rack-power".into();
-        cfg.dhcp_enabled = false;
-        cfg.http_bind = format!("127.0.0.1:{}", free_tcp_port()).parse().unwrap();
-        cfg.tftp_bind = format!("127.0.0.1:{}", free_tcp_port()).parse().unwrap();
-        let cancel = tokio_util::sync::CancellationToken::new();
-        let rack_task = tokio::spawn(rack::run(cfg, cancel.clone()));
+        let (_rack_dir, cancel, rack_task) = start_rack(&app, "rack-power", None).await;
 
         let (s, m) = app.admin(Method::POST, "/api/v1/machines", Some(json!({"hostname": "bmc1",
         "boot_mac": "52:54:00:e0:00:01", "power_type": "ipmi", "power_parameters": {
@@ -513,16 +530,7 @@ async fn webhook_farm() -> (String, std::sync::Arc<std::sync::Mutex<Farm>>) {
 async fn a_hundred_machines_powered_at_once_all_complete() {
     let (base, farm) = webhook_farm().await;
     let app = TestApp::start(Backend::Sqlite).await;
-    let secret = app.rack_secret().await;
-    let rack_dir = tempfile::tempdir().unwrap();
-    let mut cfg = rack::RackConfig::new(&app.base, &secret, rack_dir.path().to_path_buf());
-    cfg.name = "rack-farm".into();
-    cfg.dhcp_enabled = false;
-    cfg.power_concurrency = 16;
-    cfg.http_bind = format!("127.0.0.1:{}", free_tcp_port()).parse().unwrap();
-    cfg.tftp_bind = format!("127.0.0.1:{}", free_tcp_port()).parse().unwrap();
-    let cancel = tokio_util::sync::CancellationToken::new();
-    let rack_task = tokio::spawn(rack::run(cfg, cancel.clone()));
+    let (_rack_dir, cancel, rack_task) = start_rack(&app, "rack-farm", Some(16)).await;
 
     let mut ids = Vec::new();
     for n in 0..100 {
