@@ -3,7 +3,9 @@
 #   ephemeral/vmlinuz       the kernel of linux-image-amd64
 #   ephemeral/initrd.gz     busybox-static + the modules in initramfs/modules + initramfs/init
 #   ephemeral/root.squashfs debootstrap minbase + packages.txt + Kiln's runner (ephemeral/), zstd
+#   os/root.squashfs        the deployable OS (kind os): debootstrap minbase + os-packages.txt, zstd
 #   bootloader/{undionly.kpxe,ipxe.efi,snponly.efi}   from the ipxe package
+#   bootloader/grub-local.efi  grub (from the OS image) that chainloads a UEFI machine's disk
 #   manifest.json           os, release, arch, kind, files (name, path, sha256, size) per resource
 #
 # Usage: build.sh --output DIR [--cache-dir DIR] [--release bookworm] [--mirror URL] [--no-cache]
@@ -52,6 +54,7 @@ cand() { apt-cache policy "$1" | awk '/Candidate:/{print $2}'; }
 KEY=$( {
   echo "release=$RELEASE kernel=$KPKG=$(cand "$KPKG") busybox=$(cand busybox-static) ipxe=$(cand ipxe)"
   (cd "$HERE" && find . -type f ! -name '*.md' | LC_ALL=C sort | xargs sha256sum)
+  echo "grub=$(cand grub2-common) cloud-init=$(cand cloud-init)"
 } | sha256sum | cut -c1-16)
 
 mkdir -p "$CACHE"
@@ -70,7 +73,7 @@ fi
 
 W=$(mktemp -d "$CACHE/.build-XXXXXX")
 cleanup() {
-  for m in proc sys dev/pts dev; do umount "$W/rootfs/$m" 2>/dev/null || true; done
+  for m in proc sys dev/pts dev; do umount "$W/rootfs/$m" "$W/osroot/$m" 2>/dev/null || true; done
   rm -rf "$W"
 }
 trap cleanup EXIT
@@ -114,7 +117,7 @@ PKGS=$(grep -vE '^\s*(#|$)' "$HERE/packages.txt" | paste -sd, -)
 debootstrap --variant=minbase --include="$PKGS" "$RELEASE" "$W/rootfs" "$MIRROR" > "$W/debootstrap.log" 2>&1 \
   || { tail -30 "$W/debootstrap.log" >&2; echo "build.sh: debootstrap failed" >&2; exit 1; }
 install -m755 "$HERE/ephemeral/kiln-init" "$W/rootfs/usr/local/sbin/kiln-init"
-install -m755 "$HERE/ephemeral/kiln-commission" "$W/rootfs/usr/local/sbin/kiln-commission"
+for f in kiln-commission kiln-deploy kiln-erase; do install -m755 "$HERE/ephemeral/$f" "$W/rootfs/usr/local/sbin/$f"; done
 echo "kiln-ephemeral" > "$W/rootfs/etc/hostname"
 echo "build $KEY, kernel $KVER, $RELEASE" > "$W/rootfs/etc/kiln-image"
 rm -rf "$W"/rootfs/var/cache/apt/archives/*.deb "$W"/rootfs/var/lib/apt/lists/* \
@@ -123,6 +126,90 @@ rm -rf "$W"/rootfs/var/cache/apt/archives/*.deb "$W"/rootfs/var/lib/apt/lists/* 
 find "$W/rootfs/usr/share/locale" -mindepth 1 -maxdepth 1 ! -name 'locale.alias' -exec rm -rf {} + 2>/dev/null || true
 mksquashfs "$W/rootfs" "$W/out/ephemeral/root.squashfs" -comp zstd -noappend -no-progress -quiet >/dev/null
 # (mksquashfs takes every timestamp from SOURCE_DATE_EPOCH)
+
+# The deployable OS image has a cache of its own (keyed by its package list and the versions of
+# the packages that matter), so a change to the ephemeral environment does not rebuild it.
+OSKEY=$( {
+  echo "os-format=1 release=$RELEASE kernel=$KPKG=$(cand "$KPKG") grub=$(cand grub2-common) cloud-init=$(cand cloud-init)"
+  sha256sum < "$HERE/os-packages.txt"
+  sed -n '/^# BEGIN OS IMAGE/,/^# END OS IMAGE/p' "$0" | sha256sum
+} | sha256sum | cut -c1-16)
+if [ "$USE_CACHE" = 1 ] && [ -f "$CACHE/os-$OSKEY/root.squashfs" ]; then
+  say "cached OS image $OSKEY"
+else
+# BEGIN OS IMAGE
+say "deployable OS image: debootstrap $RELEASE + os-packages.txt"
+O="$W/osroot"
+mkdir -p "$W/os-out"
+# debootstrap takes only the base; apt in the chroot resolves the rest (debootstrap's own
+# --include cannot order a package set this large: its configure step fails on python3 modules).
+debootstrap --variant=minbase "$RELEASE" "$O" "$MIRROR" > "$W/debootstrap-os.log" 2>&1 \
+  || { tail -30 "$W/debootstrap-os.log" >&2; echo "build.sh: debootstrap of the OS image failed" >&2; exit 1; }
+for m in proc sys dev; do mkdir -p "$O/$m"; mount --bind "/$m" "$O/$m"; done
+printf '#!/bin/sh\nexit 101\n' > "$O/usr/sbin/policy-rc.d"; chmod +x "$O/usr/sbin/policy-rc.d"
+echo "deb $MIRROR $RELEASE main" > "$O/etc/apt/sources.list"
+cp /etc/resolv.conf "$O/etc/resolv.conf" 2>/dev/null || true
+mapfile -t OPKGS < <(grep -vE '^\s*(#|$)' "$HERE/os-packages.txt")
+{ chroot "$O" apt-get update -q && DEBIAN_FRONTEND=noninteractive chroot "$O" apt-get install -y -q \
+    --no-install-recommends "${OPKGS[@]}"; } >> "$W/debootstrap-os.log" 2>&1 \
+  || { tail -30 "$W/debootstrap-os.log" >&2; echo "build.sh: installing the OS image's packages failed" >&2; exit 1; }
+rm -f "$O/usr/sbin/policy-rc.d"
+for m in dev sys proc; do umount "$O/$m"; done
+OKVER=$(ls "$O/lib/modules" | head -1)
+[ "$OKVER" = "$KVER" ] || say "warning: OS image kernel $OKVER differs from the ephemeral kernel $KVER (memory deployments need both alike)"
+# Console on the serial port and the screen, a one-second menu; kiln-deploy runs update-grub on the target.
+cat > "$O/etc/default/grub" <<'GRUB'
+GRUB_DEFAULT=0
+GRUB_TIMEOUT=1
+GRUB_DISTRIBUTOR=Debian
+GRUB_CMDLINE_LINUX_DEFAULT=""
+GRUB_CMDLINE_LINUX="console=tty0 console=ttyS0,115200"
+GRUB_TERMINAL="serial console"
+GRUB_SERIAL_COMMAND="serial --speed=115200 --unit=0"
+GRUB_DISABLE_OS_PROBER=true
+GRUB
+# No machine identity in the image: SSH host keys (cloud-init makes them), machine-id (systemd
+# makes one at first boot), the iSCSI initiator name (open-iscsi generates one when it reads
+# GenerateName=yes), the hostname (cloud-init sets it from Kiln's meta-data).
+rm -f "$O"/etc/ssh/ssh_host_* "$O/var/lib/dbus/machine-id" "$O/etc/resolv.conf"
+: > "$O/etc/machine-id"
+echo "GenerateName=yes" > "$O/etc/iscsi/initiatorname.iscsi"
+echo "localhost" > "$O/etc/hostname"
+echo "deb $MIRROR $RELEASE main" > "$O/etc/apt/sources.list"
+echo "kiln os image $KEY, kernel $OKVER, $RELEASE" > "$O/etc/kiln-image"
+# grub-local.efi (bootloader): how a UEFI machine that network-boots first reaches its disk. The
+# rack writes the machine's ESP UUID over the placeholder (same length) before serving it.
+cat > "$O/tmp/grub-local.cfg" <<'GCFG'
+set timeout=0
+search --no-floppy --fs-uuid --set=esp KILNESPUUIDPLACEHOLDER00000000000000
+if [ -z "$esp" ]; then search --no-floppy --file --set=esp /EFI/BOOT/BOOTX64.EFI; fi
+set root=$esp
+echo "Kiln: booting the local disk from ESP ($root)"
+chainloader /EFI/BOOT/BOOTX64.EFI
+boot
+GCFG
+chroot "$O" grub-mkstandalone -O x86_64-efi -o /tmp/grub-local.efi --compress=no --locales= --fonts= --themes= \
+  --install-modules="part_gpt part_msdos fat ext2 search search_fs_file search_fs_uuid chain normal echo test configfile efi_gop efi_uga" \
+  --modules="part_gpt part_msdos fat search search_fs_uuid search_fs_file chain echo test" \
+  "boot/grub/grub.cfg=/tmp/grub-local.cfg" \
+  || { echo "build.sh: grub-mkstandalone failed" >&2; exit 1; }
+grep -q KILNESPUUIDPLACEHOLDER "$O/tmp/grub-local.efi" || { echo "build.sh: grub-local.efi lacks the ESP placeholder" >&2; exit 1; }
+mv "$O/tmp/grub-local.efi" "$W/os-out/grub-local.efi"
+rm -f "$O/tmp/grub-local.cfg"
+rm -rf "$O"/var/cache/apt/archives/*.deb "$O"/var/lib/apt/lists/* "$O"/usr/share/doc/* "$O"/usr/share/man/* \
+  "$O"/usr/share/info/* "$O"/var/log/*.log "$O"/var/cache/ldconfig/aux-cache
+find "$O/usr/share/locale" -mindepth 1 -maxdepth 1 ! -name 'locale.alias' -exec rm -rf {} + 2>/dev/null || true
+echo "OKVER=$OKVER OS_BYTES=$(du -sb "$O" | cut -f1)" > "$W/os-out/info"
+mksquashfs "$O" "$W/os-out/root.squashfs" -comp zstd -noappend -no-progress -quiet >/dev/null
+rm -rf "$O"
+rm -rf "${CACHE:?}/os-$OSKEY"; mv "$W/os-out" "$CACHE/os-$OSKEY"
+
+# END OS IMAGE
+fi
+. "$CACHE/os-$OSKEY/info"
+mkdir -p "$W/out/os"
+cp "$CACHE/os-$OSKEY/root.squashfs" "$W/out/os/root.squashfs"
+cp "$CACHE/os-$OSKEY/grub-local.efi" "$W/out/bootloader/grub-local.efi"
 
 say "manifest"
 files_json() {
@@ -141,6 +228,8 @@ cat > "$W/out/manifest.json" <<JSON
   "resources": [
     {"os": "debian", "release": "$RELEASE", "arch": "amd64/generic", "kind": "ephemeral",
      "kernel_version": "$KVER", "files": [$(files_json ephemeral)]},
+    {"os": "debian", "release": "$RELEASE", "arch": "amd64/generic", "kind": "os",
+     "kernel_version": "$OKVER", "installed_bytes": $OS_BYTES, "files": [$(files_json os)]},
     {"os": "ipxe", "release": "$(cand ipxe | tr -c 'A-Za-z0-9.\n-' '-')", "arch": "amd64/generic", "kind": "bootloader",
      "files": [$(files_json bootloader)]}
   ]

@@ -118,6 +118,8 @@ async fn script(
                     status: a.status,
                     architecture: a.architecture,
                     fixed: host_entry.and_then(|h| h.fixed),
+                    local_boot: a.local_boot,
+                    esp_uuid: a.esp_uuid,
                 };
                 boot = ipxe::decide(Some(&h), &mac, files);
                 host_entry = Some(h);
@@ -174,6 +176,48 @@ async fn bootloader(
     Ok(actix_files::NamedFile::open_async(p)
         .await?
         .into_response(&req))
+}
+
+/// `grub-local.efi` with the machine's ESP UUID written in (UEFI local-disk boots).
+async fn grub_local(
+    state: web::Data<HttpState>,
+    req: HttpRequest,
+    q: web::Query<ScriptQuery>,
+) -> Result<HttpResponse, actix_web::Error> {
+    let p = state.boot_files.resolve("grub-local.efi").ok_or_else(|| {
+        actix_web::error::ErrorNotFound(
+            "no grub-local.efi: import the bootloader bundle (kiln images import)",
+        )
+    })?;
+    let bin = tokio::fs::read(&p)
+        .await
+        .map_err(actix_web::error::ErrorInternalServerError)?;
+    let mac = state.mac_for(&req, q.mac.as_deref());
+    let esp = mac.as_deref().and_then(|m| {
+        let served = state.rx.borrow().clone();
+        rack_proto::parse_mac(m).and_then(|m| {
+            served
+                .netconf
+                .hosts
+                .get(&m)
+                .and_then(|h| h.esp_uuid.clone())
+        })
+    });
+    state.metrics.inc("http_bootloader");
+    if let Some(mac) = &mac {
+        state.event(
+            mac,
+            "http_sent",
+            format!(
+                "sent grub-local.efi over HTTP (chainloads the ESP {})",
+                esp.as_deref()
+                    .unwrap_or("found by its \\EFI\\BOOT\\BOOTX64.EFI")
+            ),
+        );
+    }
+    Ok(HttpResponse::Ok()
+        .content_type("application/efi")
+        .body(ipxe::grub_local_for(&bin, esp.as_deref())))
 }
 
 async fn image(
@@ -247,9 +291,17 @@ async fn metadata(
         Ok(m) => m,
         Err(_) => return HttpResponse::MethodNotAllowed().finish(),
     };
+    let rack_url = format!("http://{}", req.connection_info().host());
     match state
         .region
-        .forward_metadata(method, &target, auth.as_deref(), ctype.as_deref(), body)
+        .forward_metadata(
+            method,
+            &target,
+            auth.as_deref(),
+            ctype.as_deref(),
+            &rack_url,
+            body,
+        )
         .await
     {
         Ok(resp) => {
@@ -292,6 +344,7 @@ pub async fn serve(
         App::new()
             .app_data(data.clone())
             .route("/boot/ipxe", web::get().to(script))
+            .route("/boot/grub-local.efi", web::get().to(grub_local))
             .route("/boot/{file:.*}", web::get().to(bootloader))
             .route("/images/{sha}/{filename}", web::get().to(image))
             .route("/metrics", web::get().to(metrics))

@@ -250,6 +250,7 @@ impl RegionClient {
         path_and_query: &str,
         authorization: Option<&str>,
         content_type: Option<&str>,
+        rack_url: &str,
         body: actix_web::web::Bytes,
     ) -> Result<reqwest::Response> {
         let mut rb = self
@@ -266,6 +267,8 @@ impl RegionClient {
         if let Some(c) = content_type {
             rb = rb.header(reqwest::header::CONTENT_TYPE, c);
         }
+        // Where the machine reaches this rack (the deployed system's cloud-init calls back there).
+        rb = rb.header("x-kiln-rack-url", rack_url);
         Ok(rb.send().await?)
     }
 

@@ -135,6 +135,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Scripts(a) => rt.block_on(cli::commands::scripts(a)),
         Command::Users(a) => rt.block_on(cli::commands::users(a)),
         Command::Tokens(a) => rt.block_on(cli::commands::tokens(a)),
+        Command::Sshkeys(a) => rt.block_on(cli::commands::sshkeys(a)),
         Command::Racks(a) => rt.block_on(cli::commands::racks(a)),
         Command::Events(a) => rt.block_on(cli::commands::events(a)),
         Command::Bench(b) => rt.block_on(cli::bench::run(b)),

@@ -65,6 +65,9 @@ pub fn decide(host: Option<&Host>, mac: &str, files: &[SnapshotFile]) -> Boot {
     };
     use MachineStatus as S;
     match h.status {
+        // The installer wrote the OS: the machine reboots into it while still Deploying (its
+        // cloud-init's signal makes it Deployed).
+        S::Deploying if h.local_boot => Boot::LocalDisk,
         S::New | S::Commissioning | S::Testing | S::Deploying | S::DiskErasing | S::EnteringRescueMode | S::RescueMode => {
             match find_ephemeral(files, &h.architecture) {
                 Some(e) => Boot::Ephemeral(Box::new(e)),
@@ -116,6 +119,7 @@ struct Vars<'a> {
     initrd_url: String,
     cmdline: String,
     script_url: String,
+    grub_local_url: String,
     message: &'a str,
     retry_secs: u32,
 }
@@ -144,6 +148,7 @@ pub fn render(
         initrd_url: String::new(),
         cmdline: String::new(),
         script_url: urls.script(),
+        grub_local_url: format!("{}/boot/grub-local.efi?mac={}", urls.base, urls.mac),
         message: "",
         retry_secs: 30,
     };
@@ -181,6 +186,39 @@ pub fn render(
     tera::Tera::one_off(template, &ctx, false).map_err(|e| e.to_string())
 }
 
+/// The placeholder in `grub-local.efi`'s embedded config (`images/build.sh`) that the rack
+/// overwrites with the machine's ESP UUID: 36 bytes, a GPT/ext4 UUID's length.
+pub const GRUB_ESP_PLACEHOLDER: &[u8; 36] = b"KILNESPUUIDPLACEHOLDER00000000000000";
+
+/// `grub-local.efi` for one machine: the placeholder replaced by its ESP's UUID (padded with
+/// spaces, which grub's parser skips), so grub chainloads that ESP's `\EFI\BOOT\BOOTX64.EFI`
+/// and not the first one it finds. Without a usable UUID the placeholder stays, matches no
+/// filesystem, and the embedded config falls back to searching for the file. The binary is not
+/// compressed and not signed, so the bytes can be replaced in place.
+pub fn grub_local_for(binary: &[u8], esp_uuid: Option<&str>) -> Vec<u8> {
+    let mut out = binary.to_vec();
+    let Some(u) = esp_uuid.filter(|u| {
+        !u.is_empty()
+            && u.len() <= GRUB_ESP_PLACEHOLDER.len()
+            && u.chars().all(|c| c.is_ascii_hexdigit() || c == '-')
+    }) else {
+        return out;
+    };
+    let mut with = [b' '; 36];
+    with[..u.len()].copy_from_slice(u.as_bytes());
+    let n = GRUB_ESP_PLACEHOLDER.len();
+    let mut i = 0;
+    while i + n <= out.len() {
+        if &out[i..i + n] == GRUB_ESP_PLACEHOLDER {
+            out[i..i + n].copy_from_slice(&with);
+            i += n;
+        } else {
+            i += 1;
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -205,6 +243,8 @@ mod tests {
             status,
             architecture: "amd64/generic".into(),
             fixed: None,
+            local_boot: false,
+            esp_uuid: None,
         }
     }
 
@@ -238,6 +278,38 @@ mod tests {
     #[test]
     fn golden_deployed_boots_the_local_disk() {
         insta::assert_snapshot!(script(Some(MachineStatus::Deployed), &files()));
+    }
+
+    #[test]
+    fn deploying_machine_whose_os_is_installed_boots_its_disk() {
+        let mut h = host(MachineStatus::Deploying);
+        assert!(matches!(
+            decide(Some(&h), "m", &files()),
+            Boot::Ephemeral(_)
+        ));
+        h.local_boot = true;
+        assert_eq!(decide(Some(&h), "m", &files()), Boot::LocalDisk);
+    }
+
+    #[test]
+    fn grub_local_gets_the_machines_esp() {
+        let bin = [
+            b"MZ..".as_slice(),
+            b"--fs-uuid --set=esp ",
+            GRUB_ESP_PLACEHOLDER,
+            b"\nif",
+        ]
+        .concat();
+        let out = grub_local_for(&bin, Some("ABCD-1234"));
+        assert_eq!(out.len(), bin.len());
+        let text = String::from_utf8_lossy(&out);
+        assert!(
+            text.contains("--set=esp ABCD-1234                           \nif"),
+            "{text}"
+        );
+        // Not a UUID: left alone (the config falls back to searching for the file).
+        assert_eq!(grub_local_for(&bin, Some("x; reboot")), bin);
+        assert_eq!(grub_local_for(&bin, None), bin);
     }
 
     #[test]

@@ -44,6 +44,10 @@ pub struct Host {
     pub architecture: String,
     /// A fixed address for this MAC, if the region assigned one.
     pub fixed: Option<Ipv4Addr>,
+    /// Its deployment's installer finished: boot the disk.
+    pub local_boot: bool,
+    /// The ESP the installer made (for grub-local.efi on UEFI).
+    pub esp_uuid: Option<String>,
 }
 
 /// Everything DHCP (and the boot services) answer from.
@@ -114,6 +118,8 @@ impl NetConf {
                         status: m.status,
                         architecture: m.architecture.clone(),
                         fixed,
+                        local_boot: m.local_boot,
+                        esp_uuid: m.esp_uuid.clone(),
                     },
                 );
             }
@@ -124,6 +130,8 @@ impl NetConf {
                     status: m.status,
                     architecture: m.architecture.clone(),
                     fixed: None,
+                    local_boot: m.local_boot,
+                    esp_uuid: m.esp_uuid.clone(),
                 });
             }
         }

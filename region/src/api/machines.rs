@@ -7,7 +7,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::{page_bounds, AppState, Auth};
 use crate::db::{self, now_ms};
-use crate::domain::{machines, validate};
+use crate::domain::{deploy, machines, validate};
 use crate::error::{Error, Result};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -21,7 +21,14 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             "/machines/{system_id}/interfaces/{mac}",
             web::put().to(set_interface),
         )
-        .route("/machines/{system_id}/{action}", web::post().to(action));
+        .service(
+            web::resource("/machines/{system_id}/{action}")
+                // Only POSTs: other methods go on to the routes registered later (…/results).
+                .guard(actix_web::guard::Post())
+                // A deploy body carries up to 1 MiB of user-data, JSON-escaped.
+                .app_data(web::PayloadConfig::new(3 << 20))
+                .route(web::post().to(action)),
+        );
 }
 
 /// A page of machines.
@@ -212,7 +219,7 @@ pub async fn delete(
 #[utoipa::path(post, path = "/api/v1/machines/{system_id}/{action}", tag = "machines",
     params(("system_id" = String, Path, description = "The machine's system_id"),
            ("action" = MachineAction, Path, description = "The action")),
-    request_body(content = Option<api::ActionRequest>, description = "Optional comment"),
+    request_body(content = Option<api::DeployRequest>, description = "Optional: a comment (every action); for deploy a DeployRequest (os, release, user_data, target, storage_layout, boot_disk); for release a ReleaseRequest (erase, quick_erase, secure_erase)"),
     responses((status = 200, body = api::Machine), (status = 204, description = "deleted"),
               (status = 403, body = api::ErrorBody), (status = 404, body = api::ErrorBody),
               (status = 409, description = "not allowed in this status", body = api::ErrorBody)))]
@@ -229,13 +236,30 @@ pub async fn action(
             MachineAction::ALL.map(|a| a.as_str()).join(", ")
         ))
     })?;
-    let req: api::ActionRequest = if body.iter().all(u8::is_ascii_whitespace) {
-        api::ActionRequest::default()
-    } else {
-        serde_json::from_slice(&body)
-            .map_err(|e| Error::BadRequest(format!("The JSON body is not valid: {e}.")))?
-    };
     let cfg = state.cfg.clone();
+    match action {
+        MachineAction::Deploy => {
+            let req: api::DeployRequest = parse_body(&body)?;
+            let sb = state.secrets.clone();
+            let m = state
+                .pool
+                .run(move |c| deploy::deploy(c, &sb, &caller, &id, &req, &cfg.lifecycle, now_ms()))
+                .await?;
+            state.power_wake.notify_waiters();
+            return Ok(HttpResponse::Ok().json(m));
+        }
+        MachineAction::Release => {
+            let req: api::ReleaseRequest = parse_body(&body)?;
+            let m = state
+                .pool
+                .run(move |c| deploy::release(c, &caller, &id, &req, &cfg.lifecycle, now_ms()))
+                .await?;
+            state.power_wake.notify_waiters();
+            return Ok(HttpResponse::Ok().json(m));
+        }
+        _ => {}
+    }
+    let req: api::ActionRequest = parse_body(&body)?;
     let m = state
         .pool
         .run(move |c| {
@@ -254,6 +278,15 @@ pub async fn action(
         Some(m) => HttpResponse::Ok().json(m),
         None => HttpResponse::NoContent().finish(),
     })
+}
+
+/// An optional JSON body: empty means the defaults.
+pub fn parse_body<T: serde::de::DeserializeOwned + Default>(body: &[u8]) -> Result<T> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    serde_json::from_slice(body)
+        .map_err(|e| Error::BadRequest(format!("The JSON body is not valid: {e}.")))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]

@@ -80,6 +80,12 @@ pub struct Meta {
     pub power_off_wait_secs: u64,
     /// Whether commissioning configures the BMC (a Kiln user) for IPMI power.
     pub bmc_config: bool,
+    /// While Deploying: what the installer does.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deployment: Option<api::DeployPlan>,
+    /// While Disk erasing: how to erase.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub erase: Option<api::ErasePlan>,
 }
 
 /// The calling machine's identity (machine token).
@@ -87,15 +93,22 @@ pub struct Meta {
     responses((status = 200, body = Meta), (status = 401, body = api::ErrorBody)))]
 pub async fn meta(state: web::Data<AppState>, m: MachineAuth) -> Result<HttpResponse> {
     let mb = m.0;
-    let row = state
+    let (row, deployment, erase) = state
         .pool
         .run({
             let sid = mb.system_id.clone();
-            move |c| crate::db::machines::get_row(c, &sid)
+            move |c| {
+                let row = crate::db::machines::get_row(c, &sid)?
+                    .ok_or_else(|| Error::not_found("machine"))?;
+                let d = crate::domain::deploy::plan(c, &row)?;
+                let e = crate::domain::deploy::erase_plan(c, &row)?;
+                Ok((row, d, e))
+            }
         })
-        .await?
-        .ok_or_else(|| Error::not_found("machine"))?;
+        .await?;
     Ok(HttpResponse::Ok().json(Meta {
+        deployment,
+        erase,
         power_off_by: if commissioning::power_off_by_kiln(&row) {
             "kiln"
         } else {

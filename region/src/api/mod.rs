@@ -21,6 +21,7 @@ use crate::metrics::Metrics;
 use crate::store::Store;
 
 pub mod boot_resources;
+pub mod deploy;
 pub mod events;
 pub mod health;
 pub mod machines;
@@ -146,6 +147,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::scope("/api/v1")
             .configure(power::configure)
+            .configure(deploy::configure)
             .configure(machines::configure)
             .configure(subnets::configure)
             .configure(boot_resources::configure)
@@ -189,6 +191,8 @@ async fn openapi_json() -> actix_web::HttpResponse {
         users_tokens::list_tokens, users_tokens::create_token, users_tokens::delete_token,
         users_tokens::login, users_tokens::logout, users_tokens::whoami, users_tokens::audit,
         health::healthz, health::metrics,
+        deploy::list_keys, deploy::add_key, deploy::delete_key, deploy::allocate, deploy::deployment,
+        deploy::installed, deploy::failed, deploy::erase_done, deploy::seed, deploy::phone_home,
     ),
     components(schemas(
         region_api_types::Machine, region_api_types::MachineStatus, region_api_types::MachineAction,
@@ -214,6 +218,11 @@ async fn openapi_json() -> actix_web::HttpResponse {
         region_api_types::PowerRequest, region_api_types::PowerJobStatus, region_api_types::PowerJob,
         region_api_types::PowerStatus, region_api_types::RackPowerJob, region_api_types::RackPowerResult,
         region_api_types::BmcReport,
+        region_api_types::SshKey, region_api_types::SshKeyCreate, region_api_types::AllocateRequest,
+        region_api_types::DeployTarget, region_api_types::StorageLayout, region_api_types::DeployRequest,
+        region_api_types::ReleaseRequest, region_api_types::Deployment, region_api_types::DeployPlan,
+        region_api_types::ErasePlan, region_api_types::InstallReport, region_api_types::StepReport,
+        deploy::DeploymentDetail,
     )),
     modifiers(&BearerAuth),
     security(("bearer" = []))

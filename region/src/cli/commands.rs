@@ -71,12 +71,12 @@ pub enum MachinesCommand {
     },
     /// The power types and the parameters each takes.
     PowerTypes,
-    /// Allocate a Ready machine to yourself.
-    Allocate(ActionArgs),
-    /// Start deploying (allocates a Ready machine first).
-    Deploy(ActionArgs),
-    /// Release an allocated or deployed machine.
-    Release(ActionArgs),
+    /// Allocate a Ready machine to yourself: the one named, or the best fit for the constraints.
+    Allocate(super::deploy::AllocateArgs),
+    /// Deploy an OS (allocates a Ready machine first); --wait prints each step.
+    Deploy(super::deploy::DeployArgs),
+    /// Release an allocated or deployed machine (--erase erases its disks first).
+    Release(super::deploy::ReleaseArgs),
     /// Abort the operation in progress.
     Abort(ActionArgs),
     /// Mark a machine broken.
@@ -97,7 +97,7 @@ pub enum MachinesCommand {
         #[arg(long, conflicts_with = "ip")]
         clear: bool,
     },
-    /// A machine's events, newest first.
+    /// A machine's events, oldest first (table and --json alike).
     Events {
         system_id: String,
         #[arg(long, default_value_t = 50)]
@@ -433,6 +433,11 @@ fn show_results(rs: &[api::ScriptResult], all_output: bool) {
     }
 }
 
+pub async fn sshkeys(a: ClientArgs<super::deploy::SshkeysCommand>) -> anyhow::Result<()> {
+    let c = client(&a)?;
+    super::deploy::sshkeys(&c, a).await
+}
+
 pub async fn machines(a: ClientArgs<MachinesCommand>) -> anyhow::Result<()> {
     let c = client(&a)?;
     let json = a.json;
@@ -652,9 +657,9 @@ pub async fn machines(a: ClientArgs<MachinesCommand>) -> anyhow::Result<()> {
             return Ok(());
         }
         MachinesCommand::Commission(x) => (A::Commission, x),
-        MachinesCommand::Allocate(x) => (A::Allocate, x),
-        MachinesCommand::Deploy(x) => (A::Deploy, x),
-        MachinesCommand::Release(x) => (A::Release, x),
+        MachinesCommand::Allocate(x) => return super::deploy::allocate(&c, json, x).await,
+        MachinesCommand::Deploy(x) => return super::deploy::deploy(&c, json, x).await,
+        MachinesCommand::Release(x) => return super::deploy::release(&c, json, x).await,
         MachinesCommand::Abort(x) => (A::Abort, x),
         MachinesCommand::MarkBroken(x) => (A::MarkBroken, x),
         MachinesCommand::MarkFixed(x) => (A::MarkFixed, x),
@@ -682,12 +687,13 @@ pub async fn machines(a: ClientArgs<MachinesCommand>) -> anyhow::Result<()> {
 }
 
 fn print_events(evs: &[api::Event], json: bool) -> anyhow::Result<()> {
+    // People read a boot trace top to bottom: oldest first, by the time it happened; --json
+    // keeps the same order as the table.
+    let mut evs: Vec<&api::Event> = evs.iter().collect();
+    evs.sort_by(|a, b| a.created_at.cmp(&b.created_at).then(a.id.cmp(&b.id)));
     if json {
         return output::json(&evs);
     }
-    // People read a boot trace top to bottom: oldest first, by the time it happened.
-    let mut evs: Vec<&api::Event> = evs.iter().collect();
-    evs.sort_by(|a, b| a.created_at.cmp(&b.created_at).then(a.id.cmp(&b.id)));
     output::table(
         &["TIME", "MACHINE", "LEVEL", "TYPE", "USER", "DESCRIPTION"],
         evs.iter()
@@ -984,6 +990,21 @@ const IMAGE_FILES: &[(&str, &str, u32)] = &[
         "ephemeral/kiln-commission",
         include_str!("../../../images/ephemeral/kiln-commission"),
         0o755,
+    ),
+    (
+        "ephemeral/kiln-deploy",
+        include_str!("../../../images/ephemeral/kiln-deploy"),
+        0o755,
+    ),
+    (
+        "ephemeral/kiln-erase",
+        include_str!("../../../images/ephemeral/kiln-erase"),
+        0o755,
+    ),
+    (
+        "os-packages.txt",
+        include_str!("../../../images/os-packages.txt"),
+        0o644,
     ),
 ];
 

@@ -10,6 +10,7 @@ pub mod admin;
 pub mod bench;
 pub mod client;
 pub mod commands;
+pub mod deploy;
 pub mod output;
 
 /// Kiln: bare-metal provisioning.
@@ -46,6 +47,8 @@ pub enum Command {
     Users(client::ClientArgs<commands::UsersCommand>),
     /// API tokens (through the API).
     Tokens(client::ClientArgs<commands::TokensCommand>),
+    /// Your SSH public keys, which your deployed machines get (through the API).
+    Sshkeys(client::ClientArgs<deploy::SshkeysCommand>),
     /// Rack controllers (through the API).
     Racks(client::ClientArgs<commands::RacksCommand>),
     /// The event log (through the API).

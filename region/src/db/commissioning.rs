@@ -29,6 +29,13 @@ pub fn replace_boot_token(conn: &mut DbConn, row: &BootTokenRow) -> Result<()> {
     Ok(())
 }
 
+/// Deletes every credential of a machine (release, a new deployment).
+pub fn delete_boot_tokens(conn: &mut DbConn, system_id: &str) -> Result<()> {
+    diesel::delete(boot_tokens::table.filter(boot_tokens::system_id.eq(system_id)))
+        .execute(conn)?;
+    Ok(())
+}
+
 /// The boot token with this hash, if it has not expired.
 pub fn boot_token(conn: &mut DbConn, hash: &str, now: i64) -> Result<Option<BootTokenRow>> {
     Ok(boot_tokens::table

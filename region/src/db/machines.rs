@@ -286,6 +286,7 @@ fn to_api(
         power_state: api::PowerState::parse(&r.power_state),
         power_state_checked_at: r.power_state_at.map(fmt_time),
         skip_bmc_config: r.skip_bmc_config,
+        deployment: None,
         created_at: fmt_time(r.created_at),
         updated_at: fmt_time(r.updated_at),
     }
@@ -305,7 +306,11 @@ pub fn get(conn: &mut DbConn, system_id: &str) -> Result<Option<api::Machine>> {
     let Some(row) = get_row(conn, system_id)? else {
         return Ok(None);
     };
-    Ok(hydrate(conn, vec![row], false)?.pop())
+    let mut m = hydrate(conn, vec![row], false)?.pop();
+    if let Some(m) = m.as_mut() {
+        m.deployment = super::deploy::latest(conn, system_id)?.map(|d| d.to_api());
+    }
+    Ok(m)
 }
 
 /// Username of a user id.

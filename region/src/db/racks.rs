@@ -205,10 +205,17 @@ pub fn snapshot_machines(conn: &mut DbConn) -> Result<Vec<api::SnapshotMachine>>
                 ip: i.ip,
             });
     }
+    let installed: std::collections::HashMap<String, Option<String>> = super::deploy::live(conn)?
+        .into_iter()
+        .filter(|d| d.target == "disk" && matches!(d.state.as_str(), "installed" | "deployed"))
+        .map(|d| (d.system_id, d.esp_uuid))
+        .collect();
     Ok(rows
         .into_iter()
         .map(
             |(system_id, hostname, status, architecture, boot_mac)| api::SnapshotMachine {
+                local_boot: installed.contains_key(&system_id),
+                esp_uuid: installed.get(&system_id).cloned().flatten(),
                 interfaces: by_machine.remove(&system_id).unwrap_or_default(),
                 status: api::MachineStatus::parse(&status).unwrap_or(api::MachineStatus::Broken),
                 system_id,

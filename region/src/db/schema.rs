@@ -212,6 +212,52 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    ssh_keys (id) {
+        id -> Text,
+        user_id -> Text,
+        key_type -> Text,
+        key -> Text,
+        comment -> Text,
+        fingerprint -> Text,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    deployments (id) {
+        id -> Text,
+        system_id -> Text,
+        instance_id -> Text,
+        os -> Text,
+        release -> Text,
+        resource_id -> Text,
+        target -> Text,
+        storage_layout -> Text,
+        boot_disk -> Text,
+        boot_disk_serial -> Text,
+        user_data -> Text,
+        ssh_keys -> Text,
+        state -> Text,
+        esp_uuid -> Nullable<Text>,
+        root_uuid -> Nullable<Text>,
+        installer_output -> Text,
+        created_at -> BigInt,
+        installed_at -> Nullable<BigInt>,
+        finished_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    erasures (system_id) {
+        system_id -> Text,
+        mode -> Text,
+        requested_by -> Text,
+        output -> Text,
+        created_at -> BigInt,
+    }
+}
+
 diesel::joinable!(api_tokens -> users (user_id));
 diesel::joinable!(machines -> users (owner_id));
 diesel::joinable!(machine_tags -> machines (system_id));
@@ -220,6 +266,9 @@ diesel::joinable!(boot_resource_files -> boot_resources (resource_id));
 diesel::joinable!(boot_tokens -> machines (system_id));
 diesel::joinable!(script_results -> machines (system_id));
 diesel::joinable!(power_jobs -> machines (system_id));
+diesel::joinable!(ssh_keys -> users (user_id));
+diesel::joinable!(deployments -> machines (system_id));
+diesel::joinable!(erasures -> machines (system_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     users,
@@ -238,4 +287,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     scripts,
     script_results,
     power_jobs,
+    ssh_keys,
+    deployments,
+    erasures,
 );

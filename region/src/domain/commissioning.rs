@@ -376,12 +376,28 @@ fn rack_boot_in(
     let row = dbm::get_row(conn, &system_id)?
         .ok_or_else(|| Error::Internal(format!("machine {system_id} vanished")))?;
     let status = row.status();
-    let token = if boots_ephemeral(status) {
+    // A deployment whose installer finished boots its disk: no new credential (the installed
+    // system holds the deployment's), whatever the rack's snapshot said.
+    let deployment = if status == MachineStatus::Deploying {
+        crate::db::deploy::latest(conn, &system_id)?
+    } else {
+        None
+    };
+    let local_boot = deployment
+        .as_ref()
+        .is_some_and(|d| d.state == "installed" && d.target == "disk");
+    let token = if boots_ephemeral(status) && !local_boot {
         let token = auth::new_token().replacen(auth::TOKEN_PREFIX, BOOT_TOKEN_PREFIX, 1);
-        let ttl_ms = i64::try_from(cfg.node_timeout_secs)
-            .unwrap_or(i64::MAX / 4_000)
-            .saturating_mul(2_000)
-            .max(3_600_000);
+        // A deployment's credential lives as long as the deployment (the deployed system reads
+        // its seed with it); release or the next deployment deletes it.
+        let ttl_ms = if status == MachineStatus::Deploying {
+            100 * 365 * 86_400_000
+        } else {
+            i64::try_from(cfg.node_timeout_secs)
+                .unwrap_or(i64::MAX / 4_000)
+                .saturating_mul(2_000)
+                .max(3_600_000)
+        };
         dbc::replace_boot_token(
             conn,
             &BootTokenRow {
@@ -404,6 +420,8 @@ fn rack_boot_in(
         architecture: row.architecture,
         enlisted,
         token,
+        local_boot,
+        esp_uuid: deployment.and_then(|d| d.esp_uuid),
     })
 }
 

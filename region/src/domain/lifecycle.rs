@@ -454,7 +454,13 @@ fn hint(action: MachineAction, status: MachineStatus) -> Option<&'static str> {
         (MachineAction::Deploy | MachineAction::Allocate, S::New | S::FailedCommissioning) => {
             Some("Commission it first.")
         }
-        (MachineAction::Deploy, S::Deployed | S::Deploying) => Some("It is deployed already."),
+        (MachineAction::Deploy, S::Deployed) => Some("It is deployed already."),
+        (_, S::Deploying) => {
+            Some("It is being deployed now: wait for the deployment to end, or abort it.")
+        }
+        (_, S::DiskErasing) => {
+            Some("Its disks are being erased now: wait for that to end, or abort it.")
+        }
         (MachineAction::Deploy, S::FailedDeployment) => Some("Release it, then deploy again."),
         (MachineAction::Delete, s) if in_progress(s) => Some("Abort the operation first."),
         (MachineAction::Commission, s) if in_progress(s) => Some("Abort the operation first."),

@@ -439,6 +439,49 @@ fn busy_conflict(system_id: &str) -> Error {
     )
 }
 
+/// Work an action does inside its transaction, after the status change.
+pub type OnCommit<'a> = &'a dyn Fn(&mut DbConn, &dbm::MachineRow, MachineStatus) -> Result<()>;
+
+/// What an action does beyond the lifecycle table (deploy and release with erase).
+#[derive(Default, Clone, Copy)]
+pub struct ActExtra<'a> {
+    /// Runs in the status change's transaction with the row before and the new status; an error
+    /// undoes the change (nothing is powered).
+    pub on_commit: Option<OnCommit<'a>>,
+    /// Release with erase: Disk erasing instead of Releasing/Ready.
+    pub erase: bool,
+}
+
+/// Whether `action` is allowed for the caller on the machine now (the same refusal as [`act`]),
+/// so an action with more input can say "commission it first" before judging the rest.
+pub fn precheck(
+    conn: &mut DbConn,
+    caller: &Caller,
+    row: &MachineRow,
+    action: MachineAction,
+) -> Result<()> {
+    let owner_name = match &row.owner_id {
+        Some(id) => dbm::username_of(conn, id)?,
+        None => None,
+    };
+    let facts = MachineFacts {
+        status: row.status(),
+        previous_status: row.previous_status(),
+        owner: owner_name.as_deref(),
+        power_controllable: row.power_type != "manual",
+    };
+    let actor = Actor {
+        username: &caller.username,
+        is_admin: caller.is_admin,
+    };
+    lifecycle::decide(&facts, &actor, action)
+        .map(|_| ())
+        .map_err(|r| match r {
+            r @ Refusal::InvalidState { .. } => Error::InvalidTransition(r.message(&row.system_id)),
+            r @ Refusal::Forbidden { .. } => Error::Forbidden(r.message(&row.system_id)),
+        })
+}
+
 /// Runs a lifecycle action. Returns the machine afterwards (`None` after delete).
 pub fn act(
     conn: &mut DbConn,
@@ -448,6 +491,30 @@ pub fn act(
     comment: Option<&str>,
     timeouts: &Lifecycle,
     now: i64,
+) -> Result<Option<api::Machine>> {
+    act_with(
+        conn,
+        caller,
+        system_id,
+        action,
+        comment,
+        timeouts,
+        now,
+        ActExtra::default(),
+    )
+}
+
+/// [`act`] with the extras of deploy and release.
+#[allow(clippy::too_many_arguments)]
+pub fn act_with(
+    conn: &mut DbConn,
+    caller: &Caller,
+    system_id: &str,
+    action: MachineAction,
+    comment: Option<&str>,
+    timeouts: &Lifecycle,
+    now: i64,
+    extra: ActExtra<'_>,
 ) -> Result<Option<api::Machine>> {
     let comment = match comment {
         Some(c) => Some(validate::text("comment", c, 1024)?),
@@ -508,7 +575,12 @@ pub fn act(
                 Ok(true)
             })?,
             Decision::Transition { to, owner, via } => {
-                let (to, owner, via) = (*to, owner.clone(), *via);
+                let (mut to, mut owner, via) = (*to, owner.clone(), *via);
+                if extra.erase && action == MachineAction::Release {
+                    // The owner keeps the machine until its disks are erased.
+                    to = MachineStatus::DiskErasing;
+                    owner = OwnerChange::Keep;
+                }
                 let deadline = lifecycle::deadline_kind(to).map(|k| {
                     let secs = match k {
                         DeadlineKind::Node => timeouts.node_timeout_secs,
@@ -557,6 +629,9 @@ pub fn act(
                         system_id,
                         &format!("{status} -> {to}"),
                     )?;
+                    if let Some(f) = extra.on_commit {
+                        f(c, &row, to)?;
+                    }
                     // Power follows in the same transaction: a crash leaves both or neither.
                     if let Some((a, boot, purpose)) = power_for(action, status, to) {
                         power::enqueue(c, &row, a, boot, purpose, Some(&caller.username), now)?;
@@ -590,6 +665,12 @@ fn power_for(
         }
         (MachineAction::Release, _, MachineStatus::Releasing) => {
             Some((P::Off, None, Purpose::Release))
+        }
+        (MachineAction::Release, _, MachineStatus::DiskErasing) => {
+            Some((P::Cycle, Some(api::BootDevice::Pxe), Purpose::Erase))
+        }
+        (MachineAction::Deploy, _, MachineStatus::Deploying) => {
+            Some((P::Cycle, Some(api::BootDevice::Pxe), Purpose::Deploy))
         }
         (MachineAction::Abort, MachineStatus::Commissioning | MachineStatus::Testing, _) => {
             Some((P::Off, None, Purpose::Abort))

@@ -1,13 +1,17 @@
 //! Domain logic: what the region decides, independent of HTTP. No actix types here; the database is
 //! reached only through `crate::db` query functions.
 
+pub mod allocate;
 pub mod auth;
+pub mod cloudinit;
 pub mod commissioning;
+pub mod deploy;
 pub mod inventory;
 pub mod lifecycle;
 pub mod machines;
 pub mod power;
 pub mod secrets;
+pub mod sshkeys;
 pub mod subnets;
 pub mod users;
 pub mod validate;

@@ -32,6 +32,12 @@ pub enum Purpose {
     Abort,
     /// The periodic state check.
     Poll,
+    /// A deployment boots the machine (PXE next, then cycle).
+    Deploy,
+    /// A release with erase boots the eraser (PXE next, then cycle).
+    Erase,
+    /// Erasing finished: power off.
+    EraseDone,
 }
 
 impl Purpose {
@@ -43,6 +49,9 @@ impl Purpose {
             Purpose::Release => "release",
             Purpose::Abort => "abort",
             Purpose::Poll => "poll",
+            Purpose::Deploy => "deploy",
+            Purpose::Erase => "erase",
+            Purpose::EraseDone => "erase_done",
         }
     }
 }
@@ -439,6 +448,16 @@ fn follow_up(
             MachineStatus::FailedCommissioning,
             None,
             format!("Commissioning failed: the machine could not be powered on ({message})."),
+        ),
+        ("deploy", false, MachineStatus::Deploying) => (
+            MachineStatus::FailedDeployment,
+            None,
+            format!("Deployment failed: the machine could not be powered on ({message})."),
+        ),
+        ("erase", false, MachineStatus::DiskErasing) => (
+            MachineStatus::FailedDiskErasing,
+            None,
+            format!("Disk erasing failed: the machine could not be powered on ({message})."),
         ),
         _ => return Ok(()),
     };

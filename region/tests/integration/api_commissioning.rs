@@ -39,7 +39,7 @@ const LSCPU: &str =
     r#"{"lscpu":[{"field":"CPU(s):","data":"4"},{"field":"Model name:","data":"Test CPU"}]}"#;
 
 /// Reports every built-in with plausible output (and `extra` for operator scripts).
-async fn run_scripts(app: &TestApp, token: &str, extra_exit: i32) {
+pub async fn run_scripts(app: &TestApp, token: &str, extra_exit: i32) {
     let (s, scripts) = app
         .call(Method::GET, "/api/v1/metadata/scripts", Some(token), None)
         .await;

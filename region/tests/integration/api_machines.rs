@@ -23,7 +23,9 @@ both!(lifecycle_legal_and_illegal, |b: Backend| async move {
         "{msg}"
     );
 
-    // Legal path.
+    // Legal path (deploy needs an image; in memory it needs no commissioned disk).
+    app.upload_boot_files("os", &[("root.squashfs", b"hsqs".to_vec())])
+        .await;
     for (action, status) in [
         ("commission", "commissioning"),
         ("abort", "new"),
@@ -34,7 +36,17 @@ both!(lifecycle_legal_and_illegal, |b: Backend| async move {
         ("abort", "allocated"),
         ("release", "ready"),
     ] {
-        let (s, v) = app.act(&admin, &id, action).await;
+        let (s, v) = if action == "deploy" {
+            app.call(
+                Method::POST,
+                &format!("/api/v1/machines/{id}/deploy"),
+                Some(&admin),
+                Some(json!({"target": "memory"})),
+            )
+            .await
+        } else {
+            app.act(&admin, &id, action).await
+        };
         assert_eq!(s, StatusCode::OK, "{action}: {v}");
         assert_eq!(v["status"], status, "{action}: {v}");
     }
@@ -107,7 +119,15 @@ both!(roles_and_visibility, |b: Backend| async move {
     assert_eq!(s, StatusCode::FORBIDDEN);
 
     // A user may allocate and deploy a free Ready machine; then it is theirs.
-    let (s, v) = app.act(&user, &id, "deploy").await;
+    app.upload_boot_files("os", &[("root.squashfs", b"hsqs".to_vec())])
+        .await;
+    let (s, v) = app
+        .user(
+            Method::POST,
+            &format!("/api/v1/machines/{id}/deploy"),
+            Some(json!({"target": "memory"})),
+        )
+        .await;
     assert_eq!(s, StatusCode::OK, "{v}");
     assert_eq!(v["owner"], "alice");
     assert_eq!(v["status"], "deploying");

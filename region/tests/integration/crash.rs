@@ -286,7 +286,7 @@ both!(cli_drives_the_api, |b: Backend| async move {
         ("abort", "New"),
         ("mark-broken", "Broken"),
         ("mark-fixed", "Ready"),
-        ("deploy", "Deploying"),
+        ("allocate", "Allocated"),
     ] {
         let (ok, out, err) = kiln(
             &env,
@@ -298,10 +298,13 @@ both!(cli_drives_the_api, |b: Backend| async move {
     let (ok, out, _) = kiln(&env, &["machines", "events", &id, "--json"]);
     assert!(ok);
     let evs: Value = serde_json::from_str(&out).unwrap();
-    assert!(evs[0]["description"]
+    // Oldest first, as the table prints them: the newest (the allocation) is last.
+    let evs = evs.as_array().unwrap();
+    assert!(evs[evs.len() - 1]["description"]
         .as_str()
         .unwrap()
         .contains("from the cli test"));
+    assert!(evs[0]["created_at"].as_str() <= evs[evs.len() - 1]["created_at"].as_str());
 
     let (ok, _, err) = kiln(
         &env,

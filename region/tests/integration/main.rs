@@ -8,6 +8,7 @@ mod util;
 mod api_auth;
 mod api_boot_resources;
 mod api_commissioning;
+mod api_deploy;
 mod api_machines;
 mod api_power;
 mod api_racks;

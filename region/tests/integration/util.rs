@@ -212,12 +212,22 @@ impl TestApp {
     /// Declares a debian/bookworm amd64 boot resource of `kind` and uploads `files` (name, bytes)
     /// with their sha256; returns the resource id.
     pub async fn upload_boot_files(&self, kind: &str, files: &[(&str, Vec<u8>)]) -> String {
+        self.upload_release_files(kind, "bookworm", files).await
+    }
+
+    /// [`Self::upload_boot_files`] for another debian release.
+    pub async fn upload_release_files(
+        &self,
+        kind: &str,
+        release: &str,
+        files: &[(&str, Vec<u8>)],
+    ) -> String {
         use sha2::{Digest, Sha256};
         let (s, r) = self
             .admin(
                 Method::POST,
                 "/api/v1/boot-resources",
-                Some(serde_json::json!({"os": "debian", "release": "bookworm", "arch": "amd64", "kind": kind})),
+                Some(serde_json::json!({"os": "debian", "release": release, "arch": "amd64", "kind": kind})),
             )
             .await;
         assert_eq!(s, StatusCode::CREATED, "{r}");

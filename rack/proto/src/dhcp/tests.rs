@@ -368,6 +368,8 @@ fn ipxe_gets_the_script_url_and_no_pxedhcp() {
             status: region_api_types::MachineStatus::New,
             architecture: "amd64/generic".into(),
             fixed: None,
+            local_boot: false,
+            esp_uuid: None,
         },
     );
     let mut m = req(MessageType::Discover, A);
@@ -414,6 +416,8 @@ fn only_known_machines_leases_are_reported() {
             status: region_api_types::MachineStatus::New,
             architecture: "amd64/generic".into(),
             fixed: None,
+            local_boot: false,
+            esp_uuid: None,
         },
     );
     let mut leases = Leases::new();
@@ -526,6 +530,8 @@ fn fixed_addresses_belong_to_their_machine() {
             status: region_api_types::MachineStatus::Deployed,
             architecture: "amd64/generic".into(),
             fixed: Some(ip("10.20.0.101")),
+            local_boot: false,
+            esp_uuid: None,
         },
     );
     c.fixed_owner.insert(ip("10.20.0.101"), A);

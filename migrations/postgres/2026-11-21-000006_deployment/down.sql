@@ -1,0 +1,3 @@
+DROP TABLE erasures;
+DROP TABLE deployments;
+DROP TABLE ssh_keys;
