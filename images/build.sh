@@ -147,11 +147,17 @@ debootstrap --variant=minbase "$RELEASE" "$O" "$MIRROR" > "$W/debootstrap-os.log
   || { tail -30 "$W/debootstrap-os.log" >&2; echo "build.sh: debootstrap of the OS image failed" >&2; exit 1; }
 for m in proc sys dev; do mkdir -p "$O/$m"; mount --bind "/$m" "$O/$m"; done
 printf '#!/bin/sh\nexit 101\n' > "$O/usr/sbin/policy-rc.d"; chmod +x "$O/usr/sbin/policy-rc.d"
-echo "deb $MIRROR $RELEASE main" > "$O/etc/apt/sources.list"
+# The host's package sources (updates and security too), so the OS image gets the same kernel as
+# the ephemeral environment (memory deployments boot Kiln's initramfs with the image's modules).
+if [ -z "${KILN_MIRROR:-}" ] && ls /etc/apt/sources.list.d/*.sources >/dev/null 2>&1; then
+  rm -f "$O/etc/apt/sources.list"; cp /etc/apt/sources.list.d/*.sources "$O/etc/apt/sources.list.d/"
+else
+  printf 'deb %s %s main\ndeb %s %s-updates main\n' "$MIRROR" "$RELEASE" "$MIRROR" "$RELEASE" > "$O/etc/apt/sources.list"
+fi
 cp /etc/resolv.conf "$O/etc/resolv.conf" 2>/dev/null || true
 mapfile -t OPKGS < <(grep -vE '^\s*(#|$)' "$HERE/os-packages.txt")
 { chroot "$O" apt-get update -q && DEBIAN_FRONTEND=noninteractive chroot "$O" apt-get install -y -q \
-    --no-install-recommends "${OPKGS[@]}"; } >> "$W/debootstrap-os.log" 2>&1 \
+    --no-install-recommends "${OPKGS[@]}" "$KPKG"; } >> "$W/debootstrap-os.log" 2>&1 \
   || { tail -30 "$W/debootstrap-os.log" >&2; echo "build.sh: installing the OS image's packages failed" >&2; exit 1; }
 rm -f "$O/usr/sbin/policy-rc.d"
 for m in dev sys proc; do umount "$O/$m"; done
@@ -175,7 +181,6 @@ rm -f "$O"/etc/ssh/ssh_host_* "$O/var/lib/dbus/machine-id" "$O/etc/resolv.conf"
 : > "$O/etc/machine-id"
 echo "GenerateName=yes" > "$O/etc/iscsi/initiatorname.iscsi"
 echo "localhost" > "$O/etc/hostname"
-echo "deb $MIRROR $RELEASE main" > "$O/etc/apt/sources.list"
 echo "kiln os image $KEY, kernel $OKVER, $RELEASE" > "$O/etc/kiln-image"
 # grub-local.efi (bootloader): how a UEFI machine that network-boots first reaches its disk. The
 # rack writes the machine's ESP UUID over the placeholder (same length) before serving it.

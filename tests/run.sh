@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
-# Runs Kiln's whole test suite: starts a throwaway PostgreSQL (a plain process on 127.0.0.1, in a
+# Runs Kiln's whole test suite: installs the Debian packages the tests need (tests/deps.sh), starts
+# a throwaway PostgreSQL (a plain process on 127.0.0.1, in a
 # temp directory, removed afterwards) so every database test runs on SQLite and PostgreSQL, then
 # `cargo test --workspace`. Extra arguments go to `cargo test`.
 #   tests/run.sh                 # everything
 #   tests/run.sh lifecycle       # tests whose name contains "lifecycle"
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+# What the tests need (PostgreSQL, QEMU, OVMF, libvirt, ipmi_sim, ...): installed when missing.
+tests/deps.sh
 
 PGBIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)
 if [ -z "${TEST_DATABASE_URL:-}" ]; then

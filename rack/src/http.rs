@@ -120,8 +120,12 @@ async fn script(
                     fixed: host_entry.and_then(|h| h.fixed),
                     local_boot: a.local_boot,
                     esp_uuid: a.esp_uuid,
+                    memory_boot: a.memory_root.is_some(),
                 };
                 boot = ipxe::decide(Some(&h), &mac, files);
+                if let (Boot::Ephemeral(e), Some(root)) = (&boot, a.memory_root) {
+                    boot = Boot::Ephemeral(Box::new(ipxe::in_memory((**e).clone(), root)));
+                }
                 host_entry = Some(h);
                 token = a.token;
                 if matches!(boot, Boot::Ephemeral(_)) && token.is_none() {

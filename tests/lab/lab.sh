@@ -12,6 +12,7 @@
 #       --uefi             OVMF firmware (q35) instead of SeaBIOS
 #       --disk GIB         a virtio disk of that size, serial NAME-dK (repeatable)
 #       --mem MIB          memory (default 1024)    --cpus N   (default 1)
+#       --reboot           a guest reboot restarts the VM (default: QEMU exits, as a power-off)
 #       --bmc-port PORT    attach to ipmi_sim's in-band VM port (PORT+1): the guest sees /dev/ipmi0
 #       --cmd-file FILE    write the QEMU command to FILE instead of starting it (for a BMC's
 #                          chassis program: tests/peers/ipmi/start.sh DIR PORT FILE, inside NS)
@@ -35,7 +36,7 @@ up)
   ;;
 vm)
   NS=${1:-}; NAME=${2:-}; DIR=${3:-}; shift 3 || { echo "usage: lab.sh vm NS NAME DIR --mac MAC ..." >&2; exit 2; }
-  MAC=; MAC2=; NIC=virtio-net-pci; UEFI=0; MEM=1024; CPUS=1; DISKS=(); BMC_PORT=; CMD_FILE=
+  MAC=; MAC2=; NIC=virtio-net-pci; UEFI=0; MEM=1024; CPUS=1; DISKS=(); BMC_PORT=; CMD_FILE=; REBOOT=0
   while [ $# -gt 0 ]; do
     case "$1" in
       --mac) MAC=$2; shift 2 ;;
@@ -47,12 +48,14 @@ vm)
       --cpus) CPUS=$2; shift 2 ;;
       --bmc-port) BMC_PORT=$2; shift 2 ;;
       --cmd-file) CMD_FILE=$2; shift 2 ;;
+      --reboot) REBOOT=1; shift ;;
       *) echo "lab.sh vm: unknown option $1" >&2; exit 2 ;;
     esac
   done
   [ -n "$MAC" ] || { echo "lab.sh vm: --mac is required" >&2; exit 2; }
   mkdir -p "$DIR"
-  args=(-name "$NAME" -accel tcg -m "$MEM" -smp "$CPUS" -nographic -no-reboot -monitor none)
+  args=(-name "$NAME" -accel tcg -m "$MEM" -smp "$CPUS" -nographic -monitor none)
+  [ "$REBOOT" = 1 ] || args+=(-no-reboot)
   if [ "$UEFI" = 1 ]; then
     cp /usr/share/OVMF/OVMF_VARS_4M.fd "$DIR/$NAME-vars.fd"
     args+=(-machine q35
@@ -85,7 +88,7 @@ vm)
   if [ -n "$CMD_FILE" ]; then
     # Powered by a BMC: write the command for its chassis program (run inside NS) instead.
     { printf 'exec qemu-system-x86_64'; printf ' %q' "${args[@]}"
-      printf ' </dev/null >%q 2>&1\n' "$DIR/$NAME.serial"; } > "$CMD_FILE"
+      printf ' </dev/null >>%q 2>&1\n' "$DIR/$NAME.serial"; } > "$CMD_FILE"
     exit 0
   fi
   ip netns exec "$NS" qemu-system-x86_64 "${args[@]}" </dev/null >"$DIR/$NAME.serial" 2>&1 &

@@ -15,6 +15,18 @@ pub struct Ephemeral {
     pub kernel: SnapshotFile,
     pub initrd: SnapshotFile,
     pub squashfs: Option<SnapshotFile>,
+    /// What the initramfs hands over to: Kiln's runner (None), or the OS image's init for a
+    /// memory deployment.
+    pub init: Option<String>,
+}
+
+/// A memory deployment's boot: Kiln's kernel and initramfs (they fetch a squashfs root over HTTP
+/// and put a tmpfs overlay on it), with the OS image as the root and its own init.
+pub fn in_memory(mut e: Ephemeral, root: SnapshotFile) -> Ephemeral {
+    e.name = format!("{}/{} in memory", root.os, root.release);
+    e.squashfs = Some(root);
+    e.init = Some("/sbin/init".into());
+    e
 }
 
 /// The newest ephemeral image for `arch` among the snapshot's files: a resource of kind
@@ -43,6 +55,7 @@ pub fn find_ephemeral(files: &[SnapshotFile], arch: &str) -> Option<Ephemeral> {
             kernel,
             initrd,
             squashfs,
+            init: None,
         })
     })
 }
@@ -68,6 +81,15 @@ pub fn decide(host: Option<&Host>, mac: &str, files: &[SnapshotFile]) -> Boot {
         // The installer wrote the OS: the machine reboots into it while still Deploying (its
         // cloud-init's signal makes it Deployed).
         S::Deploying if h.local_boot => Boot::LocalDisk,
+        // In memory: the same kernel and initramfs as the ephemeral environment (the region's
+        // answer names the OS root; see `in_memory`).
+        S::Deployed if h.memory_boot => match find_ephemeral(files, &h.architecture) {
+            Some(e) => Boot::Ephemeral(Box::new(e)),
+            None => Boot::Wait(format!(
+                "{} ({}) is deployed in memory but the region has no ephemeral image for {}",
+                h.hostname, h.system_id, h.architecture
+            )),
+        },
         S::New | S::Commissioning | S::Testing | S::Deploying | S::DiskErasing | S::EnteringRescueMode | S::RescueMode => {
             match find_ephemeral(files, &h.architecture) {
                 Some(e) => Boot::Ephemeral(Box::new(e)),
@@ -173,6 +195,9 @@ pub fn render(
             if let Some(sq) = &e.squashfs {
                 cmd.push(format!("kiln.root={}", urls.file(sq)));
             }
+            if let Some(i) = &e.init {
+                cmd.push(format!("kiln.init={i}"));
+            }
             v.cmdline = cmd.join(" ");
             EPHEMERAL
         }
@@ -245,6 +270,7 @@ mod tests {
             fixed: None,
             local_boot: false,
             esp_uuid: None,
+            memory_boot: false,
         }
     }
 
@@ -289,6 +315,31 @@ mod tests {
         ));
         h.local_boot = true;
         assert_eq!(decide(Some(&h), "m", &files()), Boot::LocalDisk);
+    }
+
+    #[test]
+    fn memory_deployment_boots_the_os_root_with_its_init() {
+        let mut h = host(MachineStatus::Deployed);
+        assert_eq!(decide(Some(&h), "m", &files()), Boot::LocalDisk);
+        h.memory_boot = true;
+        let Boot::Ephemeral(e) = decide(Some(&h), "m", &files()) else {
+            panic!("not an ephemeral boot")
+        };
+        let mut root = file("os1", "root.squashfs", "os");
+        root.sha256 = "f".repeat(64);
+        let b = Boot::Ephemeral(Box::new(in_memory(*e, root)));
+        let s = render(&b, Some(&h), &urls(), Some("boot_T")).unwrap();
+        assert!(
+            s.contains(&format!(
+                "kiln.root=http://10.20.0.2:5248/images/{}/root.squashfs",
+                "f".repeat(64)
+            )),
+            "{s}"
+        );
+        assert!(
+            s.contains("kiln.init=/sbin/init") && s.contains("kiln.token=boot_T"),
+            "{s}"
+        );
     }
 
     #[test]

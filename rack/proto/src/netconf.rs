@@ -48,6 +48,8 @@ pub struct Host {
     pub local_boot: bool,
     /// The ESP the installer made (for grub-local.efi on UEFI).
     pub esp_uuid: Option<String>,
+    /// Deployed (or deploying) in memory: every boot loads the OS image with a new credential.
+    pub memory_boot: bool,
 }
 
 /// Everything DHCP (and the boot services) answer from.
@@ -120,6 +122,7 @@ impl NetConf {
                         fixed,
                         local_boot: m.local_boot,
                         esp_uuid: m.esp_uuid.clone(),
+                        memory_boot: m.memory_boot,
                     },
                 );
             }
@@ -132,6 +135,7 @@ impl NetConf {
                     fixed: None,
                     local_boot: m.local_boot,
                     esp_uuid: m.esp_uuid.clone(),
+                    memory_boot: m.memory_boot,
                 });
             }
         }

@@ -400,6 +400,9 @@ pub struct RackBootAnswer {
     pub local_boot: bool,
     #[serde(default)]
     pub esp_uuid: Option<String>,
+    /// A memory deployment: the OS image's root filesystem to boot (with Kiln's kernel and initramfs).
+    #[serde(default)]
+    pub memory_root: Option<SnapshotFile>,
 }
 
 /// An interface given when creating a machine.
@@ -826,6 +829,9 @@ pub struct SnapshotMachine {
     /// The UUID of the ESP the installer made (UEFI machines chain to it through grub-local.efi).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub esp_uuid: Option<String>,
+    /// Deployed (or deploying) in memory: each boot asks the region for a credential and the root.
+    #[serde(default)]
+    pub memory_boot: bool,
 }
 
 /// A boot-resource file a rack should cache.

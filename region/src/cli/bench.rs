@@ -82,10 +82,13 @@ fn bar(len: u64, msg: &str) -> ProgressBar {
 }
 
 /// Hashes `path` (with a progress bar), then streams it to the region with its sha256 and size.
+/// Uploads one file with its sha256 (the region checks it). With `expected` (a bundle's
+/// manifest), a file whose hash differs is refused here, before anything is sent.
 pub async fn upload_file(
     c: &Client,
     resource_id: &str,
     path: &Path,
+    expected: Option<&str>,
 ) -> anyhow::Result<api::BootResource> {
     let name = path
         .file_name()
@@ -110,6 +113,14 @@ pub async fn upload_file(
     }
     pb.finish_and_clear();
     let sha = hex::encode(h.finalize());
+    if let Some(want) = expected {
+        if !want.eq_ignore_ascii_case(&sha) {
+            anyhow::bail!(
+                "{} has sha256 {sha} but the bundle's manifest says {want}: the bundle is damaged; rebuild it (kiln images build)",
+                path.display()
+            );
+        }
+    }
     let pb = bar(size, "uploading");
     let f = tokio::fs::File::open(path).await?;
     let pbc = pb.clone();

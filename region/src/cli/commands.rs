@@ -1127,7 +1127,7 @@ async fn import_images(c: &Client, dir: &Path, json: bool) -> anyhow::Result<()>
                     bytes(f.size)
                 );
             }
-            res = super::bench::upload_file(c, &res.id, &path).await?;
+            res = super::bench::upload_file(c, &res.id, &path, Some(&f.sha256)).await?;
         }
         done.push(res);
     }
@@ -1237,7 +1237,7 @@ pub async fn images(a: ClientArgs<ImagesCommand>) -> anyhow::Result<()> {
             };
             let mut last = res;
             for f in files {
-                last = super::bench::upload_file(&c, &last.id, &f).await?;
+                last = super::bench::upload_file(&c, &last.id, &f, None).await?;
             }
             if a.json {
                 output::json(&last)

@@ -205,7 +205,13 @@ pub fn snapshot_machines(conn: &mut DbConn) -> Result<Vec<api::SnapshotMachine>>
                 ip: i.ip,
             });
     }
-    let installed: std::collections::HashMap<String, Option<String>> = super::deploy::live(conn)?
+    let live = super::deploy::live(conn)?;
+    let in_memory: std::collections::HashSet<String> = live
+        .iter()
+        .filter(|d| d.target == "memory")
+        .map(|d| d.system_id.clone())
+        .collect();
+    let installed: std::collections::HashMap<String, Option<String>> = live
         .into_iter()
         .filter(|d| d.target == "disk" && matches!(d.state.as_str(), "installed" | "deployed"))
         .map(|d| (d.system_id, d.esp_uuid))
@@ -215,6 +221,7 @@ pub fn snapshot_machines(conn: &mut DbConn) -> Result<Vec<api::SnapshotMachine>>
         .map(
             |(system_id, hostname, status, architecture, boot_mac)| api::SnapshotMachine {
                 local_boot: installed.contains_key(&system_id),
+                memory_boot: in_memory.contains(&system_id),
                 esp_uuid: installed.get(&system_id).cloned().flatten(),
                 interfaces: by_machine.remove(&system_id).unwrap_or_default(),
                 status: api::MachineStatus::parse(&status).unwrap_or(api::MachineStatus::Broken),

@@ -9,9 +9,12 @@ use crate::db::machines::{self as dbm, Filter};
 use crate::db::DbConn;
 use crate::error::{Error, Result};
 
+/// One constraint: its name in a refusal, and the test.
+type Check<'a> = (String, Box<dyn Fn(&api::Machine) -> bool + 'a>);
+
 /// The constraints, checked one by one so that a refusal can name the one no machine meets.
-fn checks(req: &api::AllocateRequest) -> Vec<(String, Box<dyn Fn(&api::Machine) -> bool + '_>)> {
-    let mut v: Vec<(String, Box<dyn Fn(&api::Machine) -> bool + '_>)> = Vec::new();
+fn checks(req: &api::AllocateRequest) -> Vec<Check<'_>> {
+    let mut v: Vec<Check<'_>> = Vec::new();
     if let Some(id) = &req.system_id {
         v.push((
             format!("system_id={id}"),
@@ -79,7 +82,7 @@ pub fn choose<'a>(
         .filter(|m| cs.iter().all(|(_, f)| f(m)))
         .collect();
     if fit.is_empty() {
-        if let Some((name, _)) = cs.iter().find(|(_, f)| !ready.iter().any(|m| f(m))) {
+        if let Some((name, _)) = cs.iter().find(|(_, f)| !ready.iter().any(f)) {
             return Err(format!(
                 "No Ready machine meets {name} ({} Ready machine(s) looked at).",
                 ready.len()

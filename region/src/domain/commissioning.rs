@@ -378,19 +378,25 @@ fn rack_boot_in(
     let status = row.status();
     // A deployment whose installer finished boots its disk: no new credential (the installed
     // system holds the deployment's), whatever the rack's snapshot said.
-    let deployment = if status == MachineStatus::Deploying {
+    let deployment = if matches!(status, MachineStatus::Deploying | MachineStatus::Deployed) {
         crate::db::deploy::latest(conn, &system_id)?
+            .filter(|d| matches!(d.state.as_str(), "running" | "installed" | "deployed"))
     } else {
         None
     };
     let local_boot = deployment
         .as_ref()
         .is_some_and(|d| d.state == "installed" && d.target == "disk");
-    let token = if boots_ephemeral(status) && !local_boot {
+    // A memory deployment boots the OS image over the network every time, with a new credential.
+    let memory_root = match &deployment {
+        Some(d) if d.target == "memory" => memory_root(conn, &d.resource_id)?,
+        _ => None,
+    };
+    let token = if (boots_ephemeral(status) && !local_boot) || memory_root.is_some() {
         let token = auth::new_token().replacen(auth::TOKEN_PREFIX, BOOT_TOKEN_PREFIX, 1);
         // A deployment's credential lives as long as the deployment (the deployed system reads
         // its seed with it); release or the next deployment deletes it.
-        let ttl_ms = if status == MachineStatus::Deploying {
+        let ttl_ms = if matches!(status, MachineStatus::Deploying | MachineStatus::Deployed) {
             100 * 365 * 86_400_000
         } else {
             i64::try_from(cfg.node_timeout_secs)
@@ -422,7 +428,28 @@ fn rack_boot_in(
         token,
         local_boot,
         esp_uuid: deployment.and_then(|d| d.esp_uuid),
+        memory_root,
     })
+}
+
+/// The OS image's root filesystem as racks serve it (memory deployments boot it).
+fn memory_root(conn: &mut DbConn, resource_id: &str) -> Result<Option<api::SnapshotFile>> {
+    let Some(r) = db::boot::get_row(conn, resource_id)? else {
+        return Ok(None);
+    };
+    Ok(db::boot::files_of(conn, resource_id)?
+        .into_iter()
+        .find(|f| super::deploy::image_format(&f.filename) == Some("squashfs"))
+        .map(|f| api::SnapshotFile {
+            resource_id: r.id.clone(),
+            os: r.os.clone(),
+            release: r.release.clone(),
+            arch: r.arch.clone(),
+            kind: r.kind.clone(),
+            filename: f.filename,
+            sha256: f.sha256,
+            size: f.size,
+        }))
 }
 
 /// The machine and boot a metadata request comes from.

@@ -8,20 +8,19 @@
 //! signals the end with it. Only that signal makes the machine Deployed. Release or a new
 //! deployment deletes the token, so the old credential stops working.
 
-use diesel::Connection;
 use region_api_types::{self as api, MachineAction, MachineStatus};
 
-use super::commissioning::{self, MachineBoot};
 use super::machines::{self, ActExtra};
 use super::secrets::SecretBox;
 use super::{validate, Caller};
 use crate::config::Lifecycle;
 use crate::db::commissioning as dbc;
 use crate::db::deploy::{self as dbd, DeploymentRow, ErasureRow};
-use crate::db::machines::{self as dbm, MachineRow};
+use crate::db::machines::MachineRow;
 use crate::db::{self, random_id, DbConn};
 use crate::error::{Error, Result};
 
+pub use super::reports::{deployed, erase_done, install_failed, installed, seed};
 pub use super::sshkeys::{add_key, delete_key, keys_of, list_keys};
 
 /// Largest user-data accepted.
@@ -474,389 +473,74 @@ pub fn erase_plan(conn: &mut DbConn, row: &MachineRow) -> Result<Option<api::Era
     Ok(dbd::erasure(conn, &row.system_id)?.map(|e| api::ErasePlan { mode: e.mode }))
 }
 
-fn running_deployment(conn: &mut DbConn, mb: &MachineBoot) -> Result<(MachineRow, DeploymentRow)> {
-    let row = dbm::get_row(conn, &mb.system_id)?
-        .ok_or_else(|| Error::not_found(format!("machine {}", mb.system_id)))?;
-    let d = dbd::latest(conn, &mb.system_id)?;
-    match (row.status(), d) {
-        (MachineStatus::Deploying, Some(d)) => Ok((row, d)),
-        (st, _) => Err(Error::conflict(
-            "not_deploying",
-            None,
-            format!(
-                "Machine {} is {}, not deploying: reports of this installer are no longer taken.",
-                mb.system_id,
-                st.label()
-            ),
-        )),
-    }
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-/// Keeps the last `max` bytes of an output (on a character boundary).
-fn keep_tail(s: &str, max: usize) -> String {
-    let mut cut = s.len().saturating_sub(max);
-    while !s.is_char_boundary(cut) {
-        cut += 1;
-    }
-    s[cut..].replace('\0', "\u{FFFD}")
-}
-
-const MAX_OUTPUT: usize = 1 << 20;
-
-fn uuid_ok(field: &str, u: &Option<String>) -> Result<Option<String>> {
-    match u.as_deref().map(str::trim) {
-        None | Some("") => Ok(None),
-        Some(v) if v.len() <= 64 && v.chars().all(|c| c.is_ascii_hexdigit() || c == '-') => {
-            Ok(Some(v.to_string()))
+    #[test]
+    fn user_data_is_checked_as_cloud_init_reads_it() {
+        assert!(validate_user_data("#cloud-config\nruncmd:\n  - [touch, /x]\n").is_ok());
+        assert!(validate_user_data("#cloud-config\n").is_ok());
+        assert!(validate_user_data("#!/bin/sh\necho hi\n").is_ok());
+        assert!(validate_user_data("Content-Type: multipart/mixed; boundary=x\n").is_ok());
+        for bad in [
+            "#cloud-config\nruncmd: [\n",
+            "#cloud-config\n- a\n",
+            "hello",
+            "",
+            "#!/bin/sh\0",
+        ] {
+            assert!(validate_user_data(bad).is_err(), "{bad:?}");
         }
-        Some(v) => Err(Error::validation(
-            field,
-            format!("'{v}' is not a filesystem UUID."),
-        )),
+        assert!(validate_user_data(&format!("#!/bin/sh\n{}", "x".repeat(MAX_USER_DATA))).is_err());
     }
-}
 
-/// The installer wrote the OS: the machine boots its disk from now on; it stays Deploying until
-/// the deployed system's cloud-init signals the end. A repeated report (a retry after the region
-/// was away) is taken once.
-pub fn installed(
-    conn: &mut DbConn,
-    mb: &MachineBoot,
-    r: &api::InstallReport,
-    now: i64,
-) -> Result<()> {
-    let esp = uuid_ok("esp_uuid", &r.esp_uuid)?;
-    let root = uuid_ok("root_uuid", &r.root_uuid)?;
-    conn.transaction::<_, Error, _>(|c| {
-        let (_, d) = running_deployment(c, mb)?;
-        if d.state == "installed" {
-            return Ok(());
-        }
-        let out = keep_tail(&r.output, MAX_OUTPUT);
-        if !dbd::set_state(
-            c,
-            &d.id,
-            &["running"],
-            "installed",
-            esp.as_deref(),
-            root.as_deref(),
-            Some(&out),
-            now,
-        )? {
-            return Err(Error::conflict(
-                "not_deploying",
-                None,
-                format!("Deployment {} is {}, not running.", d.id, d.state),
-            ));
-        }
-        dbd::touch_machine(c, &mb.system_id, now)?;
-        machines::event(
-            c,
-            now,
-            &mb.system_id,
-            api::EventLevel::Info,
-            "os_installed",
-            &format!(
-                "Installer finished after {:.1} s: {}/{} is on disk {}; rebooting into it.",
-                (now - d.created_at) as f64 / 1000.0,
-                d.os,
-                d.release,
-                d.boot_disk
-            ),
-            None,
-        )
-    })
-}
-
-/// A step of the installer failed: Failed deployment, with its output.
-pub fn install_failed(
-    conn: &mut DbConn,
-    mb: &MachineBoot,
-    r: &api::StepReport,
-    now: i64,
-) -> Result<()> {
-    let step = validate::text("step", &r.step, 200)?;
-    conn.transaction::<_, Error, _>(|c| {
-        let (row, d) = running_deployment(c, mb)?;
-        let out = keep_tail(&r.output, MAX_OUTPUT);
-        dbd::set_state(
-            c,
-            &d.id,
-            &["running", "installed"],
-            "failed",
-            None,
-            None,
-            Some(&out),
-            now,
-        )?;
-        let tail: Vec<&str> = out.lines().rev().take(20).collect();
-        let tail: Vec<&str> = tail.into_iter().rev().collect();
-        fail_to(
-            c,
-            &row,
-            MachineStatus::FailedDeployment,
-            "deployment_failed",
-            &format!(
-                "Deployment failed at step '{step}'.\n--- installer output (last lines) ---\n{}",
-                keep_tail(&tail.join("\n"), 4000)
-            ),
-            now,
-        )
-    })
-}
-
-fn fail_to(
-    c: &mut DbConn,
-    row: &MachineRow,
-    to: MachineStatus,
-    event_type: &str,
-    text: &str,
-    now: i64,
-) -> Result<()> {
-    let from = row.status();
-    if !dbm::change_status(
-        c,
-        &row.system_id,
-        row.version,
-        &dbm::StatusChange {
-            status: to,
-            previous_status: from,
-            deadline: None,
-            owner_id: None,
-            now,
-        },
-    )? {
-        return Err(Error::conflict(
-            "concurrent_update",
-            None,
-            format!(
-                "Machine {} changed meanwhile; the report is retried.",
-                row.system_id
-            ),
-        ));
+    #[test]
+    fn image_formats_by_name() {
+        assert_eq!(image_format("root.squashfs"), Some("squashfs"));
+        assert_eq!(image_format("disk.img.zst"), Some("raw.zst"));
+        assert_eq!(image_format("disk.RAW"), Some("raw"));
+        assert_eq!(image_format("vmlinuz"), None);
     }
-    machines::event(
-        c,
-        now,
-        &row.system_id,
-        api::EventLevel::Error,
-        event_type,
-        text,
-        None,
-    )?;
-    machines::event(
-        c,
-        now,
-        &row.system_id,
-        api::EventLevel::Error,
-        "status_changed",
-        &format!("{} → {}.", from.label(), to.label()),
-        None,
-    )
-}
 
-/// The deployed system's cloud-init finished (its phone-home): Deployed. Repeats are no-ops.
-pub fn deployed(conn: &mut DbConn, mb: &MachineBoot, now: i64) -> Result<()> {
-    conn.transaction::<_, Error, _>(|c| {
-        let row = dbm::get_row(c, &mb.system_id)?
-            .ok_or_else(|| Error::not_found(format!("machine {}", mb.system_id)))?;
-        let d = dbd::latest(c, &mb.system_id)?
-            .ok_or_else(|| Error::not_found("deployment"))?;
-        if row.status() == MachineStatus::Deployed && d.state == "deployed" {
-            return Ok(());
-        }
-        let ready = match (d.target.as_str(), d.state.as_str()) {
-            ("disk", "installed") => true,
-            ("memory", "running") => true,
-            _ => false,
+    fn hw() -> api::Hardware {
+        let d = |n: &str, s: &str, size: i64| api::Disk {
+            name: n.into(),
+            serial: s.into(),
+            size_bytes: size,
+            ..Default::default()
         };
-        if row.status() != MachineStatus::Deploying || !ready {
-            return Err(Error::conflict(
-                "not_deploying",
-                None,
-                format!(
-                    "Machine {} is {} and its deployment {}: the end of a deployment is taken only from the system it installed.",
-                    mb.system_id,
-                    row.status().label(),
-                    d.state
-                ),
-            ));
+        api::Hardware {
+            disks: vec![d("vda", "S-A", 8 << 30), d("vdb", "S-B", 2 << 30)],
+            ..Default::default()
         }
-        dbd::set_state(c, &d.id, &["installed", "running"], "deployed", None, None, None, now)?;
-        if !dbm::change_status(
-            c,
-            &row.system_id,
-            row.version,
-            &dbm::StatusChange {
-                status: MachineStatus::Deployed,
-                previous_status: MachineStatus::Deploying,
-                deadline: None,
-                owner_id: None,
-                now,
-            },
-        )? {
-            return Err(Error::conflict(
-                "concurrent_update",
-                None,
-                "The machine changed meanwhile; try again.",
-            ));
-        }
-        machines::event(
-            c,
-            now,
-            &row.system_id,
-            api::EventLevel::Info,
-            "deployed",
-            &format!(
-                "cloud-init on the deployed system finished {:.1} s after the deployment started (instance {}).",
-                (now - d.created_at) as f64 / 1000.0,
-                d.instance_id
-            ),
-            None,
-        )?;
-        machines::event(
-            c,
-            now,
-            &row.system_id,
-            api::EventLevel::Info,
-            "status_changed",
-            "Deploying → Deployed (cloud-init finished on the deployed system).",
-            None,
-        )
-    })
-}
-
-/// The eraser is done: Ready (Kiln powers it off) or Failed disk erasing with the output.
-pub fn erase_done(
-    conn: &mut DbConn,
-    mb: &MachineBoot,
-    r: &api::StepReport,
-    now: i64,
-) -> Result<()> {
-    conn.transaction::<_, Error, _>(|c| {
-        let row = dbm::get_row(c, &mb.system_id)?
-            .ok_or_else(|| Error::not_found(format!("machine {}", mb.system_id)))?;
-        if row.status() != MachineStatus::DiskErasing {
-            return Err(Error::conflict(
-                "not_erasing",
-                None,
-                format!(
-                    "Machine {} is {}, not erasing its disks.",
-                    mb.system_id,
-                    row.status().label()
-                ),
-            ));
-        }
-        let out = keep_tail(&r.output, MAX_OUTPUT);
-        dbd::set_erasure_output(c, &mb.system_id, &out)?;
-        if !r.ok {
-            return fail_to(
-                c,
-                &row,
-                MachineStatus::FailedDiskErasing,
-                "erase_failed",
-                &format!("Disk erasing failed: {}\n{}", r.step, keep_tail(&out, 4000)),
-                now,
-            );
-        }
-        if !dbm::change_status(
-            c,
-            &row.system_id,
-            row.version,
-            &dbm::StatusChange {
-                status: MachineStatus::Ready,
-                previous_status: MachineStatus::DiskErasing,
-                deadline: None,
-                owner_id: Some(None),
-                now,
-            },
-        )? {
-            return Err(Error::conflict(
-                "concurrent_update",
-                None,
-                "The machine changed meanwhile; try again.",
-            ));
-        }
-        dbc::delete_boot_tokens(c, &mb.system_id)?;
-        machines::event(
-            c,
-            now,
-            &row.system_id,
-            api::EventLevel::Info,
-            "erased",
-            &format!("Disks erased: {}", r.step),
-            None,
-        )?;
-        machines::event(
-            c,
-            now,
-            &row.system_id,
-            api::EventLevel::Info,
-            "status_changed",
-            "Disk erasing → Ready (disks erased).",
-            None,
-        )?;
-        if commissioning::power_off_by_kiln(&row) {
-            if let Some(cur) = dbm::get_row(c, &mb.system_id)? {
-                super::power::enqueue(
-                    c,
-                    &cur,
-                    api::PowerAction::Off,
-                    None,
-                    super::power::Purpose::EraseDone,
-                    None,
-                    now,
-                )?;
-            }
-        }
-        Ok(())
-    })
-}
-
-/// The deployed system's NoCloud seed files.
-pub fn seed(
-    conn: &mut DbConn,
-    sb: &SecretBox,
-    mb: &MachineBoot,
-    file: &str,
-    rack_url: &str,
-    token: &str,
-) -> Result<String> {
-    let row = dbm::get_row(conn, &mb.system_id)?
-        .ok_or_else(|| Error::not_found(format!("machine {}", mb.system_id)))?;
-    let d = dbd::latest(conn, &mb.system_id)?
-        .filter(|d| matches!(d.state.as_str(), "running" | "installed" | "deployed"))
-        .ok_or_else(|| Error::not_found("a live deployment of this machine"))?;
-    match file {
-        "meta-data" => {
-            let keys: Vec<String> = serde_json::from_str(&d.ssh_keys).unwrap_or_default();
-            let ifaces = dbm::interfaces_of(conn, &mb.system_id)?;
-            Ok(super::cloudinit::meta_data(
-                &d.instance_id,
-                &row.hostname,
-                &keys,
-                row.boot_mac.as_deref(),
-                &ifaces,
-            ))
-        }
-        "user-data" => {
-            if d.user_data.is_empty() {
-                return Ok("#cloud-config\n{}\n".into());
-            }
-            let m = sb.open(&d.id, &d.user_data)?;
-            Ok(m.get("user_data")
-                .and_then(|v| v.as_str())
-                .unwrap_or("")
-                .to_string())
-        }
-        "vendor-data" => Ok(super::cloudinit::vendor_data(rack_url, token)),
-        "network-config" => Ok(super::cloudinit::network_config(row.boot_mac.as_deref())),
-        other => Err(Error::not_found(format!("seed file {other}"))),
     }
-}
 
-/// Deletes a machine's machine credentials (release, erase done): its old deployment's seed and
-/// reports stop working.
-pub fn revoke(conn: &mut DbConn, system_id: &str) -> Result<()> {
-    dbc::delete_boot_tokens(conn, system_id)
+    #[test]
+    fn boot_disk_by_name_serial_or_first() {
+        let h = hw();
+        assert_eq!(pick_disk(&h, None).unwrap().name, "vda");
+        assert_eq!(pick_disk(&h, Some("vdb")).unwrap().name, "vdb");
+        assert_eq!(pick_disk(&h, Some("S-B")).unwrap().name, "vdb");
+        assert!(pick_disk(&h, Some("sdz")).is_err());
+        assert!(pick_disk(&api::Hardware::default(), None).is_err());
+    }
+
+    #[test]
+    fn space_needed() {
+        let img = |format, size| Image {
+            resource_id: String::new(),
+            os: "debian".into(),
+            release: "bookworm".into(),
+            format,
+            filename: String::new(),
+            sha256: String::new(),
+            size,
+        };
+        assert_eq!(needed_bytes(&img("raw", 100)), 100);
+        assert_eq!(
+            needed_bytes(&img("squashfs", 1 << 30)),
+            (3 << 30) + (768 << 20)
+        );
+    }
 }

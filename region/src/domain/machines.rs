@@ -632,6 +632,16 @@ pub fn act_with(
                     if let Some(f) = extra.on_commit {
                         f(c, &row, to)?;
                     }
+                    // An aborted deployment or erase is over: its credential stops working.
+                    if action == MachineAction::Abort
+                        && matches!(
+                            status,
+                            MachineStatus::Deploying | MachineStatus::DiskErasing
+                        )
+                    {
+                        db::deploy::end_all(c, system_id, "failed", now)?;
+                        db::commissioning::delete_boot_tokens(c, system_id)?;
+                    }
                     // Power follows in the same transaction: a crash leaves both or neither.
                     if let Some((a, boot, purpose)) = power_for(action, status, to) {
                         power::enqueue(c, &row, a, boot, purpose, Some(&caller.username), now)?;
@@ -672,9 +682,14 @@ fn power_for(
         (MachineAction::Deploy, _, MachineStatus::Deploying) => {
             Some((P::Cycle, Some(api::BootDevice::Pxe), Purpose::Deploy))
         }
-        (MachineAction::Abort, MachineStatus::Commissioning | MachineStatus::Testing, _) => {
-            Some((P::Off, None, Purpose::Abort))
-        }
+        (
+            MachineAction::Abort,
+            MachineStatus::Commissioning
+            | MachineStatus::Testing
+            | MachineStatus::Deploying
+            | MachineStatus::DiskErasing,
+            _,
+        ) => Some((P::Off, None, Purpose::Abort)),
         _ => None,
     }
 }

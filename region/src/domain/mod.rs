@@ -10,6 +10,7 @@ pub mod inventory;
 pub mod lifecycle;
 pub mod machines;
 pub mod power;
+pub mod reports;
 pub mod secrets;
 pub mod sshkeys;
 pub mod subnets;

@@ -348,6 +348,32 @@ both!(cli_drives_the_api, |b: Backend| async move {
     let imgs: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(imgs[0]["files"][0]["size"], 1_500_000);
 
+    // A bundle whose file does not match its manifest is refused before upload, in words.
+    let bundle = db.data_dir().join("bundle");
+    std::fs::create_dir_all(bundle.join("os")).unwrap();
+    std::fs::write(
+        bundle.join("os/root.squashfs"),
+        b"not what the manifest says",
+    )
+    .unwrap();
+    std::fs::write(
+        bundle.join("manifest.json"),
+        serde_json::json!({"format": 1, "resources": [{"os": "debian", "release": "damaged",
+            "arch": "amd64/generic", "kind": "os", "files": [{"name": "root.squashfs",
+            "path": "os/root.squashfs", "sha256": "0".repeat(64), "size": 26}]}]})
+        .to_string(),
+    )
+    .unwrap();
+    let (ok, _, err) = kiln(&env, &["images", "import", bundle.to_str().unwrap()]);
+    assert!(!ok);
+    assert!(err.contains("the bundle is damaged"), "{err}");
+    let (_, out, _) = kiln(&env, &["images", "list", "--json"]);
+    let imgs: Value = serde_json::from_str(&out).unwrap();
+    assert!(
+        !imgs.to_string().contains("root.squashfs"),
+        "a damaged file was uploaded: {imgs}"
+    );
+
     // No token: a clear message.
     let (ok, _, err) = kiln(&[("KILN_URL", url.as_str())], &["machines", "list"]);
     assert!(!ok);

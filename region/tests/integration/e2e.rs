@@ -14,23 +14,23 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-const KILN: &str = env!("CARGO_BIN_EXE_kiln");
+pub(crate) const KILN: &str = env!("CARGO_BIN_EXE_kiln");
 /// Per-VM deadline: a commissioning takes ~30-60 s alone under TCG; several run at once on 2 cores.
-const VM_TIMEOUT: Duration = Duration::from_secs(600);
+pub(crate) const VM_TIMEOUT: Duration = Duration::from_secs(600);
 
-fn repo() -> PathBuf {
+pub(crate) fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .unwrap()
         .to_path_buf()
 }
 
-fn lab_sh() -> PathBuf {
+pub(crate) fn lab_sh() -> PathBuf {
     repo().join("tests/lab/lab.sh")
 }
 
 /// The boot-resource bundle, built once per test run (`kiln images build` caches across runs).
-fn bundle() -> &'static Path {
+pub(crate) fn bundle() -> &'static Path {
     static B: OnceLock<PathBuf> = OnceLock::new();
     B.get_or_init(|| {
         let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("kiln-images");
@@ -44,18 +44,18 @@ fn bundle() -> &'static Path {
     })
 }
 
-struct Lab {
-    ns: String,
-    name: String,
-    dir: PathBuf,
-    token: String,
-    kiln: Option<std::process::Child>,
+pub(crate) struct Lab {
+    pub(crate) ns: String,
+    pub(crate) name: String,
+    pub(crate) dir: PathBuf,
+    pub(crate) token: String,
+    pub(crate) kiln: Option<std::process::Child>,
 }
 
 impl Lab {
     /// A namespace with the lab bridge, `kiln all-in-one` on it (SQLite), an admin token, the
     /// subnet, and the image bundle imported and synced to the rack.
-    fn new(name: &str) -> Lab {
+    pub(crate) fn new(name: &str) -> Lab {
         let ns = format!(
             "ke2e-{}-{}",
             &name[..name.len().min(6)],
@@ -125,7 +125,7 @@ impl Lab {
             serde_json::from_str(&std::fs::read_to_string(bundle().join("manifest.json")).unwrap())
                 .unwrap();
         for r in manifest["resources"].as_array().unwrap() {
-            if r["kind"] != "ephemeral" {
+            if r["kind"] == "bootloader" {
                 continue;
             }
             for f in r["files"].as_array().unwrap() {
@@ -148,7 +148,7 @@ impl Lab {
         lab
     }
 
-    fn ns_cmd(&self, args: &[&str]) -> std::process::Output {
+    pub(crate) fn ns_cmd(&self, args: &[&str]) -> std::process::Output {
         Command::new("ip")
             .args(["netns", "exec", &self.ns])
             .args(args)
@@ -156,7 +156,7 @@ impl Lab {
             .unwrap()
     }
 
-    fn try_cli(&self, args: &[&str]) -> Result<String, String> {
+    pub(crate) fn try_cli(&self, args: &[&str]) -> Result<String, String> {
         let out = Command::new("ip")
             .args(["netns", "exec", &self.ns, KILN])
             .args(args)
@@ -171,18 +171,23 @@ impl Lab {
         }
     }
 
-    fn cli(&self, args: &[&str]) -> String {
+    pub(crate) fn cli(&self, args: &[&str]) -> String {
         self.try_cli(args)
             .unwrap_or_else(|e| panic!("kiln {args:?} failed: {e}"))
     }
 
-    fn json(&self, args: &[&str]) -> Value {
+    pub(crate) fn json(&self, args: &[&str]) -> Value {
         let mut a = args.to_vec();
         a.push("--json");
         serde_json::from_str(&self.cli(&a)).unwrap()
     }
 
-    fn wait<T>(&self, what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+    pub(crate) fn wait<T>(
+        &self,
+        what: &str,
+        timeout: Duration,
+        mut f: impl FnMut() -> Option<T>,
+    ) -> T {
         let deadline = Instant::now() + timeout;
         loop {
             if let Some(v) = f() {
@@ -194,7 +199,7 @@ impl Lab {
     }
 
     /// Powers on a VM (`lab.sh vm` options).
-    fn vm(&self, name: &str, opts: &[&str]) {
+    pub(crate) fn vm(&self, name: &str, opts: &[&str]) {
         let out = Command::new(lab_sh())
             .args(["vm", &self.ns, name, self.dir.to_str().unwrap()])
             .args(opts)
@@ -207,7 +212,7 @@ impl Lab {
         );
     }
 
-    fn serial(&self, vm: &str) -> String {
+    pub(crate) fn serial(&self, vm: &str) -> String {
         String::from_utf8_lossy(
             &std::fs::read(self.dir.join(format!("{vm}.serial"))).unwrap_or_default(),
         )
@@ -215,7 +220,7 @@ impl Lab {
     }
 
     /// The machine with `mac`, once the region has it.
-    fn machine_with_mac(&self, mac: &str) -> Value {
+    pub(crate) fn machine_with_mac(&self, mac: &str) -> Value {
         self.wait(&format!("machine {mac} to be enlisted"), VM_TIMEOUT, || {
             let page = self.json(&["machines", "list", "--mac", mac]);
             page["items"].as_array().and_then(|i| i.first().cloned())
@@ -223,7 +228,7 @@ impl Lab {
     }
 
     /// Waits until the machine leaves Commissioning (or New); returns it.
-    fn settled(&self, system_id: &str) -> Value {
+    pub(crate) fn settled(&self, system_id: &str) -> Value {
         self.wait(
             &format!("machine {system_id} to finish commissioning"),
             VM_TIMEOUT,
@@ -238,7 +243,7 @@ impl Lab {
     }
 
     /// Waits for the VM's QEMU to exit (the machine powered itself off).
-    fn powered_off(&self, vm: &str) {
+    pub(crate) fn powered_off(&self, vm: &str) {
         let pid: u32 = std::fs::read_to_string(self.dir.join(format!("{vm}.pid")))
             .unwrap()
             .trim()
@@ -257,7 +262,7 @@ impl Lab {
         );
     }
 
-    fn event_types(&self, system_id: &str) -> Vec<String> {
+    pub(crate) fn event_types(&self, system_id: &str) -> Vec<String> {
         let evs = self.json(&["machines", "events", system_id, "--limit", "500"]);
         let mut evs: Vec<Value> = evs.as_array().unwrap().clone();
         // By when it happened: rack events reach the region a moment after they happen.

@@ -16,6 +16,7 @@ mod api_subnets;
 mod crash;
 mod db;
 mod e2e;
+mod e2e_deploy;
 mod netns;
 mod rack_boot;
 mod rack_dhcp;

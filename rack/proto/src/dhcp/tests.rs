@@ -370,6 +370,7 @@ fn ipxe_gets_the_script_url_and_no_pxedhcp() {
             fixed: None,
             local_boot: false,
             esp_uuid: None,
+            memory_boot: false,
         },
     );
     let mut m = req(MessageType::Discover, A);
@@ -418,6 +419,7 @@ fn only_known_machines_leases_are_reported() {
             fixed: None,
             local_boot: false,
             esp_uuid: None,
+            memory_boot: false,
         },
     );
     let mut leases = Leases::new();
@@ -532,6 +534,7 @@ fn fixed_addresses_belong_to_their_machine() {
             fixed: Some(ip("10.20.0.101")),
             local_boot: false,
             esp_uuid: None,
+            memory_boot: false,
         },
     );
     c.fixed_owner.insert(ip("10.20.0.101"), A);

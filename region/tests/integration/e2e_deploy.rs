@@ -1,0 +1,284 @@
+//! End to end deployment in the virtual lab: QEMU machines powered by a real BMC (`ipmi_sim`
+//! wired to QEMU: power on starts it, off stops it; a guest reboot restarts it) are commissioned,
+//! deployed with the Debian image `kiln images build` made, reboot from their own disk, and are
+//! reached over SSH with the owner's key; release with erase leaves zeros on the disk. What is
+//! checked is what the machines did: the region's state, SSH into them, their disk images.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::e2e::{repo, Lab};
+
+const DEPLOY_TIMEOUT: Duration = Duration::from_secs(1500);
+
+/// A VM with one disk, powered by its own `ipmi_sim` on `port`, created in Kiln with IPMI power
+/// and commissioned to Ready (by Kiln alone).
+fn commissioned_vm(lab: &Lab, vm: &str, mac: &str, port: &str, extra: &[&str]) -> String {
+    let bmc = lab.dir.join(format!("{vm}-bmc"));
+    let cmd = lab.dir.join(format!("{vm}.cmd"));
+    let mut opts = vec![
+        "--mac",
+        mac,
+        "--disk",
+        "6",
+        "--mem",
+        "1536",
+        "--reboot",
+        "--bmc-port",
+        port,
+        "--cmd-file",
+        cmd.to_str().unwrap(),
+    ];
+    opts.extend_from_slice(extra);
+    lab.vm(vm, &opts);
+    let out = lab.ns_cmd(&[
+        repo().join("tests/peers/ipmi/start.sh").to_str().unwrap(),
+        bmc.to_str().unwrap(),
+        port,
+        cmd.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "ipmi_sim: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let m = lab.json(&[
+        "machines",
+        "create",
+        "--hostname",
+        vm,
+        "--mac",
+        mac,
+        "--power-type",
+        "ipmi",
+        "--power-address",
+        "127.0.0.1",
+        "--power-param",
+        &format!("power_port={port}"),
+        "--power-param",
+        "power_user=admin",
+        "--power-param",
+        "power_pass=secret",
+    ]);
+    let id = m["system_id"].as_str().unwrap().to_string();
+    lab.cli(&["machines", "commission", &id]);
+    let m = lab.settled(&id);
+    assert_eq!(
+        m["status"],
+        "ready",
+        "{m:#}\n{}",
+        lab.cli(&["machines", "results", &id])
+    );
+    id
+}
+
+fn ssh_key(lab: &Lab) -> std::path::PathBuf {
+    let key = lab.dir.join("id_ed25519");
+    if !key.exists() {
+        let st = Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "", "-C", "e2e@kiln", "-f"])
+            .arg(&key)
+            .status()
+            .unwrap();
+        assert!(st.success());
+        lab.cli(&[
+            "sshkeys",
+            "add",
+            "--file",
+            &format!("{}.pub", key.display()),
+        ]);
+    }
+    key
+}
+
+fn ssh(lab: &Lab, key: &Path, ip: &str, command: &str) -> Result<String, String> {
+    let out = lab.ns_cmd(&[
+        "ssh",
+        "-i",
+        key.to_str().unwrap(),
+        "-o",
+        "StrictHostKeyChecking=no",
+        "-o",
+        "UserKnownHostsFile=/dev/null",
+        "-o",
+        "ConnectTimeout=10",
+        "-o",
+        "BatchMode=yes",
+        &format!("debian@{ip}"),
+        command,
+    ]);
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).to_string())
+    }
+}
+
+/// Deploys with user-data that writes a marker, waits for Deployed, checks the machine over SSH;
+/// returns the machine's address.
+fn deploy_and_check(lab: &Lab, id: &str, vm: &str, firmware: &str) -> String {
+    let key = ssh_key(lab);
+    let ud = lab.dir.join("user-data");
+    std::fs::write(
+        &ud,
+        "#cloud-config\nruncmd:\n  - [sh, -c, 'cat /etc/machine-id > /var/tmp/kiln-marker']\n",
+    )
+    .unwrap();
+    let out = lab.cli(&[
+        "machines",
+        "deploy",
+        id,
+        "--user-data",
+        ud.to_str().unwrap(),
+        "--wait",
+        "--timeout",
+        &DEPLOY_TIMEOUT.as_secs().to_string(),
+    ]);
+    // A progress line per step.
+    for step in ["image:", "bootloader:", "os_installed", "deployed"] {
+        assert!(out.contains(step), "no {step} in the progress:\n{out}");
+    }
+    let m = lab.json(&["machines", "show", id]);
+    assert_eq!(m["status"], "deployed", "{m:#}");
+    let ip = m["interfaces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find_map(|i| i["ip"].as_str())
+        .unwrap_or_else(|| panic!("no address for {m:#}"))
+        .to_string();
+    let got = lab.wait("SSH into the deployed machine", Duration::from_secs(120), || {
+        ssh(lab, &key, &ip, "hostname; cat /var/tmp/kiln-marker; findmnt -no FSTYPE,SOURCE /; test -d /sys/firmware/efi && echo uefi || echo bios").ok()
+    });
+    let lines: Vec<&str> = got.lines().collect();
+    assert_eq!(lines.first().copied(), Some(vm), "{got}");
+    assert_eq!(
+        lines.get(1).map(|l| l.len()),
+        Some(32),
+        "marker (machine-id) missing: {got}"
+    );
+    // findmnt pads its columns.
+    let root: Vec<&str> = lines
+        .get(2)
+        .map(|l| l.split_whitespace().collect())
+        .unwrap_or_default();
+    assert!(
+        root.first() == Some(&"ext4") && root.get(1).is_some_and(|d| d.starts_with("/dev/vda")),
+        "{got}"
+    );
+    assert_eq!(lines.get(3).copied(), Some(firmware), "{got}");
+    // The machine booted its disk through Kiln's local-boot script, not the installer again.
+    let serial = lab.serial(vm);
+    assert!(serial.contains("KILN-DEPLOY-INSTALLED"), "{serial}");
+    assert!(serial.contains("booting from the local disk"), "{serial}");
+    ip
+}
+
+/// (1) BIOS: commissioned → allocated → deployed with user-data, reboots from its disk, SSH as
+/// `debian` with the owner's key; (3) release with quick erase → Ready, the disk's first MiB is
+/// zero; (4) redeploy gives a new instance-id.
+#[test]
+fn e2e_bios_machine_deploys_to_disk_then_release_erases_it() {
+    let lab = Lab::new("dbios");
+    let id = commissioned_vm(&lab, "dep1", "52:54:00:e3:00:01", "9633", &[]);
+    let m = lab.json(&["machines", "allocate", &id]);
+    assert_eq!(m["status"], "allocated");
+    deploy_and_check(&lab, &id, "dep1", "bios");
+    let first: Value = lab.json(&["machines", "show", &id]);
+    let instance = first["deployment"]["instance_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    // Release with quick erase: Disk erasing → Ready, powered off by Kiln; the disk is zero where
+    // the partition table and boot code were.
+    let out = lab.cli(&["machines", "release", &id, "--erase", "--quick", "--wait"]);
+    assert!(out.contains("disk_erased"), "{out}");
+    let m = lab.json(&["machines", "show", &id]);
+    assert_eq!(m["status"], "ready", "{m:#}");
+    lab.wait(
+        "Kiln to power the machine off",
+        Duration::from_secs(180),
+        || (lab.json(&["machines", "show", &id])["power_state"] == "off").then_some(()),
+    );
+    let disk = std::fs::read(lab.dir.join("dep1-d0.img")).unwrap();
+    assert!(
+        disk[..1 << 20].iter().all(|b| *b == 0),
+        "the first MiB is not zero"
+    );
+    assert!(
+        disk[disk.len() - (1 << 20)..].iter().all(|b| *b == 0),
+        "the last MiB is not zero"
+    );
+
+    // Redeploy: a new instance-id, and cloud-init ran again (the marker is the new machine-id).
+    deploy_and_check(&lab, &id, "dep1", "bios");
+    let m = lab.json(&["machines", "show", &id]);
+    assert_ne!(
+        m["deployment"]["instance_id"].as_str(),
+        Some(instance.as_str()),
+        "{m:#}"
+    );
+}
+
+/// (2) UEFI (OVMF): the same, with grub in the ESP and the removable path; the local boot goes
+/// through grub-local.efi with the machine's ESP UUID.
+#[test]
+fn e2e_uefi_machine_deploys_to_disk() {
+    let lab = Lab::new("duefi");
+    let id = commissioned_vm(&lab, "dep2", "52:54:00:e3:00:02", "9643", &["--uefi"]);
+    deploy_and_check(&lab, &id, "dep2", "uefi");
+    let m = lab.json(&["machines", "show", &id]);
+    let evs = lab
+        .json(&["machines", "events", &id, "--limit", "500"])
+        .to_string();
+    assert!(
+        evs.contains("sent grub-local.efi over HTTP (chainloads the ESP"),
+        "{evs}"
+    );
+    assert_eq!(m["status"], "deployed");
+}
+
+/// (5) Memory target: the machine boots the OS image into RAM (squashfs + tmpfs overlay), its
+/// cloud-init signals Deployed, SSH works, and its disk was never written.
+#[test]
+fn e2e_memory_deployment_leaves_the_disk_alone() {
+    use std::os::unix::fs::MetadataExt;
+    let lab = Lab::new("dmem");
+    let id = commissioned_vm(&lab, "dep3", "52:54:00:e3:00:03", "9653", &[]);
+    let key = ssh_key(&lab);
+    let out = lab.cli(&[
+        "machines",
+        "deploy",
+        &id,
+        "--target",
+        "memory",
+        "--wait",
+        "--timeout",
+        &DEPLOY_TIMEOUT.as_secs().to_string(),
+    ]);
+    assert!(out.contains("deployed"), "{out}");
+    let m = lab.json(&["machines", "show", &id]);
+    assert_eq!(m["status"], "deployed", "{m:#}");
+    assert_eq!(m["deployment"]["target"], "memory");
+    let ip = m["interfaces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find_map(|i| i["ip"].as_str())
+        .unwrap()
+        .to_string();
+    let got = lab.wait(
+        "SSH into the machine in memory",
+        Duration::from_secs(120),
+        || ssh(&lab, &key, &ip, "hostname; findmnt -no FSTYPE /").ok(),
+    );
+    let got: Vec<&str> = got.split_whitespace().collect();
+    assert_eq!(got, ["dep3", "overlay"], "{got:?}");
+    // Nothing was ever written to the (sparse) disk image.
+    let disk = std::fs::metadata(lab.dir.join("dep3-d0.img")).unwrap();
+    assert_eq!(disk.blocks(), 0, "the disk was written to");
+}
