@@ -100,7 +100,8 @@ for i in $(seq 1 "$VMS"); do
   id=$("$KILN" machines list --mac "$mac" --json | python3 -c 'import json,sys; i=json.load(sys.stdin)["items"]; print(i[0]["system_id"] if i else "")')
   if [ -z "$id" ]; then
     id=$("$KILN" machines create --hostname "vm$i" --mac "$mac" --power-type ipmi --power-address 127.0.0.1 \
-      --power-param power_port=$port --power-param power_user=admin --power-param power_pass=secret --json \
+      --power-param power_port=$port --power-param power_user=admin --power-param power_pass=secret \
+      --skip-bmc-config true --json \
       | python3 -c 'import json,sys; print(json.load(sys.stdin)["system_id"])')
   fi
   IDS+=("$id")

@@ -37,6 +37,8 @@ pub enum MachinesCommand {
     },
     /// Show one machine.
     Show { system_id: String },
+    /// The machine's current (or last) deployment, with the installer's whole output.
+    Deployment { system_id: String },
     /// What the machine's commissioning scripts reported (latest boot unless --boot-id).
     Results {
         system_id: String,
@@ -538,6 +540,10 @@ pub async fn machines(a: ClientArgs<MachinesCommand>) -> anyhow::Result<()> {
                 .await?;
             print(&m)?;
             if !json {
+                if m.deployment.is_some() {
+                    println!();
+                    super::deploy::show_deployment(&c, &system_id, false, 30).await?;
+                }
                 let rs: Vec<api::ScriptResult> = c
                     .get(&format!("/api/v1/machines/{}/results", seg(&system_id)))
                     .await?;
@@ -545,6 +551,9 @@ pub async fn machines(a: ClientArgs<MachinesCommand>) -> anyhow::Result<()> {
                 show_results(&rs, false);
             }
             return Ok(());
+        }
+        MachinesCommand::Deployment { system_id } => {
+            return super::deploy::show_deployment(&c, &system_id, json, usize::MAX).await;
         }
         MachinesCommand::Results {
             system_id,
@@ -902,7 +911,7 @@ pub enum ImagesCommand {
         release: String,
         #[arg(long, default_value = "amd64/generic")]
         arch: String,
-        /// ephemeral, deploy, bootloader, ...
+        /// ephemeral, os (a deployable image: *.squashfs root, *.raw or *.raw.zst disk), bootloader
         #[arg(long, default_value = "ephemeral")]
         kind: String,
         /// Files to upload (stored under their base name).
@@ -911,7 +920,7 @@ pub enum ImagesCommand {
     },
     /// Delete a boot resource.
     Delete { id: String },
-    /// Build the boot-resource bundle (kernel, initramfs, ephemeral squashfs, iPXE bootloaders)
+    /// Build the boot-resource bundle (kernel, initramfs, ephemeral squashfs, the deployable Debian image, bootloaders)
     /// from Debian packages into DIR, with manifest.json. Needs root. Cached: same inputs, no rebuild.
     Build {
         #[arg(long)]

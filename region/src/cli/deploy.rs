@@ -303,3 +303,52 @@ pub async fn sshkeys(c: &Client, a: ClientArgs<SshkeysCommand>) -> anyhow::Resul
     }
     Ok(())
 }
+
+/// Prints a machine's deployment: its fields and the last `lines` lines of the installer's output
+/// (the JSON of `GET /machines/{id}/deployment` with `json`).
+pub async fn show_deployment(
+    c: &Client,
+    system_id: &str,
+    json: bool,
+    lines: usize,
+) -> anyhow::Result<()> {
+    let d: serde_json::Value = c
+        .get(&format!("/api/v1/machines/{}/deployment", seg(system_id)))
+        .await?;
+    if json {
+        return output::json(&d);
+    }
+    let f = |k: &str| d[k].as_str().unwrap_or("-").to_string();
+    output::fields(vec![
+        ("deployment", f("id")),
+        ("image", format!("{}/{}", f("os"), f("release"))),
+        (
+            "target",
+            format!(
+                "{} ({} layout, disk {})",
+                f("target"),
+                f("storage_layout"),
+                f("boot_disk")
+            ),
+        ),
+        ("state", f("state")),
+        ("instance-id", f("instance_id")),
+        (
+            "started / installed",
+            format!("{} / {}", f("created_at"), f("installed_at")),
+        ),
+    ]);
+    let out = d["installer_output"].as_str().unwrap_or("");
+    if !out.is_empty() {
+        let all: Vec<&str> = out.lines().collect();
+        println!(
+            "--- installer output (last {} of {} lines) ---",
+            lines.min(all.len()),
+            all.len()
+        );
+        for l in &all[all.len().saturating_sub(lines)..] {
+            println!("{l}");
+        }
+    }
+    Ok(())
+}

@@ -83,23 +83,7 @@ impl Lab {
             .unwrap();
         assert!(out.status.success());
         let token = String::from_utf8(out.stdout).unwrap().trim().to_string();
-        let log = std::fs::File::create(dir.join("kiln.log")).unwrap();
-        let kiln = Command::new("ip")
-            .args([
-                "netns",
-                "exec",
-                &ns,
-                KILN,
-                "all-in-one",
-                "--listen",
-                "127.0.0.1:5240",
-            ])
-            .arg("--data-dir")
-            .arg(&data)
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .unwrap();
+        let kiln = start_kiln(&ns, &dir);
         let lab = Lab {
             ns,
             name: name.to_string(),
@@ -146,6 +130,20 @@ impl Lab {
             }
         }
         lab
+    }
+
+    /// `kill -9` of `kiln all-in-one` (region and rack), then a start on the same data.
+    pub(crate) fn crash_and_restart(&mut self) {
+        if let Some(mut k) = self.kiln.take() {
+            let _ = k.kill();
+            let _ = k.wait();
+        }
+        self.kiln = Some(start_kiln(&self.ns, &self.dir));
+        self.wait(
+            "the region after its crash",
+            Duration::from_secs(60),
+            || self.try_cli(&["racks", "list"]).ok(),
+        );
     }
 
     pub(crate) fn ns_cmd(&self, args: &[&str]) -> std::process::Output {
@@ -274,6 +272,31 @@ impl Lab {
             .map(|e| e["event_type"].as_str().unwrap().to_string())
             .collect()
     }
+}
+
+/// `kiln all-in-one` in the lab's namespace on its data directory, logging to `kiln.log`.
+fn start_kiln(ns: &str, dir: &Path) -> std::process::Child {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("kiln.log"))
+        .unwrap();
+    Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            ns,
+            KILN,
+            "all-in-one",
+            "--listen",
+            "127.0.0.1:5240",
+        ])
+        .arg("--data-dir")
+        .arg(dir.join("data"))
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .unwrap()
 }
 
 impl Drop for Lab {
