@@ -22,10 +22,11 @@ pub fn meta_data(
 }
 
 /// `vendor-data`: cloud-init tells Kiln when it is done (phone-home, after the user's runcmd and
-/// scripts), which is what makes the machine Deployed.
+/// scripts), which is what makes the machine Deployed; the locale is C.UTF-8, which every Debian
+/// system has (cloud-init's default, en_US.UTF-8, needs generating). User-data overrides both.
 pub fn vendor_data(rack_url: &str, token: &str) -> String {
     format!(
-        "#cloud-config\nphone_home:\n  url: {rack_url}/metadata/v1/nocloud/{token}/phone-home\n  post: [instance_id, hostname]\n  tries: 20\n"
+        "#cloud-config\nlocale: C.UTF-8\nphone_home:\n  url: {rack_url}/metadata/v1/nocloud/{token}/phone-home\n  post: [instance_id, hostname]\n  tries: 20\n"
     )
 }
 

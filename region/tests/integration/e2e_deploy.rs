@@ -134,6 +134,8 @@ fn user_data(lab: &Lab) -> std::path::PathBuf {
 /// Deploys with user-data that writes a marker, waits for Deployed (a progress line per step),
 /// checks the machine over SSH; returns the machine's address.
 fn deploy_and_check(lab: &Lab, id: &str, vm: &str, firmware: &str) -> String {
+    // The owner's keys are taken when the deployment starts.
+    ssh_key(lab);
     let ud = user_data(lab);
     let out = lab.cli(&[
         "machines",
