@@ -98,7 +98,7 @@ boot
 IPXE
 printf '#!ipxe\nsanboot --no-describe --drive 0x80\n' > "$B/www/local.ipxe"
 cp "$W/user-data" "$B/www/metadata/v1/nocloud/t/user-data"
-printf '#cloud-config\nphone_home:\n  url: http://10.20.0.2:8080/metadata/v1/nocloud/t/phone-home\n  post: [instance_id]\n  tries: 20\n' > "$B/www/metadata/v1/nocloud/t/vendor-data"
+printf '#cloud-config\nlocale: C.UTF-8\nphone_home:\n  url: http://10.20.0.2:8080/metadata/v1/nocloud/t/phone-home\n  post: [instance_id]\n  tries: 20\n' > "$B/www/metadata/v1/nocloud/t/vendor-data"
 cat > "$B/nginx.conf" <<NGINX
 worker_processes 2;
 pid $B/nginx.pid;
