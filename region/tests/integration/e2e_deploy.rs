@@ -361,3 +361,38 @@ fn e2e_memory_deployment_leaves_the_disk_alone() {
         "{d:#}"
     );
 }
+
+/// The `lvm` layout: root on the logical volume `vgroot/lvroot`, which the deployed system's
+/// initramfs activates.
+#[test]
+fn e2e_lvm_layout_deploys_with_root_on_a_logical_volume() {
+    let lab = Lab::new("dlvm");
+    let id = commissioned_vm(&lab, "dep4", "52:54:00:e3:00:04", "9663", &[]);
+    let key = ssh_key(&lab);
+    let out = lab.cli(&[
+        "machines",
+        "deploy",
+        &id,
+        "--layout",
+        "lvm",
+        "--wait",
+        "--timeout",
+        &DEPLOY_TIMEOUT.as_secs().to_string(),
+    ]);
+    assert!(out.contains("root /dev/mapper/vgroot-lvroot ext4"), "{out}");
+    let m = lab.json(&["machines", "show", &id]);
+    assert_eq!(m["status"], "deployed", "{m:#}");
+    assert_eq!(m["deployment"]["storage_layout"], "lvm");
+    let ip = m["interfaces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find_map(|i| i["ip"].as_str())
+        .unwrap()
+        .to_string();
+    let got = lab.wait("SSH into the LVM machine", Duration::from_secs(120), || {
+        ssh(&lab, &key, &ip, "findmnt -no FSTYPE,SOURCE /").ok()
+    });
+    let got: Vec<&str> = got.split_whitespace().collect();
+    assert_eq!(got, ["ext4", "/dev/mapper/vgroot-lvroot"], "{got:?}");
+}
