@@ -197,8 +197,9 @@ async fn grub_local(
         .await
         .map_err(actix_web::error::ErrorInternalServerError)?;
     let mac = state.mac_for(&req, q.mac.as_deref());
+    // Only this host's UUID is needed: look it up under the borrow, copy nothing else.
     let esp = mac.as_deref().and_then(|m| {
-        let served = state.rx.borrow().clone();
+        let served = state.rx.borrow();
         rack_proto::parse_mac(m).and_then(|m| {
             served
                 .netconf

@@ -127,18 +127,32 @@ pub fn latest(conn: &mut DbConn, system_id: &str) -> Result<Option<DeploymentRow
         .optional()?)
 }
 
+/// What racks need of a live deployment (not its user-data or installer output).
+#[derive(Debug, Clone, Queryable)]
+pub struct LiveDeployment {
+    pub system_id: String,
+    pub target: String,
+    pub state: String,
+    pub esp_uuid: Option<String>,
+}
+
 /// Every machine's newest deployment that is still live (running, installed or deployed).
-pub fn live(conn: &mut DbConn) -> Result<Vec<DeploymentRow>> {
-    let rows: Vec<DeploymentRow> = deployments::table
+pub fn live(conn: &mut DbConn) -> Result<Vec<LiveDeployment>> {
+    let rows: Vec<LiveDeployment> = deployments::table
         .filter(deployments::state.eq_any(["running", "installed", "deployed"]))
         .order((
             deployments::system_id,
             deployments::created_at.desc(),
             deployments::id.desc(),
         ))
-        .select(DeploymentRow::as_select())
+        .select((
+            deployments::system_id,
+            deployments::target,
+            deployments::state,
+            deployments::esp_uuid,
+        ))
         .load(conn)?;
-    let mut out: Vec<DeploymentRow> = Vec::with_capacity(rows.len());
+    let mut out: Vec<LiveDeployment> = Vec::with_capacity(rows.len());
     for r in rows {
         if out
             .last()

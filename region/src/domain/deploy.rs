@@ -21,7 +21,7 @@ use crate::db::{self, random_id, DbConn};
 use crate::error::{Error, Result};
 
 pub use super::reports::{deployed, erase_done, install_failed, installed, seed};
-pub use super::sshkeys::{add_key, delete_key, keys_of, list_keys};
+pub use super::sshkeys::{add_key, delete_key, list_keys};
 
 /// Largest user-data accepted.
 pub const MAX_USER_DATA: usize = 1 << 20;

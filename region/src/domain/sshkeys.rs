@@ -163,10 +163,6 @@ pub fn list_keys(conn: &mut DbConn, caller: &Caller) -> Result<Vec<api::SshKey>>
         .collect())
 }
 
-pub fn keys_of(conn: &mut DbConn, user_id: &str) -> Result<Vec<SshKeyRow>> {
-    dbd::keys_of(conn, user_id)
-}
-
 pub fn delete_key(conn: &mut DbConn, caller: &Caller, id: &str, now: i64) -> Result<()> {
     if !dbd::delete_key(conn, &caller.user_id, id)? {
         return Err(Error::not_found(format!("SSH key {id} of yours")));

@@ -30,7 +30,8 @@ async fn ready(app: &TestApp, host: &str, mac: &str, tags: &[&str]) -> String {
     id
 }
 
-async fn power_jobs(app: &TestApp, id: &str) -> usize {
+/// How many times the machine entered a deployment (its status_changed events naming Deploy).
+async fn deploy_transitions(app: &TestApp, id: &str) -> usize {
     let (_, evs) = app
         .admin(
             Method::GET,
@@ -284,7 +285,7 @@ both!(
             .await;
         assert_eq!(m["status"], "ready", "{m}");
         assert!(m["owner"].is_null() && m.get("deployment").is_none(), "{m}");
-        assert_eq!(power_jobs(&app, &id).await, 0);
+        assert_eq!(deploy_transitions(&app, &id).await, 0);
 
         // Commissioned (a 1 GB disk, sda, serial S1): a too large image and a missing disk are refused.
         let rack = rack_token(&app).await;

@@ -98,6 +98,17 @@ fn ssh_key(lab: &Lab) -> std::path::PathBuf {
     key
 }
 
+/// The machine's address (the rack's lease, or its static reservation).
+fn address(m: &Value) -> String {
+    m["interfaces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find_map(|i| i["ip"].as_str())
+        .unwrap_or_else(|| panic!("no address for {m:#}"))
+        .to_string()
+}
+
 fn ssh(lab: &Lab, key: &Path, ip: &str, command: &str) -> Result<String, String> {
     let out = lab.ns_cmd(&[
         "ssh",
@@ -158,13 +169,7 @@ fn check_deployed(lab: &Lab, id: &str, vm: &str, firmware: &str) -> String {
     let key = ssh_key(lab);
     let m = lab.json(&["machines", "show", id]);
     assert_eq!(m["status"], "deployed", "{m:#}");
-    let ip = m["interfaces"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find_map(|i| i["ip"].as_str())
-        .unwrap_or_else(|| panic!("no address for {m:#}"))
-        .to_string();
+    let ip = address(&m);
     let got = lab.wait("SSH into the deployed machine", Duration::from_secs(120), || {
         ssh(lab, &key, &ip, "hostname; cat /var/tmp/kiln-marker; findmnt -no FSTYPE,SOURCE /; test -d /sys/firmware/efi && echo uefi || echo bios").ok()
     });
@@ -301,13 +306,7 @@ fn e2e_memory_deployment_leaves_the_disk_alone() {
     let m = lab.json(&["machines", "show", &id]);
     assert_eq!(m["status"], "deployed", "{m:#}");
     assert_eq!(m["deployment"]["target"], "memory");
-    let ip = m["interfaces"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find_map(|i| i["ip"].as_str())
-        .unwrap()
-        .to_string();
+    let ip = address(&m);
     let got = lab.wait(
         "SSH into the machine in memory",
         Duration::from_secs(120),
@@ -383,13 +382,7 @@ fn e2e_lvm_layout_deploys_with_root_on_a_logical_volume() {
     let m = lab.json(&["machines", "show", &id]);
     assert_eq!(m["status"], "deployed", "{m:#}");
     assert_eq!(m["deployment"]["storage_layout"], "lvm");
-    let ip = m["interfaces"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find_map(|i| i["ip"].as_str())
-        .unwrap()
-        .to_string();
+    let ip = address(&m);
     let got = lab.wait("SSH into the LVM machine", Duration::from_secs(120), || {
         ssh(&lab, &key, &ip, "findmnt -no FSTYPE,SOURCE /").ok()
     });
