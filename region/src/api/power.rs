@@ -320,5 +320,7 @@ pub async fn rack_result(
         .run(move |c| power::finish(c, &rack.rack_id, &id, &r, now_ms()))
         .await?;
     state.power_done.notify_waiters();
+    // The machine's next job (held back while this one ran) may go out now.
+    state.power_wake.notify_waiters();
     Ok(HttpResponse::NoContent().finish())
 }

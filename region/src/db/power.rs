@@ -62,9 +62,11 @@ pub fn get(conn: &mut DbConn, id: &str) -> Result<Option<JobRow>> {
         .optional()?)
 }
 
-/// Pending jobs a rack may take, oldest first.
+/// Pending jobs a rack may take, oldest first, at most one per machine: a machine's next job
+/// waits until the one before it has finished, so its jobs run in the order they were decided (a
+/// commissioning's power-off never overtakes the deployment's power-cycle queued after it).
 pub fn pending_for(conn: &mut DbConn, rack_id: &str, limit: i64) -> Result<Vec<JobRow>> {
-    Ok(power_jobs::table
+    let candidates: Vec<JobRow> = power_jobs::table
         .filter(power_jobs::status.eq("pending"))
         .filter(
             power_jobs::rack_id
@@ -72,9 +74,30 @@ pub fn pending_for(conn: &mut DbConn, rack_id: &str, limit: i64) -> Result<Vec<J
                 .or(power_jobs::rack_id.eq(rack_id)),
         )
         .order((power_jobs::created_at.asc(), power_jobs::id.asc()))
-        .limit(limit)
+        .limit(limit.saturating_mul(4).clamp(1, 1024))
         .select(JobRow::as_select())
-        .load(conn)?)
+        .load(conn)?;
+    let ids: Vec<&str> = candidates.iter().map(|j| j.system_id.as_str()).collect();
+    // Every open job of those machines, whichever rack it names, oldest first.
+    let open: Vec<(String, String, String)> = power_jobs::table
+        .filter(power_jobs::system_id.eq_any(&ids))
+        .filter(power_jobs::status.eq_any(["pending", "running"]))
+        .order((power_jobs::created_at.asc(), power_jobs::id.asc()))
+        .select((power_jobs::system_id, power_jobs::id, power_jobs::status))
+        .load(conn)?;
+    let mut first = std::collections::HashMap::new();
+    for (sid, id, status) in open {
+        first.entry(sid).or_insert((id, status));
+    }
+    Ok(candidates
+        .into_iter()
+        .filter(|j| {
+            first
+                .get(&j.system_id)
+                .is_some_and(|(id, status)| *id == j.id && status == "pending")
+        })
+        .take(usize::try_from(limit).unwrap_or(0))
+        .collect())
 }
 
 /// Marks a pending job taken by `rack_id`; false if another rack took it first.

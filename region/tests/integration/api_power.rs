@@ -593,3 +593,100 @@ async fn a_hundred_machines_powered_at_once_all_complete() {
     let _ = tokio::time::timeout(Duration::from_secs(10), rack_task).await;
     app.stop().await;
 }
+
+both!(
+    a_machines_jobs_go_to_racks_one_at_a_time_in_order,
+    |b: Backend| async move {
+        // Commissioning's power-off queued just before a deployment's power-cycle: if a rack ran
+        // both at once the off could land last and kill the deployment.
+        let app = TestApp::start(b).await;
+        let (s, m) = app
+            .admin(
+                Method::POST,
+                "/api/v1/machines",
+                Some(json!({"hostname": "ord1", "power_type": "ipmi",
+                    "power_parameters": {"power_address": "10.0.0.9", "power_user": "admin",
+                        "power_pass": "x"}})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{m}");
+        let id = m["system_id"].as_str().unwrap().to_string();
+        let (_, other) = app
+            .admin(
+                Method::POST,
+                "/api/v1/machines",
+                Some(json!({"hostname": "ord2", "power_type": "ipmi",
+                    "power_parameters": {"power_address": "10.0.0.10"}})),
+            )
+            .await;
+        let other = other["system_id"].as_str().unwrap().to_string();
+        for (mid, action) in [
+            (&id, "power-off"),
+            (&id, "power-cycle"),
+            (&other, "power-on"),
+        ] {
+            let (s, v) = app
+                .admin(
+                    Method::POST,
+                    &format!("/api/v1/machines/{mid}/{action}"),
+                    Some(json!({"wait_secs": 0})),
+                )
+                .await;
+            assert_eq!(s, StatusCode::ACCEPTED, "{v}");
+        }
+        let rack = crate::api_commissioning::rack_token(&app).await;
+        let take = || async {
+            let (s, v) = app
+                .call(
+                    Method::GET,
+                    "/api/v1/rack/power-jobs?wait=0",
+                    Some(&rack),
+                    None,
+                )
+                .await;
+            assert_eq!(s, StatusCode::OK, "{v}");
+            v.as_array()
+                .unwrap()
+                .iter()
+                .map(|j| {
+                    (
+                        j["system_id"].as_str().unwrap().to_string(),
+                        j["action"].as_str().unwrap().to_string(),
+                        j["id"].as_str().unwrap().to_string(),
+                    )
+                })
+                .collect::<Vec<_>>()
+        };
+        // The other machine's job goes out alongside; ord1's cycle waits behind its off.
+        let first = take().await;
+        let mut got: Vec<(&str, &str)> = first
+            .iter()
+            .map(|(m, a, _)| (m.as_str(), a.as_str()))
+            .collect();
+        got.sort();
+        let mut want = vec![(id.as_str(), "off"), (other.as_str(), "on")];
+        want.sort();
+        assert_eq!(got, want);
+        assert!(
+            take().await.is_empty(),
+            "ord1's cycle went out while its off ran"
+        );
+        let off = first.iter().find(|(m, _, _)| *m == id).unwrap().2.clone();
+        let (s, v) = app
+            .call(
+                Method::POST,
+                &format!("/api/v1/rack/power-jobs/{off}"),
+                Some(&rack),
+                Some(json!({"ok": true, "power_state": "off", "message": "power on → off"})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::NO_CONTENT, "{v}");
+        let next = take().await;
+        assert_eq!(next.len(), 1, "{next:?}");
+        assert_eq!(
+            (next[0].0.as_str(), next[0].1.as_str()),
+            (id.as_str(), "cycle")
+        );
+        app.stop().await;
+    }
+);
