@@ -457,37 +457,6 @@ fn e2e_bios_machine_enlists_and_commissions_to_ready_with_its_inventory() {
         .contains("boot_"));
 }
 
-/// (2) A UEFI (OVMF) machine with a virtio NIC commissions to Ready.
-#[test]
-fn e2e_uefi_machine_commissions_to_ready() {
-    let lab = Lab::new("uefi");
-    lab.vm(
-        "vm1",
-        &[
-            "--uefi",
-            "--mac",
-            "52:54:00:e2:00:02",
-            "--disk",
-            "3",
-            "--mem",
-            "1024",
-        ],
-    );
-    let m = lab.machine_with_mac("52:54:00:e2:00:02");
-    let id = m["system_id"].as_str().unwrap().to_string();
-    let m = lab.settled(&id);
-    assert_eq!(
-        m["status"],
-        "ready",
-        "{m:#}\n{}",
-        lab.cli(&["machines", "results", &id])
-    );
-    assert_eq!(m["hardware"]["firmware"], "uefi");
-    assert_eq!(m["hardware"]["memory_mib"], 1024);
-    assert_eq!(m["hardware"]["disks"][0]["size_bytes"], 3_i64 << 30);
-    assert_eq!(m["hardware"]["nics"][0]["driver"], "virtio_net");
-}
-
 /// (3) An operator script that exits non-zero fails commissioning, with its output in the API and
 /// in `kiln machines show`; (4) fixed, commissioning again ends Ready.
 #[test]

@@ -19,11 +19,11 @@ const DEPLOY_TIMEOUT: Duration = Duration::from_secs(1500);
 fn commissioned_vm(lab: &Lab, vm: &str, mac: &str, port: &str, extra: &[&str]) -> String {
     let bmc = lab.dir.join(format!("{vm}-bmc"));
     let cmd = lab.dir.join(format!("{vm}.cmd"));
-    let mut opts = vec![
-        "--mac",
-        mac,
-        "--disk",
-        "6",
+    let mut opts = vec!["--mac", mac];
+    if !extra.contains(&"--disk") {
+        opts.extend(["--disk", "6"]);
+    }
+    opts.extend([
         "--mem",
         "1536",
         "--reboot",
@@ -31,7 +31,7 @@ fn commissioned_vm(lab: &Lab, vm: &str, mac: &str, port: &str, extra: &[&str]) -
         port,
         "--cmd-file",
         cmd.to_str().unwrap(),
-    ];
+    ]);
     opts.extend_from_slice(extra);
     lab.vm(vm, &opts);
     let out = lab.ns_cmd(&[
@@ -77,6 +77,18 @@ fn commissioned_vm(lab: &Lab, vm: &str, mac: &str, port: &str, extra: &[&str]) -
         lab.cli(&["machines", "results", &id])
     );
     id
+}
+
+/// The first and last MiB of a disk image.
+fn disk_ends(path: &Path) -> (Vec<u8>, Vec<u8>) {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut f = std::fs::File::open(path).unwrap();
+    let mut head = vec![0u8; 1 << 20];
+    f.read_exact(&mut head).unwrap();
+    let mut tail = vec![0u8; 1 << 20];
+    f.seek(SeekFrom::End(-(1 << 20))).unwrap();
+    f.read_exact(&mut tail).unwrap();
+    (head, tail)
 }
 
 fn ssh_key(lab: &Lab) -> std::path::PathBuf {
@@ -199,11 +211,12 @@ fn check_deployed(lab: &Lab, id: &str, vm: &str, firmware: &str) -> String {
 
 /// (1) BIOS: commissioned → allocated → deployed with user-data, reboots from its disk, SSH as
 /// `debian` with the owner's key; (3) release with quick erase → Ready, the disk's first MiB is
-/// zero; (4) redeploy gives a new instance-id.
+/// zero; (4) redeploy gives a new instance-id, here with the first deployment's disk uploaded as
+/// an operator's raw/zstd image (streamed to the disk, booted by its own bootloader).
 #[test]
 fn e2e_bios_machine_deploys_to_disk_then_release_erases_it() {
     let lab = Lab::new("dbios");
-    let id = commissioned_vm(&lab, "dep1", "52:54:00:e3:00:01", "9633", &[]);
+    let id = commissioned_vm(&lab, "dep1", "52:54:00:e3:00:01", "9633", &["--disk", "3"]);
     let m = lab.json(&["machines", "allocate", &id]);
     assert_eq!(m["status"], "allocated");
     deploy_and_check(&lab, &id, "dep1", "bios");
@@ -212,6 +225,20 @@ fn e2e_bios_machine_deploys_to_disk_then_release_erases_it() {
         .as_str()
         .unwrap()
         .to_string();
+
+    // The deployed disk, taken with the machine off, becomes an operator's raw/zstd disk image.
+    lab.cli(&["machines", "power-off", &id]);
+    lab.wait("the machine to be off", Duration::from_secs(120), || {
+        (lab.json(&["machines", "power", &id])["power_state"] == "off").then_some(())
+    });
+    let raw = lab.dir.join("mine.raw.zst");
+    let st = Command::new("zstd")
+        .args(["-q", "-3", "-T2", "-f", "-o"])
+        .arg(&raw)
+        .arg(lab.dir.join("dep1-d0.img"))
+        .status()
+        .unwrap();
+    assert!(st.success(), "zstd");
 
     // Release with quick erase: Disk erasing → Ready, powered off by Kiln; the disk is zero where
     // the partition table and boot code were.
@@ -224,24 +251,56 @@ fn e2e_bios_machine_deploys_to_disk_then_release_erases_it() {
         Duration::from_secs(180),
         || (lab.json(&["machines", "show", &id])["power_state"] == "off").then_some(()),
     );
-    let disk = std::fs::read(lab.dir.join("dep1-d0.img")).unwrap();
-    assert!(
-        disk[..1 << 20].iter().all(|b| *b == 0),
-        "the first MiB is not zero"
-    );
-    assert!(
-        disk[disk.len() - (1 << 20)..].iter().all(|b| *b == 0),
-        "the last MiB is not zero"
-    );
+    let (head, tail) = disk_ends(&lab.dir.join("dep1-d0.img"));
+    assert!(head.iter().all(|b| *b == 0), "the first MiB is not zero");
+    assert!(tail.iter().all(|b| *b == 0), "the last MiB is not zero");
 
-    // Redeploy: a new instance-id, and cloud-init ran again (the marker is the new machine-id).
-    deploy_and_check(&lab, &id, "dep1", "bios");
+    // The raw image deploys: streamed onto the disk and hashed on the fly, its own bootloader
+    // boots it, and cloud-init runs for the new instance.
+    lab.cli(&[
+        "images",
+        "upload",
+        "--os",
+        "mine",
+        "--release",
+        "1",
+        "--kind",
+        "os",
+        raw.to_str().unwrap(),
+    ]);
+    let out = lab.cli(&[
+        "machines",
+        "deploy",
+        &id,
+        "--os",
+        "mine",
+        "--wait",
+        "--timeout",
+        &DEPLOY_TIMEOUT.as_secs().to_string(),
+    ]);
+    assert!(out.contains("streamed to /dev/vda and verified"), "{out}");
+    assert!(out.contains("brings its own bootloader"), "{out}");
     let m = lab.json(&["machines", "show", &id]);
-    assert_ne!(
-        m["deployment"]["instance_id"].as_str(),
-        Some(instance.as_str()),
-        "{m:#}"
+    assert_eq!(m["status"], "deployed", "{m:#}");
+    let raw_instance = m["deployment"]["instance_id"].as_str().unwrap().to_string();
+    assert_ne!(raw_instance, instance);
+    let key = ssh_key(&lab);
+    let ip = address(&m);
+    let got = lab.wait(
+        "SSH into the raw-image machine",
+        Duration::from_secs(120),
+        || {
+            ssh(
+                &lab,
+                &key,
+                &ip,
+                "cat /var/lib/cloud/data/instance-id; findmnt -no FSTYPE,SOURCE /",
+            )
+            .ok()
+        },
     );
+    let got: Vec<&str> = got.split_whitespace().collect();
+    assert_eq!(got, [raw_instance.as_str(), "ext4", "/dev/vda2"], "{got:?}");
 }
 
 /// (2) UEFI (OVMF): the same, with grub in the ESP and the removable path; the local boot goes
@@ -250,6 +309,12 @@ fn e2e_bios_machine_deploys_to_disk_then_release_erases_it() {
 fn e2e_uefi_machine_deploys_to_disk_through_a_region_crash() {
     let mut lab = Lab::new("duefi");
     let id = commissioned_vm(&lab, "dep2", "52:54:00:e3:00:02", "9643", &["--uefi"]);
+    // Commissioning saw an OVMF machine with a virtio NIC.
+    let m = lab.json(&["machines", "show", &id]);
+    assert_eq!(m["hardware"]["firmware"], "uefi", "{m:#}");
+    assert_eq!(m["hardware"]["memory_mib"], 1536);
+    assert_eq!(m["hardware"]["disks"][0]["size_bytes"], 6_i64 << 30);
+    assert_eq!(m["hardware"]["nics"][0]["driver"], "virtio_net");
     // The region (and its rack) killed with -9 while the installer works: after the restart the
     // machine is still Deploying and the installer's retried reports finish the deployment.
     ssh_key(&lab);
@@ -285,7 +350,9 @@ fn e2e_uefi_machine_deploys_to_disk_through_a_region_crash() {
 }
 
 /// (5) Memory target: the machine boots the OS image into RAM (squashfs + tmpfs overlay), its
-/// cloud-init signals Deployed, SSH works, and its disk was never written.
+/// cloud-init signals Deployed, SSH works, and its disk was never written; (6) a broken image
+/// gives Failed deployment with the installer's output; (7) released, it deploys with the lvm
+/// layout.
 #[test]
 fn e2e_memory_deployment_leaves_the_disk_alone() {
     use std::os::unix::fs::MetadataExt;
@@ -359,21 +426,21 @@ fn e2e_memory_deployment_leaves_the_disk_alone() {
             .contains("unsquashfs"),
         "{d:#}"
     );
-}
 
-/// The `lvm` layout: root on the logical volume `vgroot/lvroot`, which the deployed system's
-/// initramfs activates.
-#[test]
-fn e2e_lvm_layout_deploys_with_root_on_a_logical_volume() {
-    let lab = Lab::new("dlvm");
-    let id = commissioned_vm(&lab, "dep4", "52:54:00:e3:00:04", "9663", &[]);
-    let key = ssh_key(&lab);
+    // (7) Released from Failed deployment and deployed with the `lvm` layout: a new
+    // instance-id, cloud-init ran (the marker is the machine-id), and root is the logical volume
+    // vgroot/lvroot, which the deployed system's initramfs activates.
+    let instance = m["deployment"]["instance_id"].as_str().unwrap().to_string();
+    lab.cli(&["machines", "release", &id, "--wait"]);
+    let ud = user_data(&lab);
     let out = lab.cli(&[
         "machines",
         "deploy",
         &id,
         "--layout",
         "lvm",
+        "--user-data",
+        ud.to_str().unwrap(),
         "--wait",
         "--timeout",
         &DEPLOY_TIMEOUT.as_secs().to_string(),
@@ -382,10 +449,23 @@ fn e2e_lvm_layout_deploys_with_root_on_a_logical_volume() {
     let m = lab.json(&["machines", "show", &id]);
     assert_eq!(m["status"], "deployed", "{m:#}");
     assert_eq!(m["deployment"]["storage_layout"], "lvm");
+    assert_ne!(
+        m["deployment"]["instance_id"].as_str(),
+        Some(instance.as_str()),
+        "{m:#}"
+    );
     let ip = address(&m);
     let got = lab.wait("SSH into the LVM machine", Duration::from_secs(120), || {
-        ssh(&lab, &key, &ip, "findmnt -no FSTYPE,SOURCE /").ok()
+        ssh(
+            &lab,
+            &key,
+            &ip,
+            "cat /var/tmp/kiln-marker; findmnt -no FSTYPE,SOURCE /",
+        )
+        .ok()
     });
     let got: Vec<&str> = got.split_whitespace().collect();
-    assert_eq!(got, ["ext4", "/dev/mapper/vgroot-lvroot"], "{got:?}");
+    assert_eq!(got.len(), 3, "{got:?}");
+    assert_eq!(got[0].len(), 32, "marker (machine-id) missing: {got:?}");
+    assert_eq!(got[1..], ["ext4", "/dev/mapper/vgroot-lvroot"], "{got:?}");
 }
