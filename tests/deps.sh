@@ -10,8 +10,10 @@ PKGS=(build-essential pkg-config libsqlite3-dev libpq-dev postgresql ca-certific
   # libvirtd), OpenIPMI's ipmi_sim and ipmitool, python3-venv for sushy-emulator (from PyPI)
   libvirt-dev libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients openipmi ipmitool
   python3-venv util-linux
-  # deployment end to end: SSH into deployed VMs, the demo's port forward
-  openssh-client socat)
+  # deployment end to end: SSH into deployed VMs, the demo's port forward, raw/zstd images
+  openssh-client socat zstd e2fsprogs
+  # root on iSCSI: the tgt target daemon, XFS for reflink clones
+  tgt xfsprogs)
 # QEMU for the boot tests: qemu-system-x86 replaces a newer (backported) qemu-utils when one is
 # installed; installing qemu-utils right after brings back a qemu-img that matches.
 QEMU=(qemu-system-x86 ipxe-qemu ovmf)

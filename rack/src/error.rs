@@ -9,6 +9,9 @@ pub enum Error {
     Io(#[from] std::io::Error),
     #[error("region: {0}")]
     Region(String),
+    /// iSCSI targets and volumes: the message says what to do.
+    #[error("{0}")]
+    Storage(String),
     #[error("{0}")]
     Internal(String),
 }

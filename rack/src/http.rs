@@ -148,6 +148,7 @@ async fn script(
         Ok(s) => {
             let what = match &boot {
                 Boot::Ephemeral(e) => format!("boot the ephemeral environment ({})", e.name),
+                Boot::Iscsi(i) => format!("root on iSCSI ({} at {})", i.target_iqn, i.portal),
                 Boot::LocalDisk => "boot from the local disk".to_string(),
                 Boot::Wait(m) => format!("wait: {m}"),
             };

@@ -30,6 +30,7 @@ pub mod power;
 pub mod ra;
 pub mod region;
 pub mod state;
+pub mod storage;
 pub mod tftp;
 
 pub use config::RackConfig;

@@ -60,10 +60,29 @@ pub fn find_ephemeral(files: &[SnapshotFile], arch: &str) -> Option<Ephemeral> {
     })
 }
 
+/// Root on iSCSI: the machine's volume (with its CHAP credentials, so the script is for its
+/// lease holder only) and the OS image's own kernel and initramfs, which mount the LUN that
+/// iPXE's `sanhook` described in the iBFT.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IscsiBoot {
+    /// `debian/bookworm`.
+    pub name: String,
+    pub portal: crate::iscsi::Portal,
+    pub target_iqn: String,
+    pub initiator_iqn: String,
+    pub chap_user: String,
+    pub chap_secret: String,
+    pub kernel: SnapshotFile,
+    pub initrd: SnapshotFile,
+    /// More kernel arguments (the NoCloud seed, for one).
+    pub cmdline: Vec<String>,
+}
+
 /// What a machine should boot now.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Boot {
     Ephemeral(Box<Ephemeral>),
+    Iscsi(Box<IscsiBoot>),
     LocalDisk,
     /// Nothing to boot: say why, ask again later.
     Wait(String),
@@ -144,11 +163,19 @@ struct Vars<'a> {
     grub_local_url: String,
     message: &'a str,
     retry_secs: u32,
+    portal: String,
+    san_uri: String,
+    target_iqn: &'a str,
+    initiator_iqn: &'a str,
+    chap_user: &'a str,
+    chap_secret: &'a str,
+    report_url: String,
 }
 
 const EPHEMERAL: &str = include_str!("../templates/ephemeral.ipxe");
 const LOCAL: &str = include_str!("../templates/local.ipxe");
 const WAIT: &str = include_str!("../templates/wait.ipxe");
+const ISCSI: &str = include_str!("../templates/iscsi.ipxe");
 
 /// Renders the script for a decision. `token`: this boot's metadata credential (ephemeral boots).
 pub fn render(
@@ -173,6 +200,13 @@ pub fn render(
         grub_local_url: format!("{}/boot/grub-local.efi?mac={}", urls.base, urls.mac),
         message: "",
         retry_secs: 30,
+        portal: String::new(),
+        san_uri: String::new(),
+        target_iqn: "",
+        initiator_iqn: "",
+        chap_user: "",
+        chap_secret: "",
+        report_url: String::new(),
     };
     let template = match boot {
         Boot::Ephemeral(e) => {
@@ -200,6 +234,50 @@ pub fn render(
             }
             v.cmdline = cmd.join(" ");
             EPHEMERAL
+        }
+        Boot::Iscsi(i) => {
+            // Everything here lands in the script: refuse what iPXE could misread.
+            let plain = |s: &str| {
+                !s.is_empty()
+                    && s.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b".:-_".contains(&b))
+            };
+            if !crate::iscsi::valid_iqn(&i.target_iqn)
+                || !crate::iscsi::valid_iqn(&i.initiator_iqn)
+                || !plain(&i.chap_user)
+                || !crate::iscsi::valid_chap_secret(&i.chap_secret)
+            {
+                return Err(format!(
+                    "the iSCSI boot of {system_id} has an unusable name or CHAP secret"
+                ));
+            }
+            v.image = &i.name;
+            v.kernel_url = urls.file(&i.kernel);
+            v.initrd_url = urls.file(&i.initrd);
+            v.portal = i.portal.to_string();
+            v.san_uri = crate::iscsi::san_uri(&i.portal, crate::iscsi::LUN, &i.target_iqn);
+            v.target_iqn = &i.target_iqn;
+            v.initiator_iqn = &i.initiator_iqn;
+            v.chap_user = &i.chap_user;
+            v.chap_secret = &i.chap_secret;
+            v.report_url = format!(
+                "{}/boot/iscsi-failed?mac={}&error=${{errno}}",
+                urls.base, urls.mac
+            );
+            // No `ip=`: the image's initramfs configures the iBFT NIC by DHCP (ip=off breaks it);
+            // `iscsi_auto` makes it log in from the iBFT on network boots only.
+            let mut cmd: Vec<String> = [
+                "root=LABEL=kiln-iscsi",
+                "ro",
+                "iscsi_auto",
+                "console=tty0",
+                "console=ttyS0,115200",
+            ]
+            .map(String::from)
+            .to_vec();
+            cmd.extend(i.cmdline.iter().cloned());
+            v.cmdline = cmd.join(" ");
+            ISCSI
         }
         Boot::LocalDisk => LOCAL,
         Boot::Wait(m) => {
@@ -361,6 +439,38 @@ mod tests {
         // Not a UUID: left alone (the config falls back to searching for the file).
         assert_eq!(grub_local_for(&bin, Some("x; reboot")), bin);
         assert_eq!(grub_local_for(&bin, None), bin);
+    }
+
+    fn iscsi_boot() -> IscsiBoot {
+        IscsiBoot {
+            name: "debian/bookworm".into(),
+            portal: crate::iscsi::Portal::parse("10.20.0.2").unwrap(),
+            target_iqn: crate::iscsi::target_iqn("v1"),
+            initiator_iqn: crate::iscsi::initiator_iqn("abc123"),
+            chap_user: crate::iscsi::chap_user("v1"),
+            chap_secret: "TESTSECRET0001".into(),
+            kernel: file("os1", "vmlinuz", "os"),
+            initrd: file("os1", "initrd.img", "os"),
+            cmdline: vec![],
+        }
+    }
+
+    #[test]
+    fn golden_iscsi_root_hooks_the_san_disk_and_boots_the_images_kernel() {
+        let h = host(MachineStatus::Deployed);
+        let b = Boot::Iscsi(Box::new(iscsi_boot()));
+        insta::assert_snapshot!(render(&b, Some(&h), &urls(), None).unwrap());
+    }
+
+    #[test]
+    fn iscsi_script_refuses_what_ipxe_could_misread() {
+        let h = host(MachineStatus::Deployed);
+        let mut i = iscsi_boot();
+        i.chap_secret = "x\nchain http://evil".into();
+        assert!(render(&Boot::Iscsi(Box::new(i)), Some(&h), &urls(), None).is_err());
+        let mut i = iscsi_boot();
+        i.target_iqn = "iqn.2026-12.org.kiln:vol-1 || shell".into();
+        assert!(render(&Boot::Iscsi(Box::new(i)), Some(&h), &urls(), None).is_err());
     }
 
     #[test]

@@ -8,6 +8,7 @@
 
 pub mod dhcp;
 pub mod ipxe;
+pub mod iscsi;
 pub mod leases;
 pub mod netconf;
 pub mod power;

@@ -2,4 +2,5 @@
 #![allow(clippy::unwrap_used)]
 
 mod power;
+mod storage;
 mod tftp;
