@@ -559,6 +559,21 @@ Target 2: iqn.2001-04.com.example:other
         }
     }
 
+    /// Target 1 of `SHOW` logged out and deleted, with its account.
+    fn removal_of_abc() -> [Step; 3] {
+        [
+            Step::CloseConnection {
+                tid: 1,
+                sid: 3,
+                cid: 0,
+            },
+            Step::DeleteTarget { tid: 1 },
+            Step::DeleteAccount {
+                user: "kiln-abc".into(),
+            },
+        ]
+    }
+
     fn applied() -> BTreeMap<String, String> {
         [("kiln-abc".to_string(), "S3cretS3cret".to_string())].into()
     }
@@ -605,17 +620,7 @@ Target 2: iqn.2001-04.com.example:other
         // and the account "other" stay.
         assert_eq!(
             reconcile(&[], &shown, &accts, &applied(), "10.20.0.0/24"),
-            [
-                Step::CloseConnection {
-                    tid: 1,
-                    sid: 3,
-                    cid: 0
-                },
-                Step::DeleteTarget { tid: 1 },
-                Step::DeleteAccount {
-                    user: "kiln-abc".into()
-                },
-            ]
+            removal_of_abc()
         );
     }
 
@@ -680,20 +685,7 @@ Target 2: iqn.2001-04.com.example:other
         let mut w = wanted();
         w.chap_secret = "AnotherSecret1".into();
         let steps = reconcile(&[w.clone()], &shown, &accts, &applied(), "10.20.0.0/24");
-        assert_eq!(
-            steps[..3],
-            [
-                Step::CloseConnection {
-                    tid: 1,
-                    sid: 3,
-                    cid: 0
-                },
-                Step::DeleteTarget { tid: 1 },
-                Step::DeleteAccount {
-                    user: "kiln-abc".into()
-                },
-            ]
-        );
+        assert_eq!(steps[..3], removal_of_abc());
         assert_eq!(
             steps[3],
             Step::NewAccount {
