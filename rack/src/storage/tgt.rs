@@ -31,12 +31,6 @@ impl Tgt {
         }
     }
 
-    /// Secrets known to be in tgtd already (the rack's saved state after its own restart), so
-    /// that a rack restart does not log machines out.
-    pub fn assume_applied(&self, secrets: BTreeMap<String, String>) {
-        *self.applied.lock().unwrap_or_else(|p| p.into_inner()) = secrets;
-    }
-
     async fn tgtadm(&self, args: Vec<String>, what: &str) -> Result<String> {
         let out = tokio::process::Command::new("tgtadm")
             .args(&args)

@@ -75,10 +75,6 @@ impl Store {
         })
     }
 
-    pub fn dir(&self) -> &Path {
-        &self.dir
-    }
-
     pub fn golden_path(&self, image_sha256: &str) -> Result<PathBuf> {
         check_name("image hash", image_sha256)?;
         Ok(self.dir.join("golden").join(format!("{image_sha256}.img")))

@@ -18,6 +18,17 @@ fn have(tool: &str) -> bool {
         .is_ok_and(|s| s.success())
 }
 
+/// `tgtadm -C control ARGS…` (a spawn failure reads as a failed run).
+fn tgtadm(control: u16, args: &[&str]) -> std::process::Output {
+    Command::new("tgtadm")
+        .arg("-C")
+        .arg(control.to_string())
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("tgtadm: {e} (apt-get install tgt)"))
+}
+
 /// tgtd on 127.0.0.1:`portal`, control port `control`, stopped by PID at drop.
 struct Tgtd {
     child: Child,
@@ -37,19 +48,9 @@ impl Tgtd {
             .expect("tgtd (apt-get install tgt)");
         let t = Tgtd { child, control };
         let deadline = Instant::now() + Duration::from_secs(10);
-        while Command::new("tgtadm")
-            .args([
-                "-C",
-                &control.to_string(),
-                "--op",
-                "show",
-                "--mode",
-                "system",
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| !s.success())
+        while !tgtadm(control, &["--op", "show", "--mode", "system"])
+            .status
+            .success()
         {
             assert!(Instant::now() < deadline, "tgtd did not come up");
             std::thread::sleep(Duration::from_millis(100));
@@ -67,17 +68,7 @@ impl Tgtd {
 
 impl Drop for Tgtd {
     fn drop(&mut self) {
-        let _ = Command::new("tgtadm")
-            .args([
-                "-C",
-                &self.control.to_string(),
-                "--op",
-                "delete",
-                "--mode",
-                "system",
-            ])
-            .stderr(Stdio::null())
-            .status();
+        tgtadm(self.control, &["--op", "delete", "--mode", "system"]);
         let deadline = Instant::now() + Duration::from_secs(5);
         while Instant::now() < deadline {
             if self.child.try_wait().ok().flatten().is_some() {
@@ -122,10 +113,9 @@ async fn tgt_driver_serves_what_is_wanted_and_rebuilds_it_after_tgtd_dies() {
     let mut tgtd = Tgtd::start(control, free_tcp_port(), dir.path());
     drv.check().await.unwrap();
     // A target that is not Kiln's, made by someone else: never touched.
-    let st = Command::new("tgtadm")
-        .args([
-            "-C",
-            &control.to_string(),
+    let st = tgtadm(
+        control,
+        &[
             "--lld",
             "iscsi",
             "--op",
@@ -136,10 +126,9 @@ async fn tgt_driver_serves_what_is_wanted_and_rebuilds_it_after_tgtd_dies() {
             "7",
             "-T",
             "iqn.2001-04.com.example:other",
-        ])
-        .status()
-        .unwrap();
-    assert!(st.success());
+        ],
+    );
+    assert!(st.status.success());
     let (a, b) = (dir.path().join("a.img"), dir.path().join("b.img"));
     for p in [&a, &b] {
         std::fs::File::create(p).unwrap().set_len(16 << 20).unwrap();
@@ -187,19 +176,10 @@ async fn tgt_driver_serves_what_is_wanted_and_rebuilds_it_after_tgtd_dies() {
         shown.iter().map(|t| t.iqn.as_str()).collect::<Vec<_>>(),
         [iscsi::target_iqn("vb").as_str()]
     );
-    let accts = Command::new("tgtadm")
-        .args([
-            "-C",
-            &control.to_string(),
-            "--lld",
-            "iscsi",
-            "--op",
-            "show",
-            "--mode",
-            "account",
-        ])
-        .output()
-        .unwrap();
+    let accts = tgtadm(
+        control,
+        &["--lld", "iscsi", "--op", "show", "--mode", "account"],
+    );
     assert_eq!(
         iscsi::parse_show_accounts(&String::from_utf8_lossy(&accts.stdout)),
         ["kiln-vb"]
