@@ -11,12 +11,14 @@
 #       --nic MODEL        virtio-net-pci (default) or e1000
 #       --uefi             OVMF firmware (q35) instead of SeaBIOS
 #       --disk GIB         a virtio disk of that size, serial NAME-dK (repeatable)
+#       --nvme GIB         an NVMe drive of that size, serial NAME-nK (repeatable)
 #       --mem MIB          memory (default 1024)    --cpus N   (default 1)
 #       --reboot           a guest reboot restarts the VM (default: QEMU exits, as a power-off)
 #       --bmc-port PORT    attach to ipmi_sim's in-band VM port (PORT+1): the guest sees /dev/ipmi0
 #       --cmd-file FILE    write the QEMU command to FILE instead of starting it (for a BMC's
 #                          chassis program: tests/peers/ipmi/start.sh DIR PORT FILE, inside NS)
-#     Files: DIR/NAME.serial (firmware + kernel console), DIR/NAME.pid, DIR/NAME-dK.img
+#     Files: DIR/NAME.serial (firmware + kernel console), DIR/NAME.pid, DIR/NAME-dK.img,
+#            DIR/NAME-nK.img
 #   lab.sh capture NS DIR            tcpdump on br0 into DIR/lab.pcap (PID in DIR/tcpdump.pid)
 #   lab.sh down NS                   kill every process in NS (by PID), delete NS
 set -euo pipefail
@@ -36,7 +38,7 @@ up)
   ;;
 vm)
   NS=${1:-}; NAME=${2:-}; DIR=${3:-}; shift 3 || { echo "usage: lab.sh vm NS NAME DIR --mac MAC ..." >&2; exit 2; }
-  MAC=; MAC2=; NIC=virtio-net-pci; UEFI=0; MEM=1024; CPUS=1; DISKS=(); BMC_PORT=; CMD_FILE=; REBOOT=0
+  MAC=; MAC2=; NIC=virtio-net-pci; UEFI=0; MEM=1024; CPUS=1; DISKS=(); NVMES=(); BMC_PORT=; CMD_FILE=; REBOOT=0
   while [ $# -gt 0 ]; do
     case "$1" in
       --mac) MAC=$2; shift 2 ;;
@@ -44,6 +46,7 @@ vm)
       --nic) NIC=$2; shift 2 ;;
       --uefi) UEFI=1; shift ;;
       --disk) DISKS+=("$2"); shift 2 ;;
+      --nvme) NVMES+=("$2"); shift 2 ;;
       --mem) MEM=$2; shift 2 ;;
       --cpus) CPUS=$2; shift 2 ;;
       --bmc-port) BMC_PORT=$2; shift 2 ;;
@@ -78,6 +81,13 @@ vm)
     img="$DIR/$NAME-d$k.img"
     rm -f "$img"; truncate -s "${g}G" "$img"
     args+=(-drive "file=$img,if=none,id=d$k,format=raw" -device "virtio-blk-pci,drive=d$k,serial=$NAME-d$k")
+    k=$((k + 1))
+  done
+  k=0
+  for g in "${NVMES[@]}"; do
+    img="$DIR/$NAME-n$k.img"
+    rm -f "$img"; truncate -s "${g}G" "$img"
+    args+=(-drive "file=$img,if=none,id=nv$k,format=raw" -device "nvme,drive=nv$k,serial=$NAME-n$k")
     k=$((k + 1))
   done
   if [ -n "$BMC_PORT" ]; then

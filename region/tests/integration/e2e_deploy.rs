@@ -12,17 +12,31 @@ use serde_json::Value;
 
 use crate::e2e::{repo, Lab};
 
-const DEPLOY_TIMEOUT: Duration = Duration::from_secs(1500);
+pub(crate) const DEPLOY_TIMEOUT: Duration = Duration::from_secs(1500);
 
 /// A VM with one disk, powered by its own `ipmi_sim` on `port`, created in Kiln with IPMI power
 /// and commissioned to Ready (by Kiln alone).
-fn commissioned_vm(lab: &Lab, vm: &str, mac: &str, port: &str, extra: &[&str]) -> String {
+pub(crate) fn commissioned_vm(
+    lab: &Lab,
+    vm: &str,
+    mac: &str,
+    port: &str,
+    extra: &[&str],
+) -> String {
     let bmc = lab.dir.join(format!("{vm}-bmc"));
     let cmd = lab.dir.join(format!("{vm}.cmd"));
     let mut opts = vec!["--mac", mac];
-    if !extra.contains(&"--disk") {
+    // `--no-disk`: diskless (root on iSCSI); else one 6 GiB disk unless `--disk` says otherwise.
+    let diskless = extra.contains(&"--no-disk");
+    if !extra.contains(&"--disk") && !diskless {
         opts.extend(["--disk", "6"]);
     }
+    let extra: Vec<&str> = extra
+        .iter()
+        .copied()
+        .filter(|a| *a != "--no-disk")
+        .collect();
+    let extra = extra.as_slice();
     opts.extend([
         "--mem",
         "1536",
@@ -91,7 +105,7 @@ fn disk_ends(path: &Path) -> (Vec<u8>, Vec<u8>) {
     (head, tail)
 }
 
-fn ssh_key(lab: &Lab) -> std::path::PathBuf {
+pub(crate) fn ssh_key(lab: &Lab) -> std::path::PathBuf {
     let key = lab.dir.join("id_ed25519");
     if !key.exists() {
         let st = Command::new("ssh-keygen")
@@ -111,7 +125,7 @@ fn ssh_key(lab: &Lab) -> std::path::PathBuf {
 }
 
 /// The machine's address (the rack's lease, or its static reservation).
-fn address(m: &Value) -> String {
+pub(crate) fn address(m: &Value) -> String {
     m["interfaces"]
         .as_array()
         .unwrap()
@@ -121,7 +135,7 @@ fn address(m: &Value) -> String {
         .to_string()
 }
 
-fn ssh(lab: &Lab, key: &Path, ip: &str, command: &str) -> Result<String, String> {
+pub(crate) fn ssh(lab: &Lab, key: &Path, ip: &str, command: &str) -> Result<String, String> {
     let out = lab.ns_cmd(&[
         "ssh",
         "-i",
@@ -144,7 +158,7 @@ fn ssh(lab: &Lab, key: &Path, ip: &str, command: &str) -> Result<String, String>
     }
 }
 
-fn user_data(lab: &Lab) -> std::path::PathBuf {
+pub(crate) fn user_data(lab: &Lab) -> std::path::PathBuf {
     let ud = lab.dir.join("user-data");
     std::fs::write(
         &ud,
@@ -352,12 +366,19 @@ fn e2e_uefi_machine_deploys_to_disk_through_a_region_crash() {
 /// (5) Memory target: the machine boots the OS image into RAM (squashfs + tmpfs overlay), its
 /// cloud-init signals Deployed, SSH works, and its disk was never written; (6) a broken image
 /// gives Failed deployment with the installer's output; (7) released, it deploys with the lvm
-/// layout.
+/// layout onto the disk asked for; (8) release with secure erase: the NVMe drive is formatted by
+/// its own controller, the virtio disk (no erase command) gets zeros over every byte.
 #[test]
 fn e2e_memory_deployment_leaves_the_disk_alone() {
     use std::os::unix::fs::MetadataExt;
     let lab = Lab::new("dmem");
-    let id = commissioned_vm(&lab, "dep3", "52:54:00:e3:00:03", "9653", &[]);
+    let id = commissioned_vm(
+        &lab,
+        "dep3",
+        "52:54:00:e3:00:03",
+        "9653",
+        &["--disk", "3", "--nvme", "1"],
+    );
     let key = ssh_key(&lab);
     let out = lab.cli(&[
         "machines",
@@ -381,9 +402,11 @@ fn e2e_memory_deployment_leaves_the_disk_alone() {
     );
     let got: Vec<&str> = got.split_whitespace().collect();
     assert_eq!(got, ["dep3", "overlay"], "{got:?}");
-    // Nothing was ever written to the (sparse) disk image.
-    let disk = std::fs::metadata(lab.dir.join("dep3-d0.img")).unwrap();
-    assert_eq!(disk.blocks(), 0, "the disk was written to");
+    // Nothing was ever written to the (sparse) disk images.
+    for img in ["dep3-d0.img", "dep3-n0.img"] {
+        let disk = std::fs::metadata(lab.dir.join(img)).unwrap();
+        assert_eq!(disk.blocks(), 0, "{img} was written to");
+    }
 
     // (6) An image whose write fails (an operator's upload that is no squashfs): Failed
     // deployment, with the installer's output in the API.
@@ -439,6 +462,9 @@ fn e2e_memory_deployment_leaves_the_disk_alone() {
         &id,
         "--layout",
         "lvm",
+        // Commissioning lists nvme0n1 first; the operator picks the virtio disk by serial.
+        "--boot-disk",
+        "dep3-d0",
         "--user-data",
         ud.to_str().unwrap(),
         "--wait",
@@ -468,4 +494,49 @@ fn e2e_memory_deployment_leaves_the_disk_alone() {
     assert_eq!(got.len(), 3, "{got:?}");
     assert_eq!(got[0].len(), 32, "marker (machine-id) missing: {got:?}");
     assert_eq!(got[1..], ["ext4", "/dev/mapper/vgroot-lvroot"], "{got:?}");
+
+    // (8) Data on both drives, then release with secure erase: Ready, one event per disk saying
+    // how it was erased, and not one byte of either image is left non-zero.
+    ssh(
+        &lab,
+        &key,
+        &ip,
+        "sudo sh -c 'yes kiln | head -c 8388608 | dd of=/dev/nvme0n1 bs=1M seek=100 oflag=direct status=none && sync'",
+    )
+    .unwrap();
+    assert!(
+        !all_zero(&lab.dir.join("dep3-n0.img")),
+        "no data on the NVMe drive"
+    );
+    let out = lab.cli(&["machines", "release", &id, "--erase", "--secure", "--wait"]);
+    assert!(out.contains("disk_erased"), "{out}");
+    let m = lab.json(&["machines", "show", &id]);
+    assert_eq!(m["status"], "ready", "{m:#}");
+    let evs = lab
+        .json(&["machines", "events", &id, "--limit", "500"])
+        .to_string();
+    assert!(
+        evs.contains("/dev/nvme0n1 (1 GiB): NVMe format with secure erase"),
+        "{evs}"
+    );
+    assert!(evs.contains("/dev/vda (3 GiB): zeros over all"), "{evs}");
+    for img in ["dep3-d0.img", "dep3-n0.img"] {
+        assert!(all_zero(&lab.dir.join(img)), "{img} is not all zeros");
+    }
+}
+
+/// Whether every byte of a (disk image) file is zero.
+fn all_zero(path: &Path) -> bool {
+    use std::io::Read;
+    let mut f = std::fs::File::open(path).unwrap();
+    let mut buf = vec![0u8; 4 << 20];
+    loop {
+        let n = f.read(&mut buf).unwrap();
+        if n == 0 {
+            return true;
+        }
+        if buf[..n].iter().any(|b| *b != 0) {
+            return false;
+        }
+    }
 }
