@@ -160,8 +160,35 @@ mapfile -t OPKGS < <(grep -vE '^\s*(#|$)' "$HERE/os-packages.txt")
     --no-install-recommends "${OPKGS[@]}" "$KPKG"; } >> "$W/debootstrap-os.log" 2>&1 \
   || { tail -30 "$W/debootstrap-os.log" >&2; echo "build.sh: installing the OS image's packages failed" >&2; exit 1; }
 rm -f "$O/usr/sbin/policy-rc.d"
+# Root on iSCSI (the same image, booted diskless): the initiator name comes from the iBFT that
+# iPXE's sanhook filled (one per machine, never per image), written before iscsid starts; the
+# initramfs has the iBFT and iSCSI modules (open-iscsi's hook adds iscsistart).
+cat > "$O/etc/systemd/system/kiln-iscsi-initiatorname.service" <<'UNIT'
+[Unit]
+Description=Kiln: the iSCSI initiator name from the iBFT
+DefaultDependencies=no
+After=local-fs.target
+Before=iscsid.service iscsid.socket open-iscsi.service
+ConditionPathExists=/sys/firmware/ibft/initiator/initiator-name
+[Service]
+Type=oneshot
+ExecStart=/bin/sh -c 'echo "InitiatorName=$(cat /sys/firmware/ibft/initiator/initiator-name)" > /etc/iscsi/initiatorname.iscsi'
+[Install]
+WantedBy=sysinit.target
+UNIT
+chroot "$O" systemctl enable kiln-iscsi-initiatorname.service >> "$W/debootstrap-os.log" 2>&1
+printf '%s\n' iscsi_ibft iscsi_tcp virtio_net virtio_pci e1000 >> "$O/etc/initramfs-tools/modules"
+chroot "$O" update-initramfs -u -k all >> "$W/debootstrap-os.log" 2>&1 \
+  || { tail -30 "$W/debootstrap-os.log" >&2; echo "build.sh: update-initramfs in the OS image failed" >&2; exit 1; }
+chroot "$O" sh -c 'lsinitramfs /boot/initrd.img-*' 2>/dev/null | grep -q 'sbin/iscsistart' \
+  || say "warning: the OS image's initramfs has no iscsistart (root on iSCSI will not boot)"
 for m in dev sys proc; do umount "$O/$m"; done
 OKVER=$(ls "$O/lib/modules" | head -1)
+# The image's own kernel and initramfs, for root on iSCSI (iPXE boots them over HTTP). Not
+# named *.img: the deploy path reads that as a raw disk image.
+cp "$O/boot/vmlinuz-$OKVER" "$W/os-out/vmlinuz"
+cp "$O/boot/initrd.img-$OKVER" "$W/os-out/initrd"
+
 [ "$OKVER" = "$KVER" ] || say "warning: OS image kernel $OKVER differs from the ephemeral kernel $KVER (memory deployments need both alike)"
 # Console on the serial port and the screen, a one-second menu; kiln-deploy runs update-grub on the target.
 cat > "$O/etc/default/grub" <<'GRUB'
@@ -214,6 +241,7 @@ fi
 . "$CACHE/os-$OSKEY/info"
 mkdir -p "$W/out/os"
 cp "$CACHE/os-$OSKEY/root.squashfs" "$W/out/os/root.squashfs"
+cp "$CACHE/os-$OSKEY/vmlinuz" "$CACHE/os-$OSKEY/initrd" "$W/out/os/"
 cp "$CACHE/os-$OSKEY/grub-local.efi" "$W/out/bootloader/grub-local.efi"
 
 say "manifest"

@@ -6,7 +6,10 @@
 # starts QEMU, power off stops it). The demo adds them by their BMCs, as an operator adds servers;
 # Kiln powers them on over IPMI, they PXE boot, are commissioned in the ephemeral environment and
 # end Ready, powered off by Kiln. Then the first one is deployed with Debian onto its disk and the
-# demo prints the SSH command that reaches it. `kiln machines commission|deploy|release ID` work
+# demo prints the SSH command that reaches it. A fourth, diskless VM is deployed with its root on
+# iSCSI (a tgtd the demo starts as a plain process in the namespace serves the volume Kiln clones
+# for it from the same image; the rack's store is ./lab-state/iscsi-store). `ISCSI=0` leaves it
+# out. `kiln machines commission|deploy|release ID` work
 # from then on with no hand on QEMU. The API is forwarded to http://127.0.0.1:5240 on this host with
 # socat, so the CLI, the API and the docs work from here; no host interface is configured. Ctrl-C
 # stops everything and removes the namespace. State is kept in ./lab-state.
@@ -21,7 +24,8 @@ LAB=$PWD/tests/lab/lab.sh
 [ "$(id -u)" = 0 ] || { echo "the lab creates a network namespace: run as root (sudo)" >&2; exit 1; }
 
 pkgs=(build-essential pkg-config libsqlite3-dev libpq-dev curl ca-certificates iproute2 socat ipxe python3
-      debootstrap squashfs-tools cpio kmod tcpdump ovmf openipmi ipmitool openssh-client libvirt-dev)
+      debootstrap squashfs-tools cpio kmod tcpdump ovmf openipmi ipmitool openssh-client libvirt-dev
+      tgt e2fsprogs xfsprogs)
 if ! dpkg -s "${pkgs[@]}" qemu-system-x86 ipxe-qemu >/dev/null 2>&1; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${pkgs[@]}" >/dev/null
@@ -65,7 +69,18 @@ if [ ! -s "$STATE/admin-token" ]; then
 fi
 export KILN_URL=http://127.0.0.1:5240 KILN_TOKEN=$(cat "$STATE/admin-token")
 
-ip netns exec $NS "$KILN" all-in-one --data-dir "$STATE/data" --listen 127.0.0.1:5240 > "$STATE/kiln.log" 2>&1 &
+ISCSI=${ISCSI:-1}
+ISCSI_ARGS=()
+if [ "$ISCSI" = 1 ]; then
+  # Root on iSCSI: tgtd on the lab bridge (a real rack uses its host's tgt service), control
+  # port 77 so it never meets a tgtd of this host.
+  mkdir -p "$STATE/iscsi-store"
+  ip netns exec $NS tgtd -f -C 77 --iscsi portal=10.20.0.2:3260 > "$STATE/tgtd.log" 2>&1 &
+  PIDS+=($!)
+  ISCSI_ARGS=(--iscsi-store "$STATE/iscsi-store" --iscsi-portal 10.20.0.2:3260 --tgt-control-port 77)
+fi
+ip netns exec $NS "$KILN" all-in-one --data-dir "$STATE/data" --listen 127.0.0.1:5240 "${ISCSI_ARGS[@]}" \
+  > "$STATE/kiln.log" 2>&1 &
 PIDS+=($!)
 # The API, from this host's loopback into the lab (socat per connection; no interface involved).
 socat TCP-LISTEN:5240,bind=127.0.0.1,fork,reuseaddr EXEC:"ip netns exec $NS socat STDIO TCP\:127.0.0.1\:5240" &
@@ -84,7 +99,8 @@ for _ in $(seq 240); do ip netns exec $NS curl -sf -r 0-0 -o /dev/null "http://1
 echo "== $VMS VMs with a BMC each (QEMU, TCG; ipmi_sim on 127.0.0.1:97NN); consoles in $STATE/vmN.serial"
 rm -f "$STATE"/vm*.serial "$STATE"/vm*-d*.img
 IDS=()
-for i in $(seq 1 "$VMS"); do
+NVM=$VMS; [ "$ISCSI" = 1 ] && NVM=$((VMS + 1))
+for i in $(seq 1 "$NVM"); do
   mac=$(printf '52:54:00:20:00:%02x' "$i")
   port=$((9700 + 10 * i))
   case $i in
@@ -93,6 +109,8 @@ for i in $(seq 1 "$VMS"); do
     3) opts=(--nic e1000 --disk 10) ;;
     *) opts=(--disk 6) ;;
   esac
+  # The extra VM of ISCSI=1 has no disk at all.
+  [ "$ISCSI" = 1 ] && [ "$i" = "$NVM" ] && opts=()
   "$LAB" vm $NS "vm$i" "$STATE" --mac "$mac" --mem 1024 --reboot --bmc-port $port \
     --cmd-file "$STATE/vm$i.cmd" "${opts[@]}" >/dev/null
   ip netns exec $NS tests/peers/ipmi/start.sh "$STATE/vm$i-bmc" $port "$STATE/vm$i.cmd" >/dev/null
@@ -137,6 +155,18 @@ if [ "${DEPLOY:-1}" = 1 ]; then
   fi
   IP=$("$KILN" machines show "$ID" --json | python3 -c 'import json,sys; m=json.load(sys.stdin); print(next(i["ip"] for i in m["interfaces"] if i["ip"]))')
   SSH_HINT="  sudo ip netns exec $NS ssh -i $STATE/id_ed25519 -o StrictHostKeyChecking=no debian@$IP"
+  if [ "$ISCSI" = 1 ]; then
+    DID=${IDS[$((NVM - 1))]}
+    echo "== deploying Debian to the diskless VM $DID with root on iSCSI (Kiln clones its volume, then powers it on)"
+    if [ "$("$KILN" machines show "$DID" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["status"])')" != deployed ]; then
+      "$KILN" machines deploy "$DID" --target iscsi --user-data "$STATE/user-data" --wait
+    fi
+    "$KILN" machines show "$DID" | sed -n '/boot volume/,/message/p'
+    DIP=$("$KILN" machines show "$DID" --json | python3 -c 'import json,sys; m=json.load(sys.stdin); print(next(i["ip"] for i in m["interfaces"] if i["ip"]))')
+    SSH_HINT="$SSH_HINT
+The diskless machine (root on iSCSI; findmnt / shows /dev/sda, lsblk its iscsi transport):
+  sudo ip netns exec $NS ssh -i $STATE/id_ed25519 -o StrictHostKeyChecking=no debian@$DIP"
+  fi
 fi
 cat <<MSG
 

@@ -31,6 +31,17 @@ pub struct RackConfig {
     pub tftp_bind: SocketAddr,
     /// Power jobs running at once (each BMC still gets one at a time).
     pub power_concurrency: usize,
+    /// Root on iSCSI (absent: this rack serves no volumes).
+    pub iscsi: Option<IscsiConfig>,
+}
+
+/// `--iscsi-store`, `--iscsi-portal`, `--iscsi-driver`, `--tgt-control-port`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IscsiConfig {
+    pub store: PathBuf,
+    pub portal: rack_proto::iscsi::Portal,
+    pub driver: String,
+    pub control_port: u16,
 }
 
 impl RackConfig {
@@ -48,6 +59,7 @@ impl RackConfig {
             http_bind: SocketAddr::from(([0, 0, 0, 0], 5248)),
             tftp_bind: SocketAddr::from(([0, 0, 0, 0], 69)),
             power_concurrency: 32,
+            iscsi: None,
         }
     }
 

@@ -32,6 +32,8 @@ pub struct HttpState {
     pub events: EventQueue,
     pub metrics: Arc<Metrics>,
     pub region: RegionClient,
+    /// Root on iSCSI: the boot of each machine whose volume this rack serves.
+    pub iscsi: crate::storage::service::IscsiBoots,
 }
 
 impl HttpState {
@@ -99,12 +101,25 @@ async fn script(
         .as_ref()
         .map(|s| s.files.as_slice())
         .unwrap_or_default();
-    let mut boot = ipxe::decide(host_entry.as_ref(), &mac, files);
+    let iscsi_of = |h: &rack_proto::netconf::Host| {
+        let served = state
+            .iscsi
+            .read()
+            .ok()
+            .and_then(|m| m.get(&mac.to_ascii_lowercase()).cloned());
+        ipxe::decide_iscsi(h, served)
+    };
+    let mut boot = match &host_entry {
+        Some(h) if h.iscsi_boot => iscsi_of(h),
+        _ => ipxe::decide(host_entry.as_ref(), &mac, files),
+    };
     let mut token = None;
     // Unknown machines are enlisted, and ephemeral boots need a credential: both come from the
     // region. Local-disk boots and waits are answered from the snapshot alone.
     let needs_region = host_entry.is_none() || matches!(boot, Boot::Ephemeral(_));
-    if needs_region && !state.may_act_for(&req, &mac) {
+    // The iSCSI script carries the volume's CHAP secret: for the machine itself only.
+    let secret = matches!(boot, Boot::Iscsi(_));
+    if (needs_region || secret) && !state.may_act_for(&req, &mac) {
         state.metrics.inc("http_ipxe_refused");
         boot = Boot::Wait(format!(
             "this address holds no lease of this rack for {mac}: only the machine itself may enlist or boot it"
@@ -121,8 +136,13 @@ async fn script(
                     local_boot: a.local_boot,
                     esp_uuid: a.esp_uuid,
                     memory_boot: a.memory_root.is_some(),
+                    iscsi_boot: a.iscsi,
                 };
-                boot = ipxe::decide(Some(&h), &mac, files);
+                boot = if h.iscsi_boot {
+                    iscsi_of(&h)
+                } else {
+                    ipxe::decide(Some(&h), &mac, files)
+                };
                 if let (Boot::Ephemeral(e), Some(root)) = (&boot, a.memory_root) {
                     boot = Boot::Ephemeral(Box::new(ipxe::in_memory((**e).clone(), root)));
                 }
@@ -160,6 +180,59 @@ async fn script(
             HttpResponse::InternalServerError().body("template error")
         }
     }
+}
+
+#[derive(Deserialize)]
+struct FailQuery {
+    mac: Option<String>,
+    error: Option<String>,
+}
+
+/// iPXE's `sanhook` failed (the iSCSI script reports it before retrying): an error event for the
+/// machine, with iPXE's error code (a wrong CHAP secret is "Operation not permitted").
+async fn iscsi_failed(
+    state: web::Data<HttpState>,
+    req: HttpRequest,
+    q: web::Query<FailQuery>,
+) -> HttpResponse {
+    state.metrics.inc("http_iscsi_failed");
+    let Some(mac) = state.mac_for(&req, q.mac.as_deref()) else {
+        return HttpResponse::BadRequest().body("which machine?");
+    };
+    if !state.may_act_for(&req, &mac) {
+        return HttpResponse::Forbidden().body("only the machine itself reports its boot");
+    }
+    let code: String = q
+        .error
+        .as_deref()
+        .unwrap_or("")
+        .trim_start_matches("0x")
+        .chars()
+        .filter(|c| c.is_ascii_hexdigit())
+        .take(8)
+        .collect();
+    let target = state.iscsi.read().ok().and_then(|m| {
+        m.get(&mac.to_ascii_lowercase())
+            .map(|b| (b.target_iqn.clone(), b.portal))
+    });
+    let what = match target {
+        Some((iqn, portal)) => format!("{iqn} at {portal}"),
+        None => "its iSCSI target".to_string(),
+    };
+    // iPXE's "Operation not permitted" errors start 410d (sanhook gave 410d613c and 410d618f).
+    let hint = if code.len() == 8 && code[..4].eq_ignore_ascii_case("410d") {
+        " (Operation not permitted: the target refused the login - a wrong CHAP secret or an initiator the target does not admit)"
+    } else {
+        ""
+    };
+    state.event(
+        &mac,
+        "iscsi_login_failed",
+        format!("iPXE could not attach {what}: error 0x{code}{hint}; see https://ipxe.org/{code}"),
+    );
+    HttpResponse::Ok()
+        .content_type("text/plain")
+        .body("noted\n")
 }
 
 async fn bootloader(
@@ -351,6 +424,7 @@ pub async fn serve(
             .app_data(data.clone())
             .route("/boot/ipxe", web::get().to(script))
             .route("/boot/grub-local.efi", web::get().to(grub_local))
+            .route("/boot/iscsi-failed", web::get().to(iscsi_failed))
             .route("/boot/{file:.*}", web::get().to(bootloader))
             .route("/images/{sha}/{filename}", web::get().to(image))
             .route("/metrics", web::get().to(metrics))

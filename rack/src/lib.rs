@@ -61,6 +61,22 @@ pub async fn run(cfg: RackConfig, cancel: CancellationToken) -> Result<()> {
     let tftp_sock = tftp::bind(cfg.tftp_bind)
         .map_err(|e| Error::Config(format!("cannot listen for TFTP on {}: {e}", cfg.tftp_bind)))?;
 
+    let iscsi_boots: storage::service::IscsiBoots = Default::default();
+    let iscsi = match cfg.iscsi.clone() {
+        Some(ic) => Some(
+            storage::service::Service::open(
+                ic,
+                cfg.http_port,
+                &cfg.data_dir,
+                images_dir.clone(),
+                client.clone(),
+                iscsi_boots.clone(),
+            )
+            .await?,
+        ),
+        None => None,
+    };
+
     let mut tasks = tokio::task::JoinSet::new();
     {
         let (cfg, cancel, events, metrics) =
@@ -103,6 +119,7 @@ pub async fn run(cfg: RackConfig, cancel: CancellationToken) -> Result<()> {
             events: events.clone(),
             metrics: metrics.clone(),
             region: client.clone(),
+            iscsi: iscsi_boots.clone(),
         };
         let cancel = cancel.clone();
         tasks.spawn(async move { http::serve(http_listener, state, cancel).await });
@@ -110,6 +127,10 @@ pub async fn run(cfg: RackConfig, cancel: CancellationToken) -> Result<()> {
     {
         let (client, rx, cancel) = (client.clone(), rx.clone(), cancel.clone());
         tasks.spawn(async move { images::sync(client, rx, images_dir, boot_dir, cancel).await });
+    }
+    if let Some(svc) = iscsi {
+        let (rx, cancel) = (rx.clone(), cancel.clone());
+        tasks.spawn(async move { svc.run(rx, cancel).await });
     }
     {
         let (client, cancel) = (client.clone(), cancel.clone());

@@ -36,6 +36,10 @@ pub struct RegionClient {
     registering: Arc<tokio::sync::Mutex<()>>,
     name: String,
     secret: String,
+    /// What the volume store and target daemon can do (sent with each heartbeat).
+    iscsi: Arc<Mutex<Option<api::RackIscsi>>>,
+    /// Sends a heartbeat at once (the iSCSI state changed).
+    heartbeat_now: Arc<tokio::sync::Notify>,
 }
 
 impl RegionClient {
@@ -55,6 +59,8 @@ impl RegionClient {
             registering: Arc::new(tokio::sync::Mutex::new(())),
             name: cfg.name.clone(),
             secret: cfg.secret.clone(),
+            iscsi: Arc::new(Mutex::new(None)),
+            heartbeat_now: Arc::new(tokio::sync::Notify::new()),
         })
     }
 
@@ -185,10 +191,25 @@ impl RegionClient {
         }
     }
 
+    /// The iSCSI state the next heartbeat reports; a change is reported at once.
+    pub fn set_iscsi(&self, st: api::RackIscsi) {
+        let mut g = self.iscsi.lock().unwrap_or_else(|p| p.into_inner());
+        // Free space moves all the time: only a change of what the rack can do hurries a beat.
+        let changed = g.as_ref().is_none_or(|o| {
+            o.error != st.error || o.portal != st.portal || o.clone_method != st.clone_method
+        });
+        *g = Some(st);
+        drop(g);
+        if changed {
+            self.heartbeat_now.notify_one();
+        }
+    }
+
     pub async fn heartbeat(&self) -> Result<()> {
         let body = api::RackHeartbeat {
             interfaces: crate::ifaces::report(),
             version: Some(env!("CARGO_PKG_VERSION").to_string()),
+            iscsi: self.iscsi.lock().unwrap_or_else(|p| p.into_inner()).clone(),
         };
         let resp = self
             .authed(
@@ -201,6 +222,36 @@ impl RegionClient {
             Ok(())
         } else {
             Err(Error::Region(format!("heartbeat: {}", resp.status())))
+        }
+    }
+
+    /// The volumes this rack is to serve or remove.
+    pub async fn volumes(&self) -> Result<api::RackVolumes> {
+        let resp = self
+            .authed(self.http.get(format!("{}/api/v1/rack/volumes", self.base)))
+            .await?;
+        if resp.status().is_success() {
+            Ok(resp.json().await?)
+        } else {
+            Err(Error::Region(format!("volumes: {}", resp.status())))
+        }
+    }
+
+    /// Reports what was done with a volume.
+    pub async fn volume_report(&self, id: &str, r: &api::RackVolumeReport) -> Result<()> {
+        let resp = self
+            .authed(
+                self.http
+                    .post(format!("{}/api/v1/rack/volumes/{id}", self.base))
+                    .json(r),
+            )
+            .await?;
+        match resp.status() {
+            s if s.is_success() || s == reqwest::StatusCode::NOT_FOUND => Ok(()),
+            s => Err(Error::Region(format!(
+                "volume report: {s}: {}",
+                resp.text().await.unwrap_or_default()
+            ))),
         }
     }
 
@@ -434,6 +485,7 @@ pub async fn sync(
                 }
                 tokio::select! {
                     _ = tokio::time::sleep(Duration::from_secs(30)) => {}
+                    _ = client.heartbeat_now.notified() => {}
                     _ = cancel.cancelled() => return,
                 }
             }

@@ -4,12 +4,16 @@
 # `kiln machines deploy` each, started together; each one's time from the request to Deployed is
 # printed, with how many made it within 900 s, and the CPU seconds the kiln process (region + rack)
 # used meanwhile, to show where the time went (the VMs' emulation, or Kiln).
+# TARGET=iscsi: the machines have no disk and deploy with root on iSCSI (a tgtd started here in
+# the namespace, the rack's volume store on an XFS loop device made here).
 #   sudo tests/bench/deploy-storm.sh          N=3 sudo tests/bench/deploy-storm.sh
+#   TARGET=iscsi N=6 sudo tests/bench/deploy-storm.sh
 # Needs: the release kiln (cargo build --release -p region), python3, ipmi_sim. Everything runs in
 # namespace kiln-bstorm; removed at exit.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 N=${N:-4}
+TARGET=${TARGET:-disk}
 LIMIT=${LIMIT:-900}
 NS=kiln-bstorm
 LAB=$PWD/tests/lab/lab.sh
@@ -18,9 +22,11 @@ W=$(mktemp -d /tmp/kiln-bstorm.XXXX)
 chmod 755 "$W"
 [ -x "$KILN" ] || { echo "build it first: cargo build --release -p region" >&2; exit 1; }
 PIDS=()
+LOOP=
 cleanup() {
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
   "$LAB" down $NS
+  if [ -n "$LOOP" ]; then umount "$W/store" 2>/dev/null || true; losetup -d "$LOOP" || true; fi
   rm -rf "$W"
 }
 trap cleanup EXIT INT TERM
@@ -30,12 +36,20 @@ trap cleanup EXIT INT TERM
 echo password123 | "$KILN" admin create-user admin --admin --password-stdin --data-dir "$W/data" >/dev/null
 export KILN_TOKEN=$("$KILN" admin create-token admin --data-dir "$W/data") KILN_URL=http://127.0.0.1:5240
 k() { ip netns exec $NS "$KILN" "$@"; }
-ip netns exec $NS "$KILN" all-in-one --data-dir "$W/data" --listen 127.0.0.1:5240 > "$W/kiln.log" 2>&1 &
+EXTRA=()
+if [ "$TARGET" = iscsi ]; then
+  truncate -s 16G "$W/store.img"; mkfs.xfs -q "$W/store.img"; LOOP=$(losetup --find --show "$W/store.img")
+  mkdir -p "$W/store"; mount "$LOOP" "$W/store"
+  ip netns exec $NS tgtd -f -C 78 --iscsi portal=10.20.0.2:3260 > "$W/tgtd.log" 2>&1 &
+  PIDS+=($!)
+  EXTRA=(--iscsi-store "$W/store" --iscsi-portal 10.20.0.2:3260 --tgt-control-port 78)
+fi
+ip netns exec $NS "$KILN" all-in-one --data-dir "$W/data" --listen 127.0.0.1:5240 "${EXTRA[@]}" > "$W/kiln.log" 2>&1 &
 KPID=$!; PIDS+=($KPID)
 for _ in $(seq 100); do k racks list >/dev/null 2>&1 && break; sleep 0.2; done
 k subnets create 10.20.0.0/24 --gateway 10.20.0.2 --dynamic-range 10.20.0.100-10.20.0.199 >/dev/null
 k images import "$W/images" >/dev/null 2>&1
-OSQ=$(python3 -c 'import json,sys; m=json.load(open(sys.argv[1])); r=next(r for r in m["resources"] if r["kind"]=="os"); f=r["files"][0]; print(f["sha256"]+"/"+f["name"])' "$W/images/manifest.json")
+OSQ=$(python3 -c 'import json,sys; m=json.load(open(sys.argv[1])); r=next(r for r in m["resources"] if r["kind"]=="os"); f=next(f for f in r["files"] if f["name"].endswith(".squashfs")); print(f["sha256"]+"/"+f["name"])' "$W/images/manifest.json")
 for _ in $(seq 600); do ip netns exec $NS curl -sf -r 0-0 -o /dev/null "http://10.20.0.2:5248/images/$OSQ" && break; sleep 0.5; done
 ssh-keygen -q -t ed25519 -N '' -f "$W/key"; k sshkeys add --file "$W/key.pub" >/dev/null
 
@@ -43,7 +57,8 @@ state() { k machines show "$1" --json | python3 -c 'import json,sys; m=json.load
 IDS=()
 for r in $(seq "$N"); do
   mac=$(printf '52:54:00:bf:00:%02x' "$r"); port=$((9900 + r * 10))
-  "$LAB" vm $NS "s$r" "$W" --mac "$mac" --disk 6 --mem 1536 --reboot --bmc-port $port --cmd-file "$W/s$r.cmd" >/dev/null
+  DISK=(--disk 6); [ "$TARGET" = iscsi ] && DISK=()
+  "$LAB" vm $NS "s$r" "$W" --mac "$mac" "${DISK[@]}" --mem 1536 --reboot --bmc-port $port --cmd-file "$W/s$r.cmd" >/dev/null
   ip netns exec $NS tests/peers/ipmi/start.sh "$W/s$r-bmc" $port "$W/s$r.cmd" >/dev/null
   PIDS+=("$(cat "$W/s$r-bmc/ipmi_sim.pid")")
   IDS+=("$(k machines create --mac "$mac" --hostname "s$r" --power-type ipmi --power-address 127.0.0.1 \
@@ -64,7 +79,7 @@ cpu() { awk '{print $14 + $15}' "/proc/$KPID/stat"; }
 c0=$(cpu); t0=$(date +%s.%N)
 DPIDS=()
 for id in "${IDS[@]}"; do
-  ( k machines deploy "$id" --wait --timeout 1800 >"$W/deploy-$id.out" 2>&1; echo $? >"$W/deploy-$id.rc"
+  ( k machines deploy "$id" --target "$TARGET" --wait --timeout 1800 >"$W/deploy-$id.out" 2>&1; echo $? >"$W/deploy-$id.rc"
     date +%s.%N >"$W/deploy-$id.t" ) &
   DPIDS+=($!)
 done

@@ -35,7 +35,7 @@ KPID=$!; PIDS+=($KPID)
 for _ in $(seq 100); do k racks list >/dev/null 2>&1 && break; sleep 0.2; done
 k subnets create 10.20.0.0/24 --gateway 10.20.0.2 --dynamic-range 10.20.0.100-10.20.0.199 >/dev/null
 k images import "$W/images" >/dev/null 2>&1
-OSQ=$(python3 -c 'import json,sys; m=json.load(open(sys.argv[1])); r=next(r for r in m["resources"] if r["kind"]=="os"); f=r["files"][0]; print(f["sha256"]+"/"+f["name"])' "$W/images/manifest.json")
+OSQ=$(python3 -c 'import json,sys; m=json.load(open(sys.argv[1])); r=next(r for r in m["resources"] if r["kind"]=="os"); f=next(f for f in r["files"] if f["name"].endswith(".squashfs")); print(f["sha256"]+"/"+f["name"])' "$W/images/manifest.json")
 for _ in $(seq 600); do ip netns exec $NS curl -sf -r 0-0 -o /dev/null "http://10.20.0.2:5248/images/$OSQ" && break; sleep 0.5; done
 ssh-keygen -q -t ed25519 -N '' -f "$W/key"; k sshkeys add --file "$W/key.pub" >/dev/null
 printf '#cloud-config\nruncmd:\n  - [sh, -c, "echo bench > /var/tmp/marker"]\n' > "$W/user-data"

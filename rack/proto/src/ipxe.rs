@@ -97,6 +97,11 @@ pub fn decide(host: Option<&Host>, mac: &str, files: &[SnapshotFile]) -> Boot {
     };
     use MachineStatus as S;
     match h.status {
+        // Root on iSCSI: see `decide_iscsi` (the rack's volume list has the target).
+        S::Deploying | S::Deployed if h.iscsi_boot => Boot::Wait(format!(
+            "{} ({}) boots from an iSCSI volume this rack does not serve (yet)",
+            h.hostname, h.system_id
+        )),
         // The installer wrote the OS: the machine reboots into it while still Deploying (its
         // cloud-init's signal makes it Deployed).
         S::Deploying if h.local_boot => Boot::LocalDisk,
@@ -128,6 +133,16 @@ pub fn decide(host: Option<&Host>, mac: &str, files: &[SnapshotFile]) -> Boot {
             h.system_id,
             other.label()
         )),
+    }
+}
+
+/// The boot of a machine whose root is on iSCSI, given what the rack serves for it.
+pub fn decide_iscsi(h: &Host, served: Option<IscsiBoot>) -> Boot {
+    match (h.status, served) {
+        (MachineStatus::Deploying | MachineStatus::Deployed, Some(i)) if h.iscsi_boot => {
+            Boot::Iscsi(Box::new(i))
+        }
+        (_, _) => decide(Some(h), "", &[]),
     }
 }
 
@@ -270,6 +285,9 @@ pub fn render(
                 "root=LABEL=kiln-iscsi",
                 "ro",
                 "iscsi_auto",
+                // cloud-init must not configure the root's NIC (a second lease, or ifdown at
+                // shutdown, takes the root away); the kernel command line outranks the image.
+                "network-config=disabled",
                 "console=tty0",
                 "console=ttyS0,115200",
             ]
@@ -349,6 +367,7 @@ mod tests {
             local_boot: false,
             esp_uuid: None,
             memory_boot: false,
+            iscsi_boot: false,
         }
     }
 
@@ -460,6 +479,33 @@ mod tests {
         let h = host(MachineStatus::Deployed);
         let b = Boot::Iscsi(Box::new(iscsi_boot()));
         insta::assert_snapshot!(render(&b, Some(&h), &urls(), None).unwrap());
+    }
+
+    #[test]
+    fn iscsi_machines_boot_the_volume_their_rack_serves_and_nothing_else() {
+        let mut h = host(MachineStatus::Deploying);
+        h.iscsi_boot = true;
+        // Never the ephemeral environment (no installer runs for a diskless deployment).
+        assert!(matches!(decide(Some(&h), "m", &files()), Boot::Wait(_)));
+        assert!(matches!(decide_iscsi(&h, None), Boot::Wait(m) if m.contains("iSCSI volume")));
+        assert_eq!(
+            decide_iscsi(&h, Some(iscsi_boot())),
+            Boot::Iscsi(Box::new(iscsi_boot()))
+        );
+        h.status = MachineStatus::Deployed;
+        assert!(matches!(
+            decide_iscsi(&h, Some(iscsi_boot())),
+            Boot::Iscsi(_)
+        ));
+        // Released (Ready): the volume's script is no longer given, whatever the rack holds.
+        h.status = MachineStatus::Ready;
+        assert!(matches!(
+            decide_iscsi(&h, Some(iscsi_boot())),
+            Boot::Wait(_)
+        ));
+        h.status = MachineStatus::Deployed;
+        h.iscsi_boot = false;
+        assert_eq!(decide_iscsi(&h, Some(iscsi_boot())), Boot::LocalDisk);
     }
 
     #[test]

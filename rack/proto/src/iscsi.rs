@@ -110,6 +110,14 @@ pub fn san_uri(portal: &Portal, lun: u32, target: &str) -> String {
     format!("iscsi:{server}::{}:{lun:x}:{target}", portal.port)
 }
 
+/// The cloud-init settings written into a machine's volume: its seed comes from its rack
+/// (`base`, e.g. `http://10.20.0.2:5248`) with the deployment's credential.
+pub fn seed_config(base: &str, token: &str) -> String {
+    format!(
+        "# Written by Kiln's rack: this machine's metadata comes from its rack.\ndatasource_list: [ NoCloud, None ]\ndatasource:\n  NoCloud:\n    seedfrom: {base}/metadata/v1/nocloud/{token}/\n"
+    )
+}
+
 /// A target Kiln wants tgtd to serve.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WantedTarget {
@@ -507,6 +515,16 @@ pub fn reconcile(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn seed_config_points_cloud_init_at_the_rack() {
+        let c = seed_config("http://10.20.0.2:5248", "boot_abc");
+        assert!(c.contains("datasource_list: [ NoCloud, None ]"), "{c}");
+        assert!(
+            c.contains("seedfrom: http://10.20.0.2:5248/metadata/v1/nocloud/boot_abc/\n"),
+            "{c}"
+        );
+    }
 
     /// What tgt 1.0.85 printed for a Kiln target with a logged-in initiator (trimmed LUN details).
     const SHOW: &str = "Target 1: iqn.2026-12.org.kiln:vol-abc

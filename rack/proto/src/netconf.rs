@@ -50,6 +50,8 @@ pub struct Host {
     pub esp_uuid: Option<String>,
     /// Deployed (or deploying) in memory: every boot loads the OS image with a new credential.
     pub memory_boot: bool,
+    /// Deployed (or deploying) with root on iSCSI: the rack serving its volume boots it.
+    pub iscsi_boot: bool,
 }
 
 /// Everything DHCP (and the boot services) answer from.
@@ -123,6 +125,7 @@ impl NetConf {
                         local_boot: m.local_boot,
                         esp_uuid: m.esp_uuid.clone(),
                         memory_boot: m.memory_boot,
+                        iscsi_boot: m.iscsi_boot,
                     },
                 );
             }
@@ -136,6 +139,7 @@ impl NetConf {
                     local_boot: m.local_boot,
                     esp_uuid: m.esp_uuid.clone(),
                     memory_boot: m.memory_boot,
+                    iscsi_boot: m.iscsi_boot,
                 });
             }
         }

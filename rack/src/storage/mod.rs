@@ -6,6 +6,7 @@
 //! Seams left on purpose, not code: an LIO driver needs configfs (`/sys/kernel/config`), and LVM
 //! thin snapshots need device-mapper; this kernel has neither, so nothing here could be tested.
 
+pub mod service;
 pub mod tgt;
 pub mod volumes;
 

@@ -130,6 +130,9 @@ impl Store {
             "# Root on iSCSI (Kiln): the boot NIC stays as the initramfs configured it.\nnetwork: {config: disabled}\n",
         )
         .map_err(|e| storage("cannot write the cloud-init settings", e))?;
+        // The seed is on the network (no local seed for ds-identify to find): let cloud-init run.
+        std::fs::write(tree.join("etc/cloud/ds-identify.cfg"), "policy: enabled\n")
+            .map_err(|e| storage("cannot write the cloud-init settings", e))?;
         let used = dir_bytes(&tree)?;
         // Room for ext4's metadata and a first boot's writes; clones grow on request.
         let size = round_mib(used + used / 4 + (512 << 20));
@@ -194,6 +197,17 @@ impl Store {
             size_bytes,
             used_bytes,
         })
+    }
+
+    /// How clones are made here: a reflink of a small file in the store's work directory.
+    pub async fn probe_clone_method(&self) -> Result<CloneMethod> {
+        let work = tempfile::Builder::new()
+            .prefix("probe-")
+            .tempdir_in(self.dir.join("tmp"))
+            .map_err(|e| storage("cannot make a work directory", e))?;
+        let src = work.path().join("a");
+        std::fs::write(&src, [0x6bu8; 8192]).map_err(|e| storage("cannot write a probe", e))?;
+        clone_file(&src, &work.path().join("b")).await
     }
 
     /// Removes a volume; false if there was none.

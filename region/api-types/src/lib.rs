@@ -11,6 +11,9 @@
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+mod volumes;
+pub use volumes::*;
+
 /// Lifecycle status of a machine (MAAS's node statuses, in snake_case).
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema,
@@ -254,6 +257,9 @@ pub struct Machine {
     /// The machine's current (or last) deployment.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deployment: Option<Deployment>,
+    /// The root volume of its current (or last) iSCSI deployment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub boot_volume: Option<BootVolume>,
     pub created_at: String,
     pub updated_at: String,
 }
@@ -403,6 +409,9 @@ pub struct RackBootAnswer {
     /// A memory deployment: the OS image's root filesystem to boot (with Kiln's kernel and initramfs).
     #[serde(default)]
     pub memory_root: Option<SnapshotFile>,
+    /// Root on iSCSI: the rack serving its volume answers from its volume list (no credential).
+    #[serde(default)]
+    pub iscsi: bool,
 }
 
 /// An interface given when creating a machine.
@@ -697,6 +706,9 @@ pub struct Rack {
     pub version: Option<String>,
     pub interfaces: serde_json::Value,
     pub created_at: String,
+    /// What it can serve for root on iSCSI (absent: it has no volume store).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iscsi: Option<RackIscsi>,
 }
 
 /// A user account.
@@ -811,6 +823,9 @@ pub struct RackHeartbeat {
     pub interfaces: Vec<RackInterface>,
     #[serde(default)]
     pub version: Option<String>,
+    /// Root on iSCSI: present when the rack has a volume store (`--iscsi-store`).
+    #[serde(default)]
+    pub iscsi: Option<RackIscsi>,
 }
 
 /// A machine as a rack needs it to answer boots.
@@ -832,6 +847,9 @@ pub struct SnapshotMachine {
     /// Deployed (or deploying) in memory: each boot asks the region for a credential and the root.
     #[serde(default)]
     pub memory_boot: bool,
+    /// Deployed (or deploying) with root on iSCSI: the rack that serves its volume boots it.
+    #[serde(default)]
+    pub iscsi_boot: bool,
 }
 
 /// A boot-resource file a rack should cache.
@@ -1222,7 +1240,7 @@ pub enum DeployTarget {
     Disk,
     /// Booted over the network into memory (squashfs + tmpfs overlay); disks untouched.
     Memory,
-    /// Root on iSCSI (not built yet: refused).
+    /// Diskless, root on an iSCSI volume Kiln clones for the machine (disks untouched).
     Iscsi,
 }
 
@@ -1285,6 +1303,10 @@ pub struct DeployRequest {
     /// The disk to install to: its name (`vda`) or serial. Default: the first disk commissioning found.
     #[serde(default)]
     pub boot_disk: Option<String>,
+    /// With target `iscsi`: the root volume's size in GiB (default: the image's golden volume,
+    /// its files plus a quarter and 512 MiB).
+    #[serde(default)]
+    pub volume_size_gib: Option<u32>,
     #[serde(default)]
     pub comment: Option<String>,
 }
@@ -1303,6 +1325,9 @@ pub struct ReleaseRequest {
     /// else zero every byte.
     #[serde(default)]
     pub secure_erase: bool,
+    /// Root on iSCSI: keep the volume's file on the rack (its target is removed all the same).
+    #[serde(default)]
+    pub keep_volume: bool,
     #[serde(default)]
     pub comment: Option<String>,
 }

@@ -31,6 +31,7 @@ pub mod rack_api;
 pub mod racks;
 pub mod subnets;
 pub mod users_tokens;
+pub mod volumes;
 
 /// Shared state of every handler.
 #[derive(Clone)]
@@ -156,6 +157,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .configure(events::configure)
             .configure(users_tokens::configure)
             .configure(metadata::configure)
+            .configure(volumes::configure)
             .route("/openapi.json", web::get().to(openapi_json)),
     )
     .configure(health::configure)
@@ -183,6 +185,7 @@ async fn openapi_json() -> actix_web::HttpResponse {
         boot_resources::upload, boot_resources::download,
         racks::list, racks::get, racks::delete,
         rack_api::register, rack_api::heartbeat, rack_api::snapshot, rack_api::events, rack_api::file, rack_api::boot,
+        rack_api::volumes, rack_api::volume_report, volumes::list,
         metadata::meta, metadata::scripts_for_runner, metadata::report, metadata::start, metadata::result,
         metadata::done, metadata::list_scripts, metadata::create_script, metadata::get_script,
         metadata::update_script, metadata::delete_script, metadata::results,
@@ -213,6 +216,8 @@ async fn openapi_json() -> actix_web::HttpResponse {
         region_api_types::RunnerScript, region_api_types::MachineReport,
         region_api_types::CommissioningOutcome, region_api_types::RackBootRequest,
         region_api_types::RackBootAnswer, metadata::Meta,
+        region_api_types::RackIscsi, region_api_types::BootVolume, region_api_types::Volume,
+        region_api_types::RackVolume, region_api_types::RackVolumes, region_api_types::RackVolumeReport,
         region_api_types::PowerState, region_api_types::PowerAction, region_api_types::BootDevice,
         region_api_types::PowerFieldKind, region_api_types::PowerField, region_api_types::PowerTypeSchema,
         region_api_types::PowerRequest, region_api_types::PowerJobStatus, region_api_types::PowerJob,

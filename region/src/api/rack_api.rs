@@ -29,6 +29,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/rack/snapshot", web::get().to(snapshot))
         .route("/rack/events", web::post().to(events))
         .route("/rack/boot", web::post().to(boot))
+        .route("/rack/volumes", web::get().to(volumes))
+        .route("/rack/volumes/{id}", web::post().to(volume_report))
         .route("/rack/files/{sha256}", web::get().to(file));
 }
 
@@ -138,6 +140,7 @@ pub async fn register(
                         interfaces: ifaces.clone(),
                         created_at: now,
                         token_hash: Some(hash.clone()),
+                        iscsi: None,
                     };
                     match db::racks::insert(c, &row) {
                         Ok(()) => Some(id),
@@ -176,10 +179,57 @@ pub async fn heartbeat(
     body: web::Json<api::RackHeartbeat>,
 ) -> Result<HttpResponse> {
     let ifaces = interfaces_json(&body.interfaces)?;
+    let iscsi = match &body.iscsi {
+        Some(i) => {
+            validate::text("iscsi.portal", &i.portal, 64)?;
+            if let Some(e) = &i.error {
+                validate::text("iscsi.error", e, 2000)?;
+            }
+            Some(serde_json::to_string(i).map_err(|e| Error::Internal(e.to_string()))?)
+        }
+        None => None,
+    };
     state
         .pool
-        .run(move |c| db::racks::seen(c, &rack.rack_id, Some(&ifaces), now_ms()))
+        .run(move |c| {
+            db::racks::seen(c, &rack.rack_id, Some(&ifaces), now_ms())?;
+            db::volumes::set_rack_iscsi(c, &rack.rack_id, iscsi.as_deref())
+        })
         .await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// The root volumes this rack is to serve or remove, with their CHAP secrets and seed
+/// credentials (for this rack only).
+#[utoipa::path(get, path = "/api/v1/rack/volumes", tag = "racks",
+    responses((status = 200, body = api::RackVolumes), (status = 401, body = api::ErrorBody)))]
+pub async fn volumes(state: web::Data<AppState>, rack: RackAuth) -> Result<HttpResponse> {
+    let sb = state.secrets.clone();
+    let out = state
+        .pool
+        .run(move |c| crate::domain::volumes::feed(c, &sb, &rack.rack_id))
+        .await?;
+    Ok(HttpResponse::Ok().json(out))
+}
+
+/// What the rack did with a volume: `ready` (the machine is powered on now), `failed` (Failed
+/// deployment with the message), `removed`.
+#[utoipa::path(post, path = "/api/v1/rack/volumes/{id}", tag = "racks", request_body = api::RackVolumeReport,
+    params(("id" = String, Path, description = "Volume id")),
+    responses((status = 204), (status = 400, body = api::ErrorBody), (status = 404, body = api::ErrorBody)))]
+pub async fn volume_report(
+    state: web::Data<AppState>,
+    rack: RackAuth,
+    path: web::Path<String>,
+    body: web::Json<api::RackVolumeReport>,
+) -> Result<HttpResponse> {
+    let id = path.into_inner();
+    let r = body.into_inner();
+    state
+        .pool
+        .run(move |c| crate::domain::volumes::report(c, &rack.rack_id, &id, &r, now_ms()))
+        .await?;
+    state.power_wake.notify_waiters();
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -286,7 +336,7 @@ pub async fn events(
                         &db::events::NewEvent {
                             system_id: system_id.as_deref(),
                             created_at: *at,
-                            level: api::EventLevel::Info.as_str(),
+                            level: rack_event_level(et).as_str(),
                             event_type: et,
                             description: &description,
                             username: None,
@@ -303,6 +353,15 @@ pub async fn events(
         })
         .await?;
     Ok(HttpResponse::NoContent().finish())
+}
+
+/// What a rack saw is information, except a failure it reports (`iscsi_login_failed`, …).
+fn rack_event_level(event_type: &str) -> api::EventLevel {
+    if event_type.ends_with("_failed") {
+        api::EventLevel::Error
+    } else {
+        api::EventLevel::Info
+    }
 }
 
 /// A machine is PXE booting through this rack: what should it boot? Unknown MACs are enlisted (and

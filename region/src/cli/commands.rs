@@ -338,6 +338,10 @@ fn show_machine(m: &api::Machine) {
         ("created", m.created_at.clone()),
         ("updated", m.updated_at.clone()),
     ]);
+    if let Some(v) = &m.boot_volume {
+        println!();
+        super::volumes::show_boot_volume(v);
+    }
     if let Some(h) = &m.hardware {
         println!();
         output::fields(vec![

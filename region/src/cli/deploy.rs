@@ -62,6 +62,9 @@ pub struct DeployArgs {
     /// The disk to install to (name or serial; default the first disk).
     #[arg(long)]
     pub boot_disk: Option<String>,
+    /// With --target iscsi: the root volume's size in GiB (default: the image's golden volume).
+    #[arg(long, value_name = "GIB", value_parser = clap::value_parser!(u32).range(1..=16384))]
+    pub volume_size: Option<u32>,
     /// Wait until Deployed (or failed), printing each step.
     #[arg(long)]
     pub wait: bool,
@@ -84,6 +87,9 @@ pub struct ReleaseArgs {
     /// With --erase: the drive's secure erase, else zeros over every byte.
     #[arg(long, requires = "erase")]
     pub secure: bool,
+    /// Root on iSCSI: keep the volume's file on the rack (its target is removed all the same).
+    #[arg(long)]
+    pub keep_volume: bool,
     /// Wait until the machine is Ready (or failed), printing each step.
     #[arg(long)]
     pub wait: bool,
@@ -141,6 +147,7 @@ pub async fn deploy(c: &Client, json: bool, a: DeployArgs) -> anyhow::Result<()>
             }
         }),
         boot_disk: a.boot_disk,
+        volume_size_gib: a.volume_size,
         comment: a.comment,
     };
     let path = format!("/api/v1/machines/{}/deploy", seg(&a.system_id));
@@ -168,6 +175,7 @@ pub async fn release(c: &Client, json: bool, a: ReleaseArgs) -> anyhow::Result<(
         erase: a.erase,
         quick_erase: a.quick,
         secure_erase: a.secure,
+        keep_volume: a.keep_volume,
         comment: a.comment,
     };
     let path = format!("/api/v1/machines/{}/release", seg(&a.system_id));

@@ -12,6 +12,7 @@ pub mod client;
 pub mod commands;
 pub mod deploy;
 pub mod output;
+pub mod volumes;
 
 /// Kiln: bare-metal provisioning.
 #[derive(Debug, Parser)]
@@ -53,6 +54,8 @@ pub enum Command {
     Racks(client::ClientArgs<commands::RacksCommand>),
     /// The event log (through the API).
     Events(client::ClientArgs<commands::EventsCommand>),
+    /// Root-on-iSCSI volumes (through the API).
+    Volumes(client::ClientArgs<volumes::VolumesCommand>),
     /// Benchmarks of a running region.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -131,6 +134,23 @@ pub struct RackServiceArgs {
     /// Where the HTTP boot service listens (its port is the one handed to iPXE unless --http-port says otherwise).
     #[arg(long, env = "KILN_HTTP_BIND", default_value = "0.0.0.0:5248")]
     pub http_bind: std::net::SocketAddr,
+    /// Root on iSCSI: the volume store (golden volumes and per-machine clones; XFS or btrfs
+    /// clone copy-on-write). Needs --iscsi-portal and a running tgtd.
+    #[arg(long, env = "KILN_ISCSI_STORE", requires = "iscsi_portal")]
+    pub iscsi_store: Option<PathBuf>,
+    /// Where initiators log in: IP[:PORT] (port 3260 by default), an address of this host.
+    #[arg(long, env = "KILN_ISCSI_PORTAL", value_parser = parse_portal, requires = "iscsi_store")]
+    pub iscsi_portal: Option<rack_proto::iscsi::Portal>,
+    /// The iSCSI target driver (tgt; LIO needs configfs, which is not here).
+    #[arg(long, env = "KILN_ISCSI_DRIVER", default_value = "tgt")]
+    pub iscsi_driver: String,
+    /// tgtd's control port (`tgtd -C N`; 0 is tgtd's default).
+    #[arg(long, env = "KILN_TGT_CONTROL_PORT", default_value_t = 0)]
+    pub tgt_control_port: u16,
+}
+
+fn parse_portal(s: &str) -> Result<rack_proto::iscsi::Portal, String> {
+    rack_proto::iscsi::Portal::parse(s)
 }
 
 /// Flags of `kiln rack`.
@@ -163,6 +183,14 @@ impl RackServiceArgs {
         c.http_port = self.http_port;
         c.tftp_bind = self.tftp_bind;
         c.http_bind = self.http_bind;
+        if let (Some(store), Some(portal)) = (&self.iscsi_store, self.iscsi_portal) {
+            c.iscsi = Some(rack::config::IscsiConfig {
+                store: store.clone(),
+                portal,
+                driver: self.iscsi_driver.clone(),
+                control_port: self.tgt_control_port,
+            });
+        }
         if let Some(n) = &self.rack_name {
             c.name = n.clone();
         }

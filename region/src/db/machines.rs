@@ -287,6 +287,7 @@ fn to_api(
         power_state_checked_at: r.power_state_at.map(fmt_time),
         skip_bmc_config: r.skip_bmc_config,
         deployment: None,
+        boot_volume: None,
         created_at: fmt_time(r.created_at),
         updated_at: fmt_time(r.updated_at),
     }
@@ -309,6 +310,7 @@ pub fn get(conn: &mut DbConn, system_id: &str) -> Result<Option<api::Machine>> {
     let mut m = hydrate(conn, vec![row], false)?.pop();
     if let Some(m) = m.as_mut() {
         m.deployment = super::deploy::latest(conn, system_id)?.map(|d| d.to_api());
+        m.boot_volume = crate::domain::volumes::of_machine(conn, system_id)?;
     }
     Ok(m)
 }

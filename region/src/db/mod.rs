@@ -29,6 +29,7 @@ pub mod racks;
 pub mod schema;
 pub mod subnets;
 pub mod users;
+pub mod volumes;
 
 /// SQLite migrations, embedded in the binary.
 pub const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migrations/sqlite");

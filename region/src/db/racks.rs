@@ -21,6 +21,8 @@ pub struct RackRow {
     pub interfaces: String,
     pub created_at: i64,
     pub token_hash: Option<String>,
+    /// What it can serve for root on iSCSI (`api::RackIscsi` as JSON).
+    pub iscsi: Option<String>,
 }
 
 impl RackRow {
@@ -39,6 +41,10 @@ impl RackRow {
             version: self.version.clone(),
             interfaces: serde_json::from_str(&self.interfaces).unwrap_or_default(),
             created_at: fmt_time(self.created_at),
+            iscsi: self
+                .iscsi
+                .as_deref()
+                .and_then(|j| serde_json::from_str(j).ok()),
         }
     }
 }
@@ -211,6 +217,11 @@ pub fn snapshot_machines(conn: &mut DbConn) -> Result<Vec<api::SnapshotMachine>>
         .filter(|d| d.target == "memory")
         .map(|d| d.system_id.clone())
         .collect();
+    let on_iscsi: std::collections::HashSet<String> = live
+        .iter()
+        .filter(|d| d.target == "iscsi")
+        .map(|d| d.system_id.clone())
+        .collect();
     let installed: std::collections::HashMap<String, Option<String>> = live
         .into_iter()
         .filter(|d| d.target == "disk" && matches!(d.state.as_str(), "installed" | "deployed"))
@@ -222,6 +233,7 @@ pub fn snapshot_machines(conn: &mut DbConn) -> Result<Vec<api::SnapshotMachine>>
             |(system_id, hostname, status, architecture, boot_mac)| api::SnapshotMachine {
                 local_boot: installed.contains_key(&system_id),
                 memory_boot: in_memory.contains(&system_id),
+                iscsi_boot: on_iscsi.contains(&system_id),
                 esp_uuid: installed.get(&system_id).cloned().flatten(),
                 interfaces: by_machine.remove(&system_id).unwrap_or_default(),
                 status: api::MachineStatus::parse(&status).unwrap_or(api::MachineStatus::Broken),

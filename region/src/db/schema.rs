@@ -142,6 +142,7 @@ diesel::table! {
         interfaces -> Text,
         created_at -> BigInt,
         token_hash -> Nullable<Text>,
+        iscsi -> Nullable<Text>,
     }
 }
 
@@ -258,6 +259,28 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    volumes (id) {
+        id -> Text,
+        system_id -> Text,
+        deployment_id -> Text,
+        rack_id -> Text,
+        resource_id -> Text,
+        initiator_iqn -> Text,
+        secrets -> Text,
+        requested_bytes -> BigInt,
+        state -> Text,
+        keep_file -> Bool,
+        portal -> Nullable<Text>,
+        clone_method -> Nullable<Text>,
+        size_bytes -> Nullable<BigInt>,
+        used_bytes -> Nullable<BigInt>,
+        message -> Text,
+        created_at -> BigInt,
+        updated_at -> BigInt,
+    }
+}
+
 diesel::joinable!(api_tokens -> users (user_id));
 diesel::joinable!(machines -> users (owner_id));
 diesel::joinable!(machine_tags -> machines (system_id));
@@ -290,4 +313,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     ssh_keys,
     deployments,
     erasures,
+    volumes,
 );

@@ -387,34 +387,28 @@ fn rack_boot_in(
     let local_boot = deployment
         .as_ref()
         .is_some_and(|d| d.state == "installed" && d.target == "disk");
+    // Root on iSCSI: the rack serving the volume boots it; its credential was minted with the
+    // deployment (and written into the volume), so none is minted here.
+    let iscsi = deployment.as_ref().is_some_and(|d| d.target == "iscsi");
     // A memory deployment boots the OS image over the network every time, with a new credential.
     let memory_root = match &deployment {
         Some(d) if d.target == "memory" => memory_root(conn, &d.resource_id)?,
         _ => None,
     };
-    let token = if (boots_ephemeral(status) && !local_boot) || memory_root.is_some() {
-        let token = auth::new_token().replacen(auth::TOKEN_PREFIX, BOOT_TOKEN_PREFIX, 1);
+    let token = if iscsi {
+        None
+    } else if (boots_ephemeral(status) && !local_boot) || memory_root.is_some() {
         // A deployment's credential lives as long as the deployment (the deployed system reads
         // its seed with it); release or the next deployment deletes it.
         let ttl_ms = if matches!(status, MachineStatus::Deploying | MachineStatus::Deployed) {
-            100 * 365 * 86_400_000
+            DEPLOYMENT_TOKEN_TTL_MS
         } else {
             i64::try_from(cfg.node_timeout_secs)
                 .unwrap_or(i64::MAX / 4_000)
                 .saturating_mul(2_000)
                 .max(3_600_000)
         };
-        dbc::replace_boot_token(
-            conn,
-            &BootTokenRow {
-                token_hash: auth::token_hash(&token),
-                system_id: system_id.clone(),
-                boot_id: random_id(8),
-                purpose: status.as_str().to_string(),
-                created_at: now,
-                expires_at: now.saturating_add(ttl_ms),
-            },
-        )?;
+        let token = mint_boot_token(conn, &system_id, status, ttl_ms, now)?;
         Some(token)
     } else {
         None
@@ -429,7 +423,35 @@ fn rack_boot_in(
         local_boot,
         esp_uuid: deployment.and_then(|d| d.esp_uuid),
         memory_root,
+        iscsi,
     })
+}
+
+/// How long a deployment's credential lives: as long as the deployment (release or the next
+/// deployment deletes it).
+pub const DEPLOYMENT_TOKEN_TTL_MS: i64 = 100 * 365 * 86_400_000;
+
+/// A new boot credential for the machine, replacing its last one.
+pub fn mint_boot_token(
+    conn: &mut DbConn,
+    system_id: &str,
+    status: MachineStatus,
+    ttl_ms: i64,
+    now: i64,
+) -> Result<String> {
+    let token = auth::new_token().replacen(auth::TOKEN_PREFIX, BOOT_TOKEN_PREFIX, 1);
+    dbc::replace_boot_token(
+        conn,
+        &BootTokenRow {
+            token_hash: auth::token_hash(&token),
+            system_id: system_id.to_string(),
+            boot_id: random_id(8),
+            purpose: status.as_str().to_string(),
+            created_at: now,
+            expires_at: now.saturating_add(ttl_ms),
+        },
+    )?;
+    Ok(token)
 }
 
 /// The OS image's root filesystem as racks serve it (memory deployments boot it).

@@ -12,6 +12,7 @@ use region_api_types::{self as api, MachineAction, MachineStatus};
 
 use super::machines::{self, ActExtra};
 use super::secrets::SecretBox;
+use super::volumes;
 use super::{validate, Caller};
 use crate::config::Lifecycle;
 use crate::db::commissioning as dbc;
@@ -219,10 +220,16 @@ pub fn deploy(
     let row = machines::visible_row(conn, caller, system_id)?;
     machines::precheck(conn, caller, &row, MachineAction::Deploy)?;
     let target = req.target.unwrap_or_default();
-    if target == api::DeployTarget::Iscsi {
+    if req.volume_size_gib.is_some() && target != api::DeployTarget::Iscsi {
         return Err(Error::validation(
-            "target",
-            "Root on iSCSI is not available yet in this Kiln; deploy with target disk or memory.",
+            "volume_size_gib",
+            "volume_size_gib sizes a root volume on iSCSI: give it with target iscsi only.",
+        ));
+    }
+    if req.volume_size_gib == Some(0) {
+        return Err(Error::validation(
+            "volume_size_gib",
+            "volume_size_gib must be at least 1.",
         ));
     }
     let layout = req.storage_layout.unwrap_or_default();
@@ -235,6 +242,10 @@ pub fn deploy(
         None => None,
     };
     let img = find_image(conn, &os, release.as_deref(), &row.architecture)?;
+    let iscsi = match target {
+        api::DeployTarget::Iscsi => Some(iscsi_plan(conn, &img, req.volume_size_gib, now)?),
+        _ => None,
+    };
     let comment = req.comment.clone();
     let user_data = req.user_data.clone().unwrap_or_default();
     let boot_disk_req = req.boot_disk.clone();
@@ -293,6 +304,7 @@ pub fn deploy(
         };
         dbd::end_all(c, system_id, "released", now)?;
         dbc::delete_boot_tokens(c, system_id)?;
+        volumes::retire(c, system_id, false, now)?;
         dbd::insert_deployment(
             c,
             &DeploymentRow {
@@ -317,8 +329,39 @@ pub fn deploy(
                 finished_at: None,
             },
         )?;
-        let where_to = match target {
-            api::DeployTarget::Disk => format!("disk {disk_name}, {} layout", layout.as_str()),
+        let where_to = match (&iscsi, target) {
+            (Some(plan), _) => {
+                // The deployed system reads its seed with this credential, which the rack
+                // writes into the volume; the machine is powered on once the volume is served.
+                let token = super::commissioning::mint_boot_token(
+                    c,
+                    system_id,
+                    MachineStatus::Deploying,
+                    super::commissioning::DEPLOYMENT_TOKEN_TTL_MS,
+                    now,
+                )?;
+                let v = volumes::create(
+                    c,
+                    sb,
+                    row,
+                    &id,
+                    &img.resource_id,
+                    &plan.rack,
+                    plan.requested_bytes,
+                    &token,
+                    now,
+                )?;
+                format!(
+                    "a root volume on iSCSI (target {}, initiator {}, rack {} at {}; the machine is powered on once the volume is ready)",
+                    rack_proto::iscsi::target_iqn(&v.id),
+                    v.initiator_iqn,
+                    plan.rack_name,
+                    plan.rack.1.portal
+                )
+            }
+            (None, api::DeployTarget::Disk) => {
+                format!("disk {disk_name}, {} layout", layout.as_str())
+            }
             _ => "memory".to_string(),
         };
         machines::event(
@@ -352,9 +395,44 @@ pub fn deploy(
         ActExtra {
             on_commit: Some(&hook),
             erase: false,
+            defer_power: iscsi.is_some(),
         },
     )?
     .ok_or_else(|| Error::Internal("deployed machine vanished".into()))
+}
+
+/// Where an iSCSI deployment's volume will live, checked before anything is changed.
+struct IscsiPlan {
+    rack: (String, api::RackIscsi),
+    rack_name: String,
+    requested_bytes: u64,
+}
+
+fn iscsi_plan(
+    conn: &mut DbConn,
+    img: &Image,
+    size_gib: Option<u32>,
+    now: i64,
+) -> Result<IscsiPlan> {
+    if img.format != "squashfs" || volumes::image_files(conn, &img.resource_id)?.is_none() {
+        return Err(Error::conflict(
+            "image_not_iscsi_bootable",
+            Some("os"),
+            format!(
+                "Image {}/{} cannot boot with root on iSCSI: that needs a root filesystem (squashfs) with the image's own kernel (vmlinuz) and initramfs (initrd) beside it, as kiln images build makes them.",
+                img.os, img.release
+            ),
+        ));
+    }
+    let requested_bytes = u64::from(size_gib.unwrap_or(0)) << 30;
+    let need = requested_bytes.max(u64::try_from(needed_bytes(img)).unwrap_or(0));
+    let rack = volumes::pick_rack(conn, need, now)?;
+    let rack_name = db::volumes::rack_name(conn, &rack.0)?.unwrap_or_else(|| rack.0.clone());
+    Ok(IscsiPlan {
+        rack,
+        rack_name,
+        requested_bytes,
+    })
 }
 
 /// `POST /machines/{id}/release`: ends the deployment (its credential stops working), then
@@ -385,9 +463,13 @@ pub fn release(
     }
     let mode = if req.secure_erase { "secure" } else { "quick" };
     let erase = req.erase;
+    let keep_volume = req.keep_volume;
     let hook = |c: &mut DbConn, _row: &MachineRow, to: MachineStatus| -> Result<()> {
         dbd::end_all(c, system_id, "released", now)?;
         dbc::delete_boot_tokens(c, system_id)?;
+        // Root on iSCSI: the rack removes the target once the machine is off (and the volume,
+        // unless it is kept). The eraser never sees the volume: it is not attached without iPXE.
+        volumes::retire(c, system_id, keep_volume, now)?;
         if to == MachineStatus::DiskErasing {
             dbd::replace_erasure(
                 c,
@@ -422,6 +504,7 @@ pub fn release(
         ActExtra {
             on_commit: Some(&hook),
             erase,
+            defer_power: false,
         },
     )?
     .ok_or_else(|| Error::Internal("released machine vanished".into()))

@@ -450,6 +450,9 @@ pub struct ActExtra<'a> {
     pub on_commit: Option<OnCommit<'a>>,
     /// Release with erase: Disk erasing instead of Releasing/Ready.
     pub erase: bool,
+    /// The action's power job is queued later, not with the status change (an iSCSI deployment
+    /// powers on once its volume is served).
+    pub defer_power: bool,
 }
 
 /// Whether `action` is allowed for the caller on the machine now (the same refusal as [`act`]),
@@ -641,9 +644,12 @@ pub fn act_with(
                     {
                         db::deploy::end_all(c, system_id, "failed", now)?;
                         db::commissioning::delete_boot_tokens(c, system_id)?;
+                        super::volumes::retire(c, system_id, false, now)?;
                     }
                     // Power follows in the same transaction: a crash leaves both or neither.
-                    if let Some((a, boot, purpose)) = power_for(action, status, to) {
+                    if let Some((a, boot, purpose)) =
+                        power_for(action, status, to).filter(|_| !extra.defer_power)
+                    {
                         power::enqueue(c, &row, a, boot, purpose, Some(&caller.username), now)?;
                     }
                     Ok(true)

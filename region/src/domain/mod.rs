@@ -16,6 +16,7 @@ pub mod sshkeys;
 pub mod subnets;
 pub mod users;
 pub mod validate;
+pub mod volumes;
 
 /// The authenticated user a request acts for.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -147,7 +147,7 @@ pub fn install_failed(
     })
 }
 
-fn fail_to(
+pub(super) fn fail_to(
     c: &mut DbConn,
     row: &MachineRow,
     to: MachineStatus,
@@ -209,7 +209,7 @@ pub fn deployed(conn: &mut DbConn, mb: &MachineBoot, now: i64) -> Result<()> {
         }
         let ready = matches!(
             (d.target.as_str(), d.state.as_str()),
-            ("disk", "installed") | ("memory", "running")
+            ("disk", "installed") | ("memory", "running") | ("iscsi", "running")
         );
         if row.status() != MachineStatus::Deploying || !ready {
             return Err(Error::conflict(

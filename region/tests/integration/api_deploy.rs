@@ -260,7 +260,11 @@ both!(
                 "user_data",
                 "at most 1 MiB",
             ),
-            (json!({"target": "iscsi"}), "target", "not available yet"),
+            (
+                json!({"volume_size_gib": 4}),
+                "volume_size_gib",
+                "with target iscsi only",
+            ),
         ] {
             let (s, v) = deploy(body.clone()).await;
             assert_eq!(s, StatusCode::BAD_REQUEST, "{body}: {v}");

@@ -109,7 +109,12 @@ both!(
                 String,
                 i64,
                 Option<String>,
+                Option<String>,
             )>(c)?;
+            volumes::table
+                .select(region::db::volumes::VolumeRow::as_select())
+                .limit(1)
+                .load(c)?;
             settings::table
                 .select(settings::all_columns)
                 .limit(1)

@@ -50,12 +50,19 @@ pub(crate) struct Lab {
     pub(crate) dir: PathBuf,
     pub(crate) token: String,
     pub(crate) kiln: Option<std::process::Child>,
+    /// More arguments of `kiln all-in-one` (kept for restarts).
+    pub(crate) extra: Vec<String>,
 }
 
 impl Lab {
     /// A namespace with the lab bridge, `kiln all-in-one` on it (SQLite), an admin token, the
     /// subnet, and the image bundle imported and synced to the rack.
     pub(crate) fn new(name: &str) -> Lab {
+        Lab::with_args(name, &[])
+    }
+
+    /// As [`Lab::new`], with more `kiln all-in-one` arguments.
+    pub(crate) fn with_args(name: &str, extra: &[String]) -> Lab {
         let ns = format!(
             "ke2e-{}-{}",
             &name[..name.len().min(6)],
@@ -83,13 +90,14 @@ impl Lab {
             .unwrap();
         assert!(out.status.success());
         let token = String::from_utf8(out.stdout).unwrap().trim().to_string();
-        let kiln = start_kiln(&ns, &dir);
+        let kiln = start_kiln(&ns, &dir, extra);
         let lab = Lab {
             ns,
             name: name.to_string(),
             dir,
             token,
             kiln: Some(kiln),
+            extra: extra.to_vec(),
         };
         lab.wait("the region", Duration::from_secs(60), || {
             lab.try_cli(&["racks", "list"]).ok()
@@ -138,7 +146,7 @@ impl Lab {
             let _ = k.kill();
             let _ = k.wait();
         }
-        self.kiln = Some(start_kiln(&self.ns, &self.dir));
+        self.kiln = Some(start_kiln(&self.ns, &self.dir, &self.extra));
         self.wait(
             "the region after its crash",
             Duration::from_secs(60),
@@ -275,7 +283,7 @@ impl Lab {
 }
 
 /// `kiln all-in-one` in the lab's namespace on its data directory, logging to `kiln.log`.
-fn start_kiln(ns: &str, dir: &Path) -> std::process::Child {
+fn start_kiln(ns: &str, dir: &Path, extra: &[String]) -> std::process::Child {
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -293,6 +301,7 @@ fn start_kiln(ns: &str, dir: &Path) -> std::process::Child {
         ])
         .arg("--data-dir")
         .arg(dir.join("data"))
+        .args(extra)
         .stdout(log.try_clone().unwrap())
         .stderr(log)
         .spawn()

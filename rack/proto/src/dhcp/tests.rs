@@ -371,6 +371,7 @@ fn ipxe_gets_the_script_url_and_no_pxedhcp() {
             local_boot: false,
             esp_uuid: None,
             memory_boot: false,
+            iscsi_boot: false,
         },
     );
     let mut m = req(MessageType::Discover, A);
@@ -420,6 +421,7 @@ fn only_known_machines_leases_are_reported() {
             local_boot: false,
             esp_uuid: None,
             memory_boot: false,
+            iscsi_boot: false,
         },
     );
     let mut leases = Leases::new();
@@ -535,6 +537,7 @@ fn fixed_addresses_belong_to_their_machine() {
             local_boot: false,
             esp_uuid: None,
             memory_boot: false,
+            iscsi_boot: false,
         },
     );
     c.fixed_owner.insert(ip("10.20.0.101"), A);

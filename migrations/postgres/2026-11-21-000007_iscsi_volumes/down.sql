@@ -1,0 +1,2 @@
+ALTER TABLE racks DROP COLUMN iscsi;
+DROP TABLE volumes;
