@@ -68,8 +68,9 @@ pub struct RackVolume {
     pub hostname: String,
     /// The MAC whose lease holder is given the boot script.
     pub boot_mac: Option<String>,
-    /// `serve` (clone it if needed, make the target) or `remove` (remove the target; delete the
-    /// file unless `keep_file`).
+    /// `serve` (clone it if needed, make the target), `hold` (keep serving it if it is served,
+    /// make nothing: it is to be removed once its machine is off) or `remove` (remove the
+    /// target; delete the file unless `keep_file`).
     pub action: String,
     #[serde(default)]
     pub keep_file: bool,

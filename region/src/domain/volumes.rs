@@ -198,14 +198,17 @@ pub fn image_files(
     })
 }
 
-/// What rack `rack_id` must do (`GET /api/v1/rack/volumes`). A volume to remove is listed only
-/// once its machine has no power job left, so the machine is off before its root goes.
+/// What rack `rack_id` must do (`GET /api/v1/rack/volumes`). A volume to remove is held (served
+/// if it is, never made) until its machine has no power job left, so the machine is off before
+/// its root goes.
 pub fn feed(c: &mut DbConn, sb: &SecretBox, rack_id: &str) -> Result<api::RackVolumes> {
     let mut out = Vec::new();
     for v in dbv::for_rack(c, rack_id)? {
-        if v.state == "removing" && db::power::has_open_job(c, &v.system_id)? {
-            continue;
-        }
+        let action = match v.state.as_str() {
+            "removing" if db::power::has_open_job(c, &v.system_id)? => "hold",
+            "removing" => "remove",
+            _ => "serve",
+        };
         let Some((image, kernel, initrd)) = image_files(c, &v.resource_id)? else {
             continue;
         };
@@ -223,12 +226,7 @@ pub fn feed(c: &mut DbConn, sb: &SecretBox, rack_id: &str) -> Result<api::RackVo
             system_id: v.system_id.clone(),
             hostname: m.as_ref().map(|m| m.hostname.clone()).unwrap_or_default(),
             boot_mac: m.and_then(|m| m.boot_mac),
-            action: if v.state == "removing" {
-                "remove"
-            } else {
-                "serve"
-            }
-            .into(),
+            action: action.into(),
             keep_file: v.keep_file,
             image,
             kernel,

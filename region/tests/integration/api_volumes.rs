@@ -314,9 +314,10 @@ both!(
             .await;
         assert_eq!(s, StatusCode::OK, "{v}");
         assert_eq!(v["boot_volume"]["state"], "removing", "{v}");
-        assert!(
-            feed(&app, &rack).await.is_empty(),
-            "removed before the power-off"
+        let f = feed(&app, &rack).await;
+        assert_eq!(
+            f[0]["action"], "hold",
+            "removed before the power-off: {f:?}"
         );
         let off = jobs(&app, &rack).await;
         assert_eq!(off[0].1, "off", "{off:?}");
