@@ -61,6 +61,22 @@ impl HttpState {
         rack_proto::may_act_for(peer.ip(), &m, leased_to.as_ref())
     }
 
+    /// Whether the request comes from the address this rack leased to `mac`.
+    fn is_lease_holder(&self, req: &HttpRequest, mac: &str) -> bool {
+        let (Some(peer), Some(m)) = (req.peer_addr(), rack_proto::parse_mac(mac)) else {
+            return false;
+        };
+        match peer.ip() {
+            IpAddr::V4(ip) => self
+                .store
+                .lock()
+                .ok()
+                .and_then(|s| s.mac_of(ip))
+                .is_some_and(|l| l == m),
+            IpAddr::V6(_) => false,
+        }
+    }
+
     /// Queues an event for the region, which files it under the machine with that MAC (or keeps it
     /// for the machine that MAC is about to be enlisted as).
     fn event(&self, mac: &str, event_type: &str, description: String) {
@@ -107,7 +123,7 @@ async fn script(
             .read()
             .ok()
             .and_then(|m| m.get(&mac.to_ascii_lowercase()).cloned());
-        ipxe::decide_iscsi(h, served)
+        ipxe::decide_iscsi(h, &mac, files, served)
     };
     let mut boot = match &host_entry {
         Some(h) if h.iscsi_boot => iscsi_of(h),
@@ -117,9 +133,12 @@ async fn script(
     // Unknown machines are enlisted, and ephemeral boots need a credential: both come from the
     // region. Local-disk boots and waits are answered from the snapshot alone.
     let needs_region = host_entry.is_none() || matches!(boot, Boot::Ephemeral(_));
-    // The iSCSI script carries the volume's CHAP secret: for the machine itself only.
+    // The iSCSI script carries the volume's CHAP secret: for the machine itself only (not even
+    // for a local process of the rack's host).
     let secret = matches!(boot, Boot::Iscsi(_));
-    if (needs_region || secret) && !state.may_act_for(&req, &mac) {
+    if (needs_region && !state.may_act_for(&req, &mac))
+        || (secret && !state.is_lease_holder(&req, &mac))
+    {
         state.metrics.inc("http_ipxe_refused");
         boot = Boot::Wait(format!(
             "this address holds no lease of this rack for {mac}: only the machine itself may enlist or boot it"

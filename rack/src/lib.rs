@@ -63,8 +63,9 @@ pub async fn run(cfg: RackConfig, cancel: CancellationToken) -> Result<()> {
 
     let iscsi_boots: storage::service::IscsiBoots = Default::default();
     let iscsi = match cfg.iscsi.clone() {
-        Some(ic) => Some(
-            storage::service::Service::open(
+        Some(ic) => {
+            let (portal, driver) = (ic.portal.to_string(), ic.driver.clone());
+            match storage::service::Service::open(
                 ic,
                 cfg.http_port,
                 &cfg.data_dir,
@@ -72,8 +73,25 @@ pub async fn run(cfg: RackConfig, cancel: CancellationToken) -> Result<()> {
                 client.clone(),
                 iscsi_boots.clone(),
             )
-            .await?,
-        ),
+            .await
+            {
+                Ok(s) => Some(s),
+                // A wrong flag (a driver that is not there, a relative store) stops the rack.
+                Err(e @ Error::Config(_)) => return Err(e),
+                // DHCP, TFTP and HTTP boot still run; the region hears why no volume can be made.
+                Err(e) => {
+                    tracing::error!("root on iSCSI is off: {e}");
+                    client.set_iscsi(region_api_types::RackIscsi {
+                        portal,
+                        driver,
+                        clone_method: "copy".into(),
+                        store_free_bytes: 0,
+                        error: Some(e.to_string()),
+                    });
+                    None
+                }
+            }
+        }
         None => None,
     };
 

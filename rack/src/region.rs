@@ -247,7 +247,9 @@ impl RegionClient {
             )
             .await?;
         match resp.status() {
-            s if s.is_success() || s == reqwest::StatusCode::NOT_FOUND => Ok(()),
+            s if s.is_success() => Ok(()),
+            // A removal the region no longer knows of is done; anything else is retried.
+            reqwest::StatusCode::NOT_FOUND if r.state == "removed" => Ok(()),
             s => Err(Error::Region(format!(
                 "volume report: {s}: {}",
                 resp.text().await.unwrap_or_default()

@@ -136,13 +136,19 @@ pub fn decide(host: Option<&Host>, mac: &str, files: &[SnapshotFile]) -> Boot {
     }
 }
 
-/// The boot of a machine whose root is on iSCSI, given what the rack serves for it.
-pub fn decide_iscsi(h: &Host, served: Option<IscsiBoot>) -> Boot {
+/// The boot of a machine whose root is on iSCSI, given what the rack serves for it; in any
+/// other status (rescue, erasing, released) what [`decide`] says.
+pub fn decide_iscsi(
+    h: &Host,
+    mac: &str,
+    files: &[SnapshotFile],
+    served: Option<IscsiBoot>,
+) -> Boot {
     match (h.status, served) {
         (MachineStatus::Deploying | MachineStatus::Deployed, Some(i)) if h.iscsi_boot => {
             Boot::Iscsi(Box::new(i))
         }
-        (_, _) => decide(Some(h), "", &[]),
+        (_, _) => decide(Some(h), mac, files),
     }
 }
 
@@ -487,25 +493,36 @@ mod tests {
         h.iscsi_boot = true;
         // Never the ephemeral environment (no installer runs for a diskless deployment).
         assert!(matches!(decide(Some(&h), "m", &files()), Boot::Wait(_)));
-        assert!(matches!(decide_iscsi(&h, None), Boot::Wait(m) if m.contains("iSCSI volume")));
+        assert!(
+            matches!(decide_iscsi(&h, "m", &files(), None), Boot::Wait(m) if m.contains("iSCSI volume"))
+        );
         assert_eq!(
-            decide_iscsi(&h, Some(iscsi_boot())),
+            decide_iscsi(&h, "m", &files(), Some(iscsi_boot())),
             Boot::Iscsi(Box::new(iscsi_boot()))
         );
         h.status = MachineStatus::Deployed;
         assert!(matches!(
-            decide_iscsi(&h, Some(iscsi_boot())),
+            decide_iscsi(&h, "m", &files(), Some(iscsi_boot())),
             Boot::Iscsi(_)
         ));
         // Released (Ready): the volume's script is no longer given, whatever the rack holds.
         h.status = MachineStatus::Ready;
         assert!(matches!(
-            decide_iscsi(&h, Some(iscsi_boot())),
+            decide_iscsi(&h, "m", &files(), Some(iscsi_boot())),
             Boot::Wait(_)
+        ));
+        // Rescue boots the ephemeral environment, whatever the rack serves.
+        h.status = MachineStatus::RescueMode;
+        assert!(matches!(
+            decide_iscsi(&h, "m", &files(), Some(iscsi_boot())),
+            Boot::Ephemeral(_)
         ));
         h.status = MachineStatus::Deployed;
         h.iscsi_boot = false;
-        assert_eq!(decide_iscsi(&h, Some(iscsi_boot())), Boot::LocalDisk);
+        assert_eq!(
+            decide_iscsi(&h, "m", &files(), Some(iscsi_boot())),
+            Boot::LocalDisk
+        );
     }
 
     #[test]

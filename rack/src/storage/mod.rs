@@ -27,6 +27,9 @@ pub trait TargetDriver: Send + Sync {
     fn apply<'a>(&'a self, wanted: &'a [WantedTarget]) -> BoxFuture<'a, Result<Vec<String>>>;
     /// The targets the daemon serves now.
     fn show(&self) -> BoxFuture<'_, Result<Vec<ShownTarget>>>;
+    /// What this rack gave the daemon before it restarted (secrets cannot be read back): what
+    /// still matches is kept, not re-made.
+    fn remember(&self, wanted: &[WantedTarget]);
 }
 
 /// The registry: the driver named `name`.

@@ -43,6 +43,9 @@ struct Local {
     used_bytes: u64,
     /// The region has been told it is ready.
     reported: bool,
+    /// To be removed once its machine is off: still served, no longer booted.
+    #[serde(default)]
+    hold: bool,
 }
 
 pub struct Service {
@@ -86,6 +89,9 @@ impl Service {
             clone = method.as_str(), volumes = local.len(),
             "root on iSCSI: serving volumes"
         );
+        // tgtd may still serve what this rack made before it restarted: it is not made again
+        // (which would log every machine out).
+        driver.remember(&local.values().map(wanted).collect::<Vec<_>>());
         let s = Service {
             cfg,
             http_port,
@@ -112,6 +118,7 @@ impl Service {
         let mut last_error: Option<String> = None;
         loop {
             let mut error = self.driver.check().await.err().map(|e| e.to_string());
+            let mut applied = false;
             if error.is_none() {
                 match self.client.volumes().await {
                     Ok(feed) => self.follow(feed).await,
@@ -119,8 +126,9 @@ impl Service {
                         tracing::debug!("volume list not fetched ({e}); serving what is known")
                     }
                 }
-                if let Err(e) = self.apply().await {
-                    error = Some(e.to_string());
+                match self.apply().await {
+                    Ok(()) => applied = true,
+                    Err(e) => error = Some(e.to_string()),
                 }
             }
             if error != last_error {
@@ -134,7 +142,10 @@ impl Service {
                 measured = Instant::now();
                 self.measure().await;
             }
-            self.report_ready().await;
+            // Ready only once tgtd really serves it: the region powers the machine on then.
+            if applied {
+                self.report_ready().await;
+            }
             self.client.set_iscsi(api::RackIscsi {
                 portal: self.cfg.portal.to_string(),
                 driver: self.driver.name().into(),
@@ -144,29 +155,24 @@ impl Service {
             });
             tokio::select! {
                 _ = tokio::time::sleep(TICK) => {}
-                _ = rx.changed() => {}
+                r = rx.changed() => if r.is_err() { return Ok(()) },
                 _ = cancel.cancelled() => return Ok(()),
             }
         }
     }
 
-    /// Acts on the region's list: new volumes are made, removed ones go; a volume the region no
-    /// longer lists at all stops being served (its file is kept: only `remove` deletes).
+    /// Acts on the region's list: new volumes are made, removed ones go. Only `remove` stops a
+    /// target: a volume the list leaves out keeps being served (a machine may run from it).
     async fn follow(&mut self, feed: api::RackVolumes) {
-        let listed: std::collections::BTreeSet<String> =
-            feed.volumes.iter().map(|v| v.id.clone()).collect();
-        let gone: Vec<String> = self
-            .local
-            .keys()
-            .filter(|id| !listed.contains(*id))
-            .cloned()
-            .collect();
-        for id in gone {
-            tracing::warn!(volume = %id, "the region no longer lists volume {id}: its target goes, its file stays");
-            self.local.remove(&id);
-            self.save();
-        }
         for v in feed.volumes {
+            let hold = v.action == "hold";
+            if let Some(l) = self.local.get_mut(&v.id) {
+                if l.hold != hold || l.v.boot_mac != v.boot_mac {
+                    l.hold = hold;
+                    l.v.boot_mac = v.boot_mac.clone();
+                    self.save();
+                }
+            }
             match v.action.as_str() {
                 "serve" if !self.local.contains_key(&v.id) => self.make(v).await,
                 "remove" => self.remove(v).await,
@@ -183,6 +189,18 @@ impl Service {
             tracing::debug!(volume = %v.id, "waiting for image {} to be fetched", v.image.filename);
             return;
         }
+        // A clone made before this rack lost track of it (a crash before its state was saved):
+        // adopted as it is, never made again over a machine's root.
+        if self.store.volume_path(&v.id).is_ok_and(|p| p.exists()) {
+            match self.store.volume(&v.id, self.method).await {
+                Ok(vol) => {
+                    tracing::warn!(machine.id = %v.system_id, "volume {} was on the store already: serving it as it is", v.id);
+                    self.adopt(v, vol);
+                }
+                Err(e) => tracing::error!(machine.id = %v.system_id, "volume {}: {e}", v.id),
+            }
+            return;
+        }
         let t0 = Instant::now();
         match self.clone_for(&v, &squashfs).await {
             Ok(vol) => {
@@ -195,22 +213,12 @@ impl Service {
                     vol.size_bytes,
                     vol.used_bytes
                 );
-                self.local.insert(
-                    v.id.clone(),
-                    Local {
-                        path: vol.path,
-                        method: vol.method,
-                        size_bytes: vol.size_bytes,
-                        used_bytes: vol.used_bytes,
-                        reported: false,
-                        v,
-                    },
-                );
-                self.save();
+                self.adopt(v, vol);
             }
             Err(e) => {
                 tracing::error!(machine.id = %v.system_id, "volume {} could not be made: {e}", v.id);
-                let _ = self.store.delete(&v.id);
+                // Only what this attempt made goes: nothing was stored under the volume's name.
+                self.store.discard_partial(&v.id);
                 let r = api::RackVolumeReport {
                     state: "failed".into(),
                     portal: Some(self.cfg.portal.to_string()),
@@ -224,6 +232,22 @@ impl Service {
                 }
             }
         }
+    }
+
+    fn adopt(&mut self, v: api::RackVolume, vol: volumes::Volume) {
+        self.local.insert(
+            v.id.clone(),
+            Local {
+                path: vol.path,
+                method: vol.method,
+                size_bytes: vol.size_bytes,
+                used_bytes: vol.used_bytes,
+                reported: false,
+                hold: false,
+                v,
+            },
+        );
+        self.save();
     }
 
     async fn clone_for(&self, v: &api::RackVolume, squashfs: &Path) -> Result<volumes::Volume> {
@@ -344,9 +368,12 @@ impl Service {
     }
 
     fn publish(&self) {
+        // A volume on hold (its machine released, not yet off) is no longer booted: a redeployed
+        // machine boots its new volume.
         let map: HashMap<String, IscsiBoot> = self
             .local
             .values()
+            .filter(|l| !l.hold)
             .filter_map(|l| {
                 let mac = l.v.boot_mac.as_deref()?.to_ascii_lowercase();
                 Some((mac, boot_of(&l.v, self.cfg.portal)))

@@ -86,6 +86,13 @@ impl TargetDriver for Tgt {
         })
     }
 
+    fn remember(&self, wanted: &[WantedTarget]) {
+        let mut ap = self.applied.lock().unwrap_or_else(|p| p.into_inner());
+        for w in wanted {
+            ap.insert(w.chap_user.clone(), w.chap_secret.clone());
+        }
+    }
+
     fn show(&self) -> BoxFuture<'_, Result<Vec<ShownTarget>>> {
         Box::pin(async move {
             let mut a = self.base();

@@ -69,6 +69,8 @@ impl Store {
         for sub in ["golden", "vol", "tmp"] {
             std::fs::create_dir_all(dir.join(sub))
                 .map_err(|e| storage(&format!("cannot make {}", dir.join(sub).display()), e))?;
+            // Volumes hold machines' credentials and data: for root (tgtd) only.
+            private(&dir.join(sub), 0o700)?;
         }
         Ok(Store {
             dir: dir.to_path_buf(),
@@ -168,6 +170,7 @@ impl Store {
         }
         let tmp = dst.with_extension("img.part");
         let method = clone_file(golden, &tmp).await?;
+        private(&tmp, 0o600)?;
         let golden_size = std::fs::metadata(golden)
             .map_err(|e| storage("cannot read the golden image", e))?
             .len();
@@ -208,6 +211,13 @@ impl Store {
         let src = work.path().join("a");
         std::fs::write(&src, [0x6bu8; 8192]).map_err(|e| storage("cannot write a probe", e))?;
         clone_file(&src, &work.path().join("b")).await
+    }
+
+    /// Removes what a failed clone of `id` left (never the volume itself).
+    pub fn discard_partial(&self, id: &str) {
+        if let Ok(p) = self.volume_path(id) {
+            let _ = std::fs::remove_file(p.with_extension("img.part"));
+        }
     }
 
     /// Removes a volume; false if there was none.
@@ -279,6 +289,12 @@ pub async fn write_into(image: &Path, dir: &str, name: &str, contents: &[u8]) ->
         )));
     }
     Ok(())
+}
+
+fn private(path: &Path, mode: u32) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+        .map_err(|e| storage(&format!("cannot restrict {}", path.display()), e))
 }
 
 fn round_mib(n: u64) -> u64 {

@@ -853,7 +853,7 @@ pub struct SnapshotMachine {
 }
 
 /// A boot-resource file a rack should cache.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct SnapshotFile {
     pub resource_id: String,
     pub os: String,

@@ -126,6 +126,17 @@ pub async fn delete(
                 if db::boot::get_row(c, &id)?.is_none() {
                     return Err(Error::not_found(format!("boot resource {id}")));
                 }
+                let using = db::volumes::live_of_resource(c, &id)?;
+                if !using.is_empty() {
+                    return Err(Error::conflict(
+                        "boot_resource_in_use",
+                        None,
+                        format!(
+                            "Root volumes on iSCSI boot from this image (machines {}): release them first.",
+                            using.join(", ")
+                        ),
+                    ));
+                }
                 let orphans = db::boot::delete(c, &id)?;
                 db::users::audit(
                     c,

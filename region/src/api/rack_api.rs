@@ -181,7 +181,10 @@ pub async fn heartbeat(
     let ifaces = interfaces_json(&body.interfaces)?;
     let iscsi = match &body.iscsi {
         Some(i) => {
-            validate::text("iscsi.portal", &i.portal, 64)?;
+            rack_proto::iscsi::Portal::parse(&i.portal)
+                .map_err(|e| Error::validation("iscsi.portal", e))?;
+            crate::domain::volumes::clone_method_ok("iscsi.clone_method", &i.clone_method)?;
+            validate::name("iscsi.driver", &i.driver)?;
             if let Some(e) = &i.error {
                 validate::text("iscsi.error", e, 2000)?;
             }

@@ -85,6 +85,15 @@ pub fn for_rack(conn: &mut DbConn, rack_id: &str) -> Result<Vec<VolumeRow>> {
         .load(conn)?)
 }
 
+/// The machines whose live (or to be removed) volumes boot from boot resource `resource_id`.
+pub fn live_of_resource(conn: &mut DbConn, resource_id: &str) -> Result<Vec<String>> {
+    Ok(volumes::table
+        .filter(volumes::resource_id.eq(resource_id))
+        .filter(volumes::state.eq_any(["creating", "ready", "removing"]))
+        .select(volumes::system_id)
+        .load(conn)?)
+}
+
 /// Moves a volume from one of `from` to `to` (compare-and-set); false if it was in none of them.
 pub fn set_state(
     conn: &mut DbConn,
@@ -179,23 +188,33 @@ pub struct IscsiRack {
     pub last_seen: Option<i64>,
     /// `api::RackIscsi` as JSON.
     pub iscsi: String,
+    /// `[api::RackInterface]` as JSON.
+    pub interfaces: String,
 }
 
 /// Every rack that reported a volume store, by name.
 pub fn iscsi_racks(conn: &mut DbConn) -> Result<Vec<IscsiRack>> {
-    let rows: Vec<(String, String, Option<i64>, Option<String>)> = racks::table
+    type Row = (String, String, Option<i64>, Option<String>, String);
+    let rows: Vec<Row> = racks::table
         .filter(racks::iscsi.is_not_null())
         .order(racks::name)
-        .select((racks::id, racks::name, racks::last_seen, racks::iscsi))
+        .select((
+            racks::id,
+            racks::name,
+            racks::last_seen,
+            racks::iscsi,
+            racks::interfaces,
+        ))
         .load(conn)?;
     Ok(rows
         .into_iter()
-        .filter_map(|(id, name, last_seen, j)| {
+        .filter_map(|(id, name, last_seen, j, interfaces)| {
             j.map(|iscsi| IscsiRack {
                 id,
                 name,
                 last_seen,
                 iscsi,
+                interfaces,
             })
         })
         .collect())

@@ -226,10 +226,10 @@ pub fn deploy(
             "volume_size_gib sizes a root volume on iSCSI: give it with target iscsi only.",
         ));
     }
-    if req.volume_size_gib == Some(0) {
+    if let Some(g) = req.volume_size_gib.filter(|g| !(1..=16384).contains(g)) {
         return Err(Error::validation(
             "volume_size_gib",
-            "volume_size_gib must be at least 1.",
+            format!("volume_size_gib is {g}; give 1 to 16384 (GiB)."),
         ));
     }
     let layout = req.storage_layout.unwrap_or_default();
@@ -243,7 +243,13 @@ pub fn deploy(
     };
     let img = find_image(conn, &os, release.as_deref(), &row.architecture)?;
     let iscsi = match target {
-        api::DeployTarget::Iscsi => Some(iscsi_plan(conn, &img, req.volume_size_gib, now)?),
+        api::DeployTarget::Iscsi => {
+            let ips: Vec<std::net::IpAddr> = crate::db::machines::interfaces_of(conn, system_id)?
+                .iter()
+                .filter_map(|i| i.ip.as_deref()?.parse().ok())
+                .collect();
+            Some(iscsi_plan(conn, &img, req.volume_size_gib, &ips, now)?)
+        }
         _ => None,
     };
     let comment = req.comment.clone();
@@ -412,6 +418,7 @@ fn iscsi_plan(
     conn: &mut DbConn,
     img: &Image,
     size_gib: Option<u32>,
+    machine_ips: &[std::net::IpAddr],
     now: i64,
 ) -> Result<IscsiPlan> {
     if img.format != "squashfs" || volumes::image_files(conn, &img.resource_id)?.is_none() {
@@ -426,7 +433,7 @@ fn iscsi_plan(
     }
     let requested_bytes = u64::from(size_gib.unwrap_or(0)) << 30;
     let need = requested_bytes.max(u64::try_from(needed_bytes(img)).unwrap_or(0));
-    let rack = volumes::pick_rack(conn, need, now)?;
+    let rack = volumes::pick_rack(conn, need, machine_ips, now)?;
     let rack_name = db::volumes::rack_name(conn, &rack.0)?.unwrap_or_else(|| rack.0.clone());
     Ok(IscsiPlan {
         rack,

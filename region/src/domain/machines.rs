@@ -555,6 +555,8 @@ pub fn act_with(
                 if !dbm::delete_if_version(c, system_id, row.version)? {
                     return Ok(false);
                 }
+                // Its root volume on iSCSI, if any, goes with it.
+                super::volumes::retire(c, system_id, false, now)?;
                 event(
                     c,
                     now,

@@ -24,9 +24,24 @@ pub const RACK_FRESH_MS: i64 = 90_000;
 
 /// The rack that will serve a new volume of `need_bytes` (an estimate of the clone's size):
 /// one that reported a volume store, recently, without an error, with room (a reflink clone
-/// costs nearly nothing until written; a copy costs its size).
-pub fn pick_rack(conn: &mut DbConn, need_bytes: u64, now: i64) -> Result<(String, api::RackIscsi)> {
-    let racks = dbv::iscsi_racks(conn)?;
+/// costs nearly nothing until written; a copy costs its size). Racks with an address on the
+/// machine's network (`machine_ips`) come first: the rack that answers its PXE serves its script.
+pub fn pick_rack(
+    conn: &mut DbConn,
+    need_bytes: u64,
+    machine_ips: &[std::net::IpAddr],
+    now: i64,
+) -> Result<(String, api::RackIscsi)> {
+    let mut racks = dbv::iscsi_racks(conn)?;
+    let near = |r: &dbv::IscsiRack| {
+        serde_json::from_str::<Vec<api::RackInterface>>(&r.interfaces)
+            .unwrap_or_default()
+            .iter()
+            .flat_map(|i| i.addresses.iter())
+            .filter_map(|a| a.parse::<ipnet::IpNet>().ok())
+            .any(|n| machine_ips.iter().any(|ip| n.contains(ip)))
+    };
+    racks.sort_by_key(|r| !near(r));
     if racks.is_empty() {
         return Err(Error::conflict(
             "no_iscsi_rack",
@@ -40,6 +55,7 @@ pub fn pick_rack(conn: &mut DbConn, need_bytes: u64, now: i64) -> Result<(String
         name,
         last_seen: seen,
         iscsi: json,
+        ..
     } in racks
     {
         let Ok(st) = serde_json::from_str::<api::RackIscsi>(&json) else {
@@ -77,6 +93,18 @@ pub fn pick_rack(conn: &mut DbConn, need_bytes: u64, now: i64) -> Result<(String
             why.join("; ")
         ),
     ))
+}
+
+/// `reflink` or `copy`, as racks report them.
+pub fn clone_method_ok(field: &str, m: &str) -> Result<()> {
+    if matches!(m, "reflink" | "copy") {
+        Ok(())
+    } else {
+        Err(Error::validation(
+            field,
+            format!("'{m}' is not a clone method: reflink or copy."),
+        ))
+    }
 }
 
 fn gib(b: u64) -> f64 {
@@ -177,12 +205,14 @@ pub fn list(c: &mut DbConn, caller: &super::Caller) -> Result<Vec<api::Volume>> 
     Ok(out)
 }
 
+type ImageFiles = (api::SnapshotFile, api::SnapshotFile, api::SnapshotFile);
+
 /// The OS image's files a volume needs: its root (squashfs), kernel and initramfs.
-pub fn image_files(
-    c: &mut DbConn,
-    resource_id: &str,
-) -> Result<Option<(api::SnapshotFile, api::SnapshotFile, api::SnapshotFile)>> {
-    let files = db::racks::snapshot_files(c)?;
+pub fn image_files(c: &mut DbConn, resource_id: &str) -> Result<Option<ImageFiles>> {
+    Ok(image_files_in(&db::racks::snapshot_files(c)?, resource_id))
+}
+
+fn image_files_in(files: &[api::SnapshotFile], resource_id: &str) -> Option<ImageFiles> {
     let of = |pred: &dyn Fn(&str) -> bool| {
         files
             .iter()
@@ -192,10 +222,10 @@ pub fn image_files(
     let root = of(&|n| n.ends_with(".squashfs") || n == "squashfs");
     let kernel = of(&|n| n.starts_with("vmlinuz") || n.starts_with("linux"));
     let initrd = of(&|n| n.starts_with("initrd"));
-    Ok(match (root, kernel, initrd) {
+    match (root, kernel, initrd) {
         (Some(r), Some(k), Some(i)) => Some((r, k, i)),
         _ => None,
-    })
+    }
 }
 
 /// What rack `rack_id` must do (`GET /api/v1/rack/volumes`). A volume to remove is held (served
@@ -203,14 +233,28 @@ pub fn image_files(
 /// its root goes.
 pub fn feed(c: &mut DbConn, sb: &SecretBox, rack_id: &str) -> Result<api::RackVolumes> {
     let mut out = Vec::new();
+    let files = db::racks::snapshot_files(c)?;
     for v in dbv::for_rack(c, rack_id)? {
+        let m = dbm::get_row(c, &v.system_id)?;
+        // Held while the machine may still run from it: a power job open, or a release whose
+        // power-off has not succeeded.
+        let releasing = m.as_ref().is_some_and(|m| {
+            matches!(
+                m.status(),
+                MachineStatus::Releasing | MachineStatus::FailedReleasing
+            )
+        });
         let action = match v.state.as_str() {
-            "removing" if db::power::has_open_job(c, &v.system_id)? => "hold",
+            "removing" if releasing || db::power::has_open_job(c, &v.system_id)? => "hold",
             "removing" => "remove",
             _ => "serve",
         };
-        let Some((image, kernel, initrd)) = image_files(c, &v.resource_id)? else {
-            continue;
+        // Deleting a boot resource that live volumes use is refused; a volume whose image is
+        // gone anyway can still be removed.
+        let (image, kernel, initrd) = match image_files_in(&files, &v.resource_id) {
+            Some(f) => f,
+            None if action == "remove" => Default::default(),
+            None => continue,
         };
         let secrets = sb.open(&v.id, &v.secrets)?;
         let get = |k: &str| {
@@ -220,7 +264,6 @@ pub fn feed(c: &mut DbConn, sb: &SecretBox, rack_id: &str) -> Result<api::RackVo
                 .unwrap_or("")
                 .to_string()
         };
-        let m = dbm::get_row(c, &v.system_id)?;
         out.push(api::RackVolume {
             id: v.id.clone(),
             system_id: v.system_id.clone(),
@@ -250,6 +293,12 @@ pub fn report(
     now: i64,
 ) -> Result<()> {
     let message = super::validate::text("message", &r.message, 4000)?;
+    if let Some(p) = &r.portal {
+        iscsi::Portal::parse(p).map_err(|e| Error::validation("portal", e))?;
+    }
+    if let Some(m) = &r.clone_method {
+        clone_method_ok("clone_method", m)?;
+    }
     let i64_of = |b: Option<u64>| b.map(|b| i64::try_from(b).unwrap_or(i64::MAX));
     conn.transaction::<_, Error, _>(|c| {
         let v = dbv::get(c, id)?

@@ -115,16 +115,17 @@ both!(
         assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
         assert_eq!(v["field"], "volume_size_gib", "{v}");
         // The newest image (trixie here) has them.
-        app.upload_release_files(
-            "os",
-            "trixie",
-            &[
-                ("root.squashfs", b"hsqs root 2".to_vec()),
-                ("vmlinuz", b"kernel".to_vec()),
-                ("initrd", b"initramfs".to_vec()),
-            ],
-        )
-        .await;
+        let image = app
+            .upload_release_files(
+                "os",
+                "trixie",
+                &[
+                    ("root.squashfs", b"hsqs root 2".to_vec()),
+                    ("vmlinuz", b"kernel".to_vec()),
+                    ("initrd", b"initramfs".to_vec()),
+                ],
+            )
+            .await;
         // No rack serves volumes; then one whose tgtd is down: refused in words.
         let (s, v) = deploy(&app, &id, json!({"target": "iscsi", "release": "trixie"})).await;
         assert_eq!(s, StatusCode::CONFLICT, "{v}");
@@ -178,6 +179,29 @@ both!(
             jobs(&app, &rack).await.is_empty(),
             "powered before the volume"
         );
+        // The image a live volume boots from cannot be deleted; a rack's bad report is refused.
+        let (s, v) = app
+            .admin(
+                Method::DELETE,
+                &format!("/api/v1/boot-resources/{image}"),
+                None,
+            )
+            .await;
+        assert_eq!(s, StatusCode::CONFLICT, "{v}");
+        assert!(v["message"].as_str().unwrap().contains(&id), "{v}");
+        let (s, v) = app
+            .call(
+                Method::POST,
+                "/api/v1/rack/heartbeat",
+                Some(&rack),
+                Some(
+                    json!({"interfaces": [], "iscsi": {"portal": "10.20.0.2:3260", "driver": "tgt",
+                    "clone_method": "magic", "store_free_bytes": 1}}),
+                ),
+            )
+            .await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+        assert_eq!(v["field"], "iscsi.clone_method", "{v}");
 
         // The rack's feed has the secrets; the API never shows them.
         let f = feed(&app, &rack).await;
