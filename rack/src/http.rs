@@ -54,27 +54,32 @@ impl HttpState {
         let (Some(peer), Some(m)) = (req.peer_addr(), rack_proto::parse_mac(mac)) else {
             return false;
         };
-        let leased_to = match peer.ip() {
-            IpAddr::V4(ip) => self.store.lock().ok().and_then(|s| s.mac_of(ip)),
-            IpAddr::V6(_) => None,
-        };
-        rack_proto::may_act_for(peer.ip(), &m, leased_to.as_ref())
+        rack_proto::may_act_for(peer.ip(), &m, self.leased_to(peer.ip()).as_ref())
     }
 
-    /// Whether the request comes from the address this rack leased to `mac`.
+    /// The MAC this rack leased the address to.
+    fn leased_to(&self, ip: IpAddr) -> Option<rack_proto::Mac> {
+        match ip {
+            IpAddr::V4(ip) => self.store.lock().ok().and_then(|s| s.mac_of(ip)),
+            IpAddr::V6(_) => None,
+        }
+    }
+
+    /// Whether the request comes from the address this rack leased to `mac` (not even a local
+    /// process of the rack's host qualifies).
     fn is_lease_holder(&self, req: &HttpRequest, mac: &str) -> bool {
         let (Some(peer), Some(m)) = (req.peer_addr(), rack_proto::parse_mac(mac)) else {
             return false;
         };
-        match peer.ip() {
-            IpAddr::V4(ip) => self
-                .store
-                .lock()
-                .ok()
-                .and_then(|s| s.mac_of(ip))
-                .is_some_and(|l| l == m),
-            IpAddr::V6(_) => false,
-        }
+        self.leased_to(peer.ip()) == Some(m)
+    }
+
+    /// The root-on-iSCSI boot this rack serves for `mac`.
+    fn served_iscsi(&self, mac: &str) -> Option<ipxe::IscsiBoot> {
+        self.iscsi
+            .read()
+            .ok()
+            .and_then(|m| m.get(&mac.to_ascii_lowercase()).cloned())
     }
 
     /// Queues an event for the region, which files it under the machine with that MAC (or keeps it
@@ -118,12 +123,7 @@ async fn script(
         .map(|s| s.files.as_slice())
         .unwrap_or_default();
     let iscsi_of = |h: &rack_proto::netconf::Host| {
-        let served = state
-            .iscsi
-            .read()
-            .ok()
-            .and_then(|m| m.get(&mac.to_ascii_lowercase()).cloned());
-        ipxe::decide_iscsi(h, &mac, files, served)
+        ipxe::decide_iscsi(h, &mac, files, state.served_iscsi(&mac))
     };
     let mut boot = match &host_entry {
         Some(h) if h.iscsi_boot => iscsi_of(h),
@@ -230,12 +230,8 @@ async fn iscsi_failed(
         .filter(|c| c.is_ascii_hexdigit())
         .take(8)
         .collect();
-    let target = state.iscsi.read().ok().and_then(|m| {
-        m.get(&mac.to_ascii_lowercase())
-            .map(|b| (b.target_iqn.clone(), b.portal))
-    });
-    let what = match target {
-        Some((iqn, portal)) => format!("{iqn} at {portal}"),
+    let what = match state.served_iscsi(&mac) {
+        Some(b) => format!("{} at {}", b.target_iqn, b.portal),
         None => "its iSCSI target".to_string(),
     };
     // iPXE's "Operation not permitted" errors start 410d (sanhook gave 410d613c and 410d618f).
