@@ -32,11 +32,15 @@ impl Tgt {
     }
 
     async fn tgtadm(&self, args: Vec<String>, what: &str) -> Result<String> {
-        let out = tokio::process::Command::new("tgtadm")
+        // A wedged tgtd must not stall the volume service (it would stop re-applying targets).
+        let child = tokio::process::Command::new("tgtadm")
             .args(&args)
             .stdin(std::process::Stdio::null())
-            .output()
+            .kill_on_drop(true)
+            .output();
+        let out = tokio::time::timeout(std::time::Duration::from_secs(30), child)
             .await
+            .map_err(|_| Error::Storage(format!("tgtadm ({what}) did not answer within 30 s")))?
             .map_err(|e| {
                 if e.kind() == std::io::ErrorKind::NotFound {
                     Error::Storage("tgtadm is not installed (apt-get install tgt)".into())

@@ -301,12 +301,24 @@ fn round_mib(n: u64) -> u64 {
     n.div_ceil(1 << 20) * (1 << 20)
 }
 
+/// Longest a store command (unsquashfs, mkfs, cp, e2fsck, resize2fs, debugfs) may take: a stuck
+/// one is killed and the volume fails in words, so the volume service goes on.
+const COMMAND_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1200);
+
 async fn run(cmd: &str, args: &[&std::ffi::OsStr]) -> Result<()> {
-    let out = tokio::process::Command::new(cmd)
+    let child = tokio::process::Command::new(cmd)
         .args(args)
         .stdin(std::process::Stdio::null())
-        .output()
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(COMMAND_TIMEOUT, child)
         .await
+        .map_err(|_| {
+            Error::Storage(format!(
+                "{cmd} did not finish within {} s (killed)",
+                COMMAND_TIMEOUT.as_secs()
+            ))
+        })?
         .map_err(|e| {
             if e.kind() == std::io::ErrorKind::NotFound {
                 Error::Storage(format!(
