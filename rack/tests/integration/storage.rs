@@ -160,6 +160,11 @@ async fn tgt_driver_serves_what_is_wanted_and_rebuilds_it_after_tgtd_dies() {
     );
     // Applied again: nothing to do.
     assert_eq!(drv.apply(&want).await.unwrap(), Vec::<String>::new());
+    // The rack restarts (a new driver) with tgtd still serving: told what it applied before,
+    // it leaves the targets alone, so no machine is logged out.
+    let again = storage::build("tgt", control).unwrap();
+    again.remember(&want);
+    assert_eq!(again.apply(&want).await.unwrap(), Vec::<String>::new());
 
     // tgtd dies and comes back empty: the next reconciliation makes both targets again.
     tgtd.kill();
