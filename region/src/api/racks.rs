@@ -4,11 +4,9 @@ use actix_web::{web, HttpResponse};
 use region_api_types as api;
 
 use super::{AppState, Auth};
+use crate::db::racks::OFFLINE_AFTER_MS;
 use crate::db::{self, now_ms};
 use crate::error::{Error, Result};
-
-/// A rack silent for this long is shown offline.
-const OFFLINE_AFTER_MS: i64 = 90_000;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/racks", web::get().to(list))

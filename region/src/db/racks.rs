@@ -10,6 +10,9 @@ use super::{fmt_time, DbConn};
 use crate::error::Result;
 use region_api_types as api;
 
+/// A rack silent for this long is shown offline (and given no new volumes).
+pub const OFFLINE_AFTER_MS: i64 = 90_000;
+
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = racks)]
 pub struct RackRow {

@@ -2,7 +2,7 @@
 
 use diesel::prelude::*;
 
-use super::schema::{machines, racks, volumes};
+use super::schema::{racks, volumes};
 use super::DbConn;
 use crate::error::Result;
 
@@ -162,15 +162,6 @@ pub fn retire_of(
         ))
         .execute(conn)?;
     Ok(ids)
-}
-
-/// A machine's hostname, if it still exists.
-pub fn hostname_of(conn: &mut DbConn, system_id: &str) -> Result<Option<String>> {
-    Ok(machines::table
-        .find(system_id)
-        .select(machines::hostname)
-        .first(conn)
-        .optional()?)
 }
 
 /// Records what a rack can serve for root on iSCSI (JSON, or None).

@@ -19,9 +19,6 @@ use crate::db::volumes::{self as dbv, VolumeRow};
 use crate::db::{self, fmt_time, random_id, DbConn};
 use crate::error::{Error, Result};
 
-/// A rack not heard from for this long is not given new volumes.
-pub const RACK_FRESH_MS: i64 = 90_000;
-
 /// The rack that will serve a new volume of `need_bytes` (an estimate of the clone's size):
 /// one that reported a volume store, recently, without an error, with room (a reflink clone
 /// costs nearly nothing until written; a copy costs its size). Racks with an address on the
@@ -41,7 +38,7 @@ pub fn pick_rack(
             .filter_map(|a| a.parse::<ipnet::IpNet>().ok())
             .any(|n| machine_ips.iter().any(|ip| n.contains(ip)))
     };
-    racks.sort_by_key(|r| !near(r));
+    racks.sort_by_cached_key(|r| !near(r));
     if racks.is_empty() {
         return Err(Error::conflict(
             "no_iscsi_rack",
@@ -63,7 +60,8 @@ pub fn pick_rack(
             continue;
         };
         let age = seen.map(|s| now - s).unwrap_or(i64::MAX);
-        if age > RACK_FRESH_MS {
+        // A rack shown offline is not given new volumes.
+        if age > db::racks::OFFLINE_AFTER_MS {
             why.push(format!(
                 "rack {name} has not been heard from for {} s",
                 age / 1000
@@ -182,11 +180,10 @@ pub fn list(c: &mut DbConn, caller: &super::Caller) -> Result<Vec<api::Volume>> 
     let rows = dbv::list(c)?;
     let mut out = Vec::with_capacity(rows.len());
     for v in rows {
-        if !caller.is_admin {
-            let owner = dbm::get_row(c, &v.system_id)?.and_then(|m| m.owner_id);
-            if owner.as_deref() != Some(caller.user_id.as_str()) {
-                continue;
-            }
+        let machine = dbm::get_row(c, &v.system_id)?;
+        let owner = machine.as_ref().and_then(|m| m.owner_id.as_deref());
+        if !caller.is_admin && owner != Some(caller.user_id.as_str()) {
+            continue;
         }
         let (os, release) = match db::boot::get_row(c, &v.resource_id)? {
             Some(r) => (r.os, r.release),
@@ -194,7 +191,7 @@ pub fn list(c: &mut DbConn, caller: &super::Caller) -> Result<Vec<api::Volume>> 
         };
         out.push(api::Volume {
             volume: to_api(c, &v)?,
-            hostname: dbv::hostname_of(c, &v.system_id)?,
+            hostname: machine.map(|m| m.hostname),
             system_id: v.system_id.clone(),
             os,
             release,
