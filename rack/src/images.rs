@@ -23,6 +23,20 @@ pub fn path_of(dir: &Path, sha256: &str) -> PathBuf {
     dir.join(sha256)
 }
 
+/// The sha256s of the verified files in the cache (files are named by their sha256).
+pub fn cached(dir: &Path) -> Vec<String> {
+    let mut out: Vec<String> = std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .filter_map(|e| e.file_name().into_string().ok())
+                .filter(|n| n.len() == 64 && n.bytes().all(|b| b.is_ascii_hexdigit()))
+                .collect()
+        })
+        .unwrap_or_default();
+    out.sort();
+    out
+}
+
 async fn hash_file(p: &Path) -> std::io::Result<String> {
     let mut f = tokio::fs::File::open(p).await?;
     let mut h = Sha256::new();

@@ -40,6 +40,8 @@ pub struct RegionClient {
     iscsi: Arc<Mutex<Option<api::RackIscsi>>>,
     /// Sends a heartbeat at once (the iSCSI state changed).
     heartbeat_now: Arc<tokio::sync::Notify>,
+    /// The image cache, whose files each heartbeat lists.
+    images_dir: PathBuf,
 }
 
 impl RegionClient {
@@ -61,6 +63,7 @@ impl RegionClient {
             secret: cfg.secret.clone(),
             iscsi: Arc::new(Mutex::new(None)),
             heartbeat_now: Arc::new(tokio::sync::Notify::new()),
+            images_dir: cfg.data_dir.join("images"),
         })
     }
 
@@ -210,6 +213,7 @@ impl RegionClient {
             interfaces: crate::ifaces::report(),
             version: Some(env!("CARGO_PKG_VERSION").to_string()),
             iscsi: self.iscsi.lock().unwrap_or_else(|p| p.into_inner()).clone(),
+            images: Some(crate::images::cached(&self.images_dir)),
         };
         let resp = self
             .authed(

@@ -91,6 +91,14 @@ impl Error {
         }
     }
 
+    /// The input field the error is about, when there is one (the UI puts the message beside it).
+    pub fn field(&self) -> Option<&str> {
+        match self {
+            Error::Validation { field, .. } | Error::Conflict { field, .. } => field.as_deref(),
+            _ => None,
+        }
+    }
+
     /// Stable machine-readable code.
     pub fn code(&self) -> &'static str {
         match self {
@@ -115,7 +123,7 @@ impl Error {
     }
 
     /// What the user is told.
-    fn public_message(&self) -> String {
+    pub fn public_message(&self) -> String {
         match self {
             Error::Db(diesel::result::Error::NotFound) => "Not found.".to_string(),
             Error::Db(e) if is_busy(e) => {

@@ -8,12 +8,17 @@
 //! - [`domain`]: what the region decides: the machine lifecycle ([`domain::lifecycle`], pure),
 //!   validation, machine/subnet/user operations.
 //! - [`api`]: actix-web handlers, thin; the OpenAPI document.
+//! - [`web`]: the operators' web UI (pages rendered by the `kiln-ui` crate's tera templates,
+//!   htmx, live updates over Server-Sent Events).
+//! - [`changes`]: the change bus feeding the UI's live pages (in process; `LISTEN/NOTIFY` between
+//!   regions on PostgreSQL).
 //! - [`store`]: boot-resource files on disk, by sha256, verified before they land.
 //! - [`server`]: wires it together and runs the deadline task.
 //! - [`cli`]: the `kiln` subcommands (admin commands open the database; client commands use the API).
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod api;
+pub mod changes;
 pub mod cli;
 pub mod config;
 pub mod db;
@@ -22,6 +27,7 @@ pub mod error;
 pub mod metrics;
 pub mod server;
 pub mod store;
+pub mod web;
 
 pub use config::Config;
 pub use error::{Error, Result};

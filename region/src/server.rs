@@ -26,6 +26,8 @@ pub struct Region {
     handle: ServerHandle,
     server: tokio::task::JoinHandle<std::io::Result<()>>,
     deadlines: tokio::task::JoinHandle<()>,
+    /// Hears other regions' changes (PostgreSQL only).
+    _listener: Option<crate::changes::ListenerGuard>,
 }
 
 impl Region {
@@ -64,7 +66,11 @@ impl Region {
             secrets,
             power_wake: Arc::new(tokio::sync::Notify::new()),
             power_done: Arc::new(tokio::sync::Notify::new()),
+            shutdown: tokio_util::sync::CancellationToken::new(),
         };
+        let listener = (state.pool.backend() == crate::db::Backend::Postgres).then(|| {
+            crate::changes::listen_postgres(cfg.database_url(), state.pool.changes().clone())
+        });
         let app_state = state.clone();
         let server = HttpServer::new(move || {
             let metrics = app_state.metrics.clone();
@@ -88,6 +94,7 @@ impl Region {
                     })
                 })
                 .configure(api::configure)
+                .configure(crate::web::configure)
         })
         .disable_signals()
         .shutdown_timeout(10)
@@ -153,6 +160,7 @@ impl Region {
             handle,
             server,
             deadlines,
+            _listener: listener,
         })
     }
 
@@ -172,6 +180,8 @@ impl Region {
     /// Stops serving: in-flight requests finish (up to 10 s), the background task ends.
     pub async fn stop(self) -> Result<()> {
         self.deadlines.abort();
+        // Live pages' event streams never end by themselves.
+        self.state.shutdown.cancel();
         self.handle.stop(true).await;
         match self.server.await {
             Ok(Ok(())) => Ok(()),

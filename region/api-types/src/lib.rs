@@ -820,6 +820,9 @@ pub struct RackRegistered {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RackHeartbeat {
+    /// The sha256s of the image files in the rack's cache (the Images page's sync state).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub images: Option<Vec<String>>,
     pub interfaces: Vec<RackInterface>,
     #[serde(default)]
     pub version: Option<String>,

@@ -7,7 +7,7 @@ use utoipa::IntoParams;
 
 use super::{AppState, Auth};
 use crate::db::{self, now_ms, random_id};
-use crate::domain::validate;
+use crate::domain::{images, validate};
 use crate::error::{Error, Result};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -116,39 +116,10 @@ pub async fn delete(
     Auth(caller): Auth,
     path: web::Path<String>,
 ) -> Result<HttpResponse> {
-    admin_only(&caller)?;
     let id = path.into_inner();
     let orphans = state
         .pool
-        .run(move |c| {
-            use diesel::Connection;
-            c.transaction::<_, Error, _>(|c| {
-                if db::boot::get_row(c, &id)?.is_none() {
-                    return Err(Error::not_found(format!("boot resource {id}")));
-                }
-                let using = db::volumes::live_of_resource(c, &id)?;
-                if !using.is_empty() {
-                    return Err(Error::conflict(
-                        "boot_resource_in_use",
-                        None,
-                        format!(
-                            "Root volumes on iSCSI boot from this image (machines {}): release them first.",
-                            using.join(", ")
-                        ),
-                    ));
-                }
-                let orphans = db::boot::delete(c, &id)?;
-                db::users::audit(
-                    c,
-                    now_ms(),
-                    &caller.username,
-                    "boot_resource.delete",
-                    &id,
-                    "",
-                )?;
-                Ok(orphans)
-            })
-        })
+        .run(move |c| images::delete(c, &caller, &id, now_ms()))
         .await?;
     for sha in orphans {
         if let Err(e) = state.store.remove(&sha) {

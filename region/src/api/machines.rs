@@ -7,7 +7,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::{page_bounds, AppState, Auth};
 use crate::db::{self, now_ms};
-use crate::domain::{deploy, machines, validate};
+use crate::domain::{deploy, machines, search, validate};
 use crate::error::{Error, Result};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -55,6 +55,13 @@ pub struct ListQuery {
     pool: Option<String>,
     /// Owner's username; `none` for free machines.
     owner: Option<String>,
+    /// A search in the web UI's grammar: `status:ready tag:rack-a hostname:node* owner:!(alice,bob) word`
+    /// (terms AND, values in parentheses OR, `!` excludes, a bare word matches hostname, id or
+    /// description).
+    q: Option<String>,
+    /// Sort column: created (default), hostname, status, power, arch, cores, memory, storage, zone,
+    /// pool; `-` in front for descending.
+    sort: Option<String>,
     /// Page size (default 100, at most 10000).
     limit: Option<i64>,
     offset: Option<i64>,
@@ -90,6 +97,12 @@ pub async fn list(
         None => None,
     };
     let owner_name = q.owner.clone();
+    let search =
+        search::parse(q.q.as_deref().unwrap_or("")).map_err(|m| Error::validation("q", m))?;
+    let sort = match q.sort.as_deref() {
+        Some(s) => search::Sort::parse(s).map_err(|m| Error::validation("sort", m))?,
+        None => search::Sort::default(),
+    };
     let filter_base = db::machines::Filter {
         statuses,
         hostname: q.hostname.as_deref().map(|h| h.trim().to_ascii_lowercase()),
@@ -99,11 +112,14 @@ pub async fn list(
         pool: q.pool.clone(),
         owner_id: None,
         visible_to: (!caller.is_admin).then(|| caller.user_id.clone()),
+        search: Default::default(),
+        sort,
     };
     let (items, total) = state
         .pool
         .run(move |c| {
             let mut f = filter_base.clone();
+            f.search = search::resolve_owners(c, search.clone())?;
             match owner_name.as_deref() {
                 None => {}
                 Some("none") => f.owner_id = Some(None),

@@ -46,10 +46,15 @@ pub struct AppState {
     pub power_wake: Arc<tokio::sync::Notify>,
     /// Wakes API calls waiting for a power job's answer.
     pub power_done: Arc<tokio::sync::Notify>,
+    /// Cancelled when the region stops (ends the UI's event streams).
+    pub shutdown: tokio_util::sync::CancellationToken,
 }
 
 /// Name of the UI's session cookie.
 pub const SESSION_COOKIE: &str = "kiln_session";
+
+/// The header carrying a UI session's CSRF token ([`crate::domain::auth::csrf_token`]).
+pub const CSRF_HEADER: &str = "X-CSRF-Token";
 
 /// The authenticated caller: from `Authorization: Bearer <token>` (automation) or the
 /// `kiln_session` cookie (the UI).
@@ -66,6 +71,17 @@ impl FromRequest for Auth {
             .get(actix_web::http::header::AUTHORIZATION)
             .map(|h| h.to_str().map(str::to_string));
         let cookie = req.cookie(SESSION_COOKIE).map(|c| c.value().to_string());
+        let unsafe_method = !matches!(
+            *req.method(),
+            actix_web::http::Method::GET
+                | actix_web::http::Method::HEAD
+                | actix_web::http::Method::OPTIONS
+        );
+        let csrf = req
+            .headers()
+            .get(CSRF_HEADER)
+            .and_then(|h| h.to_str().ok())
+            .map(str::to_string);
         Box::pin(async move {
             let state = state.ok_or_else(|| Error::Internal("app state missing".into()))?;
             let token = match header {
@@ -83,6 +99,18 @@ impl FromRequest for Auth {
                     ))
                 }
                 None => match cookie {
+                    // A cookie rides along with any request the browser makes, also those another
+                    // site makes it send: changes need the session's CSRF token as well.
+                    Some(c)
+                        if unsafe_method
+                            && !csrf.as_deref().is_some_and(|t| {
+                                crate::domain::auth::same_token(t, &crate::domain::auth::csrf_token(&c))
+                            }) =>
+                    {
+                        return Err(Error::Forbidden(format!(
+                            "A change made with the session cookie needs the {CSRF_HEADER} header of the page it came from; reload the page and try again."
+                        )))
+                    }
                     Some(c) => c,
                     None => return Err(Error::Unauthorized(
                         "No credentials: send 'Authorization: Bearer <token>' (create a token with `kiln admin create-token USER`)."

@@ -141,6 +141,7 @@ pub async fn register(
                         created_at: now,
                         token_hash: Some(hash.clone()),
                         iscsi: None,
+                        images: None,
                     };
                     match db::racks::insert(c, &row) {
                         Ok(()) => Some(id),
@@ -192,10 +193,29 @@ pub async fn heartbeat(
         }
         None => None,
     };
+    let images = match &body.images {
+        Some(list) => {
+            if list.len() > 100_000 {
+                return Err(Error::validation(
+                    "images",
+                    "At most 100000 cached files are reported.",
+                ));
+            }
+            Some(
+                list.iter()
+                    .map(|s| validate::sha256("images", s))
+                    .collect::<Result<Vec<String>>>()?,
+            )
+        }
+        None => None,
+    };
     state
         .pool
         .run(move |c| {
             db::racks::seen(c, &rack.rack_id, Some(&ifaces), now_ms())?;
+            if let Some(i) = &images {
+                db::racks::set_images(c, &rack.rack_id, i)?;
+            }
             db::volumes::set_rack_iscsi(c, &rack.rack_id, iscsi.as_deref())
         })
         .await?;

@@ -12,8 +12,7 @@ use crate::db::{self, fmt_time, now_ms};
 use crate::domain::{auth, users};
 use crate::error::{Error, Result};
 
-/// How long a UI session lasts.
-const SESSION_MS: i64 = 12 * 3600 * 1000;
+use crate::domain::users::SESSION_MS;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/users", web::get().to(list_users))
@@ -80,23 +79,10 @@ pub async fn delete_user(
     Auth(caller): Auth,
     path: web::Path<String>,
 ) -> Result<HttpResponse> {
-    admin_only(&caller, "delete users")?;
     let name = path.into_inner();
     state
         .pool
-        .run(move |c| {
-            let u = db::users::by_username(c, &name)?
-                .ok_or_else(|| Error::not_found(format!("user {name}")))?;
-            if u.is_admin && db::users::count_admins(c)? <= 1 {
-                return Err(Error::conflict(
-                    "last_admin",
-                    Some("username"),
-                    format!("{name} is the last administrator; make another admin first."),
-                ));
-            }
-            db::users::delete_user(c, &u.id)?;
-            db::users::audit(c, now_ms(), &caller.username, "user.delete", &name, "")
-        })
+        .run(move |c| users::delete_user(c, &caller, &name, now_ms()))
         .await?;
     Ok(HttpResponse::NoContent().finish())
 }
@@ -143,11 +129,7 @@ pub async fn create_token(
     let name = body.into_inner().name;
     let t = state
         .pool
-        .run(move |c| {
-            let u = db::users::by_id(c, &caller.user_id)?
-                .ok_or_else(|| Error::Unauthorized("Your user no longer exists.".into()))?;
-            users::create_token(c, &u, &name, None, now_ms())
-        })
+        .run(move |c| users::create_own_token(c, &caller, &name, now_ms()))
         .await?;
     Ok(HttpResponse::Created().json(t))
 }
@@ -164,20 +146,7 @@ pub async fn delete_token(
     let id = path.into_inner();
     state
         .pool
-        .run(move |c| {
-            let t = db::users::token_by_id(c, &id)?
-                .filter(|t| caller.is_admin || t.user_id == caller.user_id)
-                .ok_or_else(|| Error::not_found(format!("token {id}")))?;
-            db::users::delete_token(c, &t.id)?;
-            db::users::audit(
-                c,
-                now_ms(),
-                &caller.username,
-                "token.delete",
-                &t.id,
-                &t.name,
-            )
-        })
+        .run(move |c| users::delete_token(c, &caller, &id, now_ms()))
         .await?;
     Ok(HttpResponse::NoContent().finish())
 }
@@ -192,23 +161,7 @@ pub async fn login(
     let b = body.into_inner();
     let (who, secret) = state
         .pool
-        .run(move |c| {
-            let now = now_ms();
-            let bad = || Error::Unauthorized("Wrong username or password.".into());
-            let u = db::users::by_username(c, &b.username)?.ok_or_else(bad)?;
-            if !auth::verify_password(&b.password, &u.password_hash) {
-                return Err(bad());
-            }
-            let t = users::create_token(c, &u, "ui session", Some(now + SESSION_MS), now)?;
-            db::users::audit(c, now, &u.username, "login", &u.username, "")?;
-            Ok((
-                api::WhoAmI {
-                    username: u.username,
-                    is_admin: u.is_admin,
-                },
-                t.secret,
-            ))
-        })
+        .run(move |c| users::password_login(c, &b.username, &b.password, now_ms()))
         .await?;
     let cookie = Cookie::build(SESSION_COOKIE, secret)
         .path("/")

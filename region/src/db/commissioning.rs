@@ -148,6 +148,7 @@ pub fn start_result(
     name: &str,
     now: i64,
 ) -> Result<()> {
+    crate::changes::machine_changed(system_id);
     diesel::delete(
         script_results::table
             .filter(script_results::system_id.eq(system_id))
@@ -181,6 +182,7 @@ pub fn finish_result(
     started_at: i64,
     now: i64,
 ) -> Result<()> {
+    crate::changes::machine_changed(system_id);
     let updated = diesel::update(
         script_results::table
             .filter(script_results::system_id.eq(system_id))
@@ -242,6 +244,7 @@ pub fn set_hardware(
     hw: &api::Hardware,
     now: i64,
 ) -> Result<()> {
+    crate::changes::machine_changed(system_id);
     let json =
         serde_json::to_string(hw).map_err(|e| crate::error::Error::Internal(e.to_string()))?;
     let storage: i64 = hw.disks.iter().map(|d| d.size_bytes).sum();

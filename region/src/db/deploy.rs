@@ -111,6 +111,7 @@ impl DeploymentRow {
 }
 
 pub fn insert_deployment(conn: &mut DbConn, row: &DeploymentRow) -> Result<()> {
+    crate::changes::machine_changed(&row.system_id);
     diesel::insert_into(deployments::table)
         .values(row)
         .execute(conn)?;
@@ -206,6 +207,7 @@ pub fn set_state(
 
 /// Ends every live deployment of a machine (release, a new deployment).
 pub fn end_all(conn: &mut DbConn, system_id: &str, state: &str, now: i64) -> Result<usize> {
+    crate::changes::machine_changed(system_id);
     Ok(diesel::update(
         deployments::table
             .filter(deployments::system_id.eq(system_id))
@@ -220,6 +222,7 @@ pub fn end_all(conn: &mut DbConn, system_id: &str, state: &str, now: i64) -> Res
 
 /// Marks the machine changed (racks re-read their snapshot; its version moves on).
 pub fn touch_machine(conn: &mut DbConn, system_id: &str, now: i64) -> Result<()> {
+    crate::changes::machine_changed(system_id);
     diesel::update(machines::table.find(system_id))
         .set((
             machines::updated_at.eq(now),
@@ -241,6 +244,7 @@ pub struct ErasureRow {
 }
 
 pub fn replace_erasure(conn: &mut DbConn, row: &ErasureRow) -> Result<()> {
+    crate::changes::machine_changed(&row.system_id);
     diesel::delete(erasures::table.find(&row.system_id)).execute(conn)?;
     diesel::insert_into(erasures::table)
         .values(row)
@@ -257,6 +261,7 @@ pub fn erasure(conn: &mut DbConn, system_id: &str) -> Result<Option<ErasureRow>>
 }
 
 pub fn set_erasure_output(conn: &mut DbConn, system_id: &str, output: &str) -> Result<()> {
+    crate::changes::machine_changed(system_id);
     diesel::update(erasures::table.find(system_id))
         .set(erasures::output.eq(output))
         .execute(conn)?;

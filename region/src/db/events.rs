@@ -35,12 +35,16 @@ struct EventRow {
 }
 
 pub fn insert(conn: &mut DbConn, e: &NewEvent<'_>) -> Result<()> {
+    if let Some(id) = e.system_id {
+        crate::changes::machine_changed(id);
+    }
     diesel::insert_into(events::table).values(e).execute(conn)?;
     Ok(())
 }
 
 /// Gives the machine-less events of `mac` to the machine just enlisted with it.
 pub fn attach_mac(conn: &mut DbConn, mac: &str, system_id: &str) -> Result<usize> {
+    crate::changes::machine_changed(system_id);
     Ok(diesel::update(
         events::table
             .filter(events::system_id.is_null())

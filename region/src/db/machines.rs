@@ -5,7 +5,8 @@ use std::collections::HashMap;
 use diesel::prelude::*;
 
 use super::schema::{interfaces, machine_tags, machines, users};
-use super::{fmt_time, DbConn};
+use super::{fmt_time, DbConn, MultiBackend};
+use crate::domain::search::{self, Clause, Key, SortKey};
 use crate::error::{Error, Result};
 use region_api_types as api;
 
@@ -84,6 +85,10 @@ pub struct Filter {
     pub owner_id: Option<Option<String>>,
     /// Restrict to machines this user may see (free or owned by them); `None` for admins.
     pub visible_to: Option<String>,
+    /// A search ([`search::parse`]); its `owner:` values are user ids here, "" meaning none
+    /// ([`crate::domain::search::resolve_owners`]).
+    pub search: search::Query,
+    pub sort: search::Sort,
 }
 
 impl Filter {
@@ -97,10 +102,14 @@ impl Filter {
             && self.pool.is_none()
             && self.owner_id.is_none()
             && self.visible_to.is_none()
+            && self.search.is_empty()
     }
 }
 
-type Boxed<'a> = machines::BoxedQuery<'a, super::MultiBackend>;
+type Boxed<'a> = machines::BoxedQuery<'a, MultiBackend>;
+type BoolExpr<'a> = Box<
+    dyn BoxableExpression<machines::table, MultiBackend, SqlType = diesel::sql_types::Bool> + 'a,
+>;
 
 fn filtered(f: &Filter) -> Boxed<'_> {
     let mut q = machines::table.into_boxed();
@@ -146,7 +155,125 @@ fn filtered(f: &Filter) -> Boxed<'_> {
                 .or(machines::owner_id.eq(u.clone())),
         );
     }
+    for c in &f.search.clauses {
+        q = clause(q, c);
+    }
+    for w in &f.search.words {
+        let pat = format!("%{}%", search::glob_to_like(w));
+        q = q.filter(
+            machines::hostname
+                .like(pat.clone())
+                .escape('\\')
+                .or(machines::system_id.like(pat.clone()).escape('\\'))
+                .or(machines::description.like(pat).escape('\\')),
+        );
+    }
     q
+}
+
+/// Either of `c`'s values, or (negated) none of them.
+fn clause<'a>(q: Boxed<'a>, c: &Clause) -> Boxed<'a> {
+    let v = c.values.clone();
+    macro_rules! column {
+        ($col:expr) => {
+            if c.negate {
+                q.filter($col.ne_all(v))
+            } else {
+                q.filter($col.eq_any(v))
+            }
+        };
+    }
+    macro_rules! related {
+        ($sub:expr) => {
+            if c.negate {
+                q.filter(machines::system_id.ne_all($sub))
+            } else {
+                q.filter(machines::system_id.eq_any($sub))
+            }
+        };
+    }
+    match c.key {
+        Key::Status => column!(machines::status),
+        Key::Zone => column!(machines::zone),
+        Key::Pool => column!(machines::pool),
+        Key::Arch => column!(machines::architecture),
+        Key::Power => column!(machines::power_state),
+        Key::Id => column!(machines::system_id),
+        Key::Tag => related!(machine_tags::table
+            .filter(machine_tags::tag.eq_any(v.clone()))
+            .select(machine_tags::system_id)),
+        Key::Mac => related!(interfaces::table
+            .filter(interfaces::mac.eq_any(v.clone()))
+            .select(interfaces::system_id)),
+        Key::Ip => related!(interfaces::table
+            .filter(interfaces::ip.eq_any(v.clone()))
+            .select(interfaces::system_id)),
+        Key::Hostname => {
+            let mut any: Option<BoolExpr<'a>> = None;
+            for p in &c.values {
+                let e = machines::hostname
+                    .like(search::glob_to_like(p))
+                    .escape('\\');
+                any = Some(match any {
+                    None => Box::new(e),
+                    Some(prev) => Box::new(prev.or(e)),
+                });
+            }
+            match any {
+                None => q,
+                Some(e) if c.negate => q.filter(diesel::dsl::not(e)),
+                Some(e) => q.filter(e),
+            }
+        }
+        Key::Owner => {
+            let none = v.iter().any(String::is_empty);
+            let ids: Vec<String> = v.into_iter().filter(|s| !s.is_empty()).collect();
+            if c.negate {
+                let q = q.filter(
+                    machines::owner_id
+                        .is_null()
+                        .or(machines::owner_id.ne_all(ids)),
+                );
+                if none {
+                    q.filter(machines::owner_id.is_not_null())
+                } else {
+                    q
+                }
+            } else if none {
+                q.filter(
+                    machines::owner_id
+                        .is_null()
+                        .or(machines::owner_id.eq_any(ids)),
+                )
+            } else {
+                q.filter(machines::owner_id.eq_any(ids))
+            }
+        }
+    }
+}
+
+fn ordered(q: Boxed<'_>, s: search::Sort) -> Boxed<'_> {
+    macro_rules! by {
+        ($col:expr) => {
+            if s.desc {
+                q.order(($col.desc(), machines::system_id.desc()))
+            } else {
+                q.order(($col.asc(), machines::system_id.asc()))
+            }
+        };
+    }
+    match s.key {
+        SortKey::Created => by!(machines::created_at),
+        SortKey::Hostname => by!(machines::hostname),
+        SortKey::Status => by!(machines::status),
+        SortKey::Power => by!(machines::power_state),
+        SortKey::Arch => by!(machines::architecture),
+        SortKey::Cores => by!(machines::cpu_count),
+        SortKey::Memory => by!(machines::memory_mib),
+        SortKey::Storage => by!(machines::storage_bytes),
+        SortKey::Zone => by!(machines::zone),
+        SortKey::Pool => by!(machines::pool),
+    }
 }
 
 /// One page of machines matching `f`, with the total count.
@@ -157,8 +284,7 @@ pub fn list(
     offset: i64,
 ) -> Result<(Vec<api::Machine>, i64)> {
     let total: i64 = filtered(f).count().get_result(conn)?;
-    let rows: Vec<MachineRow> = filtered(f)
-        .order((machines::created_at.asc(), machines::system_id.asc()))
+    let rows: Vec<MachineRow> = ordered(filtered(f), f.sort)
         .limit(limit)
         .offset(offset)
         .select(MachineRow::as_select())
@@ -357,6 +483,7 @@ pub fn insert(
     ifaces: &[InterfaceRow],
     tags: &[String],
 ) -> Result<()> {
+    crate::changes::machine_changed(&row.system_id);
     diesel::insert_into(machines::table)
         .values(row)
         .execute(conn)?;
@@ -371,6 +498,7 @@ pub fn insert(
 
 /// Replaces a machine's tags.
 pub fn set_tags(conn: &mut DbConn, system_id: &str, tags: &[String]) -> Result<()> {
+    crate::changes::machine_changed(system_id);
     diesel::delete(machine_tags::table.filter(machine_tags::system_id.eq(system_id)))
         .execute(conn)?;
     for t in tags {
@@ -408,6 +536,7 @@ pub fn update_if_version(
     version: i64,
     changes: &MachineChanges,
 ) -> Result<bool> {
+    crate::changes::machine_changed(system_id);
     let n = diesel::update(
         machines::table
             .filter(machines::system_id.eq(system_id))
@@ -435,6 +564,7 @@ pub fn change_status(
     version: i64,
     ch: &StatusChange,
 ) -> Result<bool> {
+    crate::changes::machine_changed(system_id);
     let target = machines::table
         .filter(machines::system_id.eq(system_id))
         .filter(machines::version.eq(version));
@@ -456,6 +586,7 @@ pub fn change_status(
 
 /// Deletes a machine (interfaces and tags go with it) if still at `version`.
 pub fn delete_if_version(conn: &mut DbConn, system_id: &str, version: i64) -> Result<bool> {
+    crate::changes::machine_changed(system_id);
     // Explicit deletes, so the outcome does not depend on the connection's foreign-key setting.
     let exists = machines::table
         .filter(machines::system_id.eq(system_id))
@@ -494,6 +625,26 @@ pub fn count_by_status(conn: &mut DbConn) -> Result<Vec<(String, i64)>> {
         .group_by(machines::status)
         .select((machines::status, count_star()))
         .load(conn)?)
+}
+
+/// Machines per status among those `visible_to` may see (everyone's for `None`).
+pub fn count_by_status_visible(
+    conn: &mut DbConn,
+    visible_to: Option<&str>,
+) -> Result<Vec<(String, i64)>> {
+    use diesel::dsl::count_star;
+    match visible_to {
+        None => count_by_status(conn),
+        Some(u) => Ok(machines::table
+            .filter(
+                machines::owner_id
+                    .is_null()
+                    .or(machines::owner_id.eq(u.to_string())),
+            )
+            .group_by(machines::status)
+            .select((machines::status, count_star()))
+            .load(conn)?),
+    }
 }
 
 /// Maps a unique-constraint failure on insert to a conflict an operator understands.
@@ -547,6 +698,7 @@ pub fn rename_interface(conn: &mut DbConn, id: &str, name: &str) -> Result<()> {
 }
 
 pub fn insert_interface(conn: &mut DbConn, i: &InterfaceRow) -> Result<()> {
+    crate::changes::machine_changed(&i.system_id);
     diesel::insert_into(interfaces::table)
         .values(i)
         .execute(conn)?;

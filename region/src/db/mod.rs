@@ -113,6 +113,8 @@ impl ManageConnection for Manager {
 pub struct Pool {
     inner: r2d2::Pool<Manager>,
     backend: Backend,
+    /// Where the machines this pool's callers write are announced ([`crate::changes`]).
+    changes: crate::changes::Bus,
 }
 
 impl Pool {
@@ -144,11 +146,20 @@ impl Pool {
                 url: url.to_string(),
             })
             .map_err(|e| Error::Pool(format!("cannot open database: {e}")))?;
-        Ok(Pool { inner, backend })
+        Ok(Pool {
+            inner,
+            backend,
+            changes: crate::changes::Bus::new(),
+        })
     }
 
     pub fn backend(&self) -> Backend {
         self.backend
+    }
+
+    /// The bus announcing the machines written through this pool.
+    pub fn changes(&self) -> &crate::changes::Bus {
+        &self.changes
     }
 
     /// Applies pending migrations; returns the names applied.
@@ -186,15 +197,32 @@ impl Pool {
     {
         let mut conn = self.get()?;
         let mut attempt = 0u32;
-        loop {
+        let _ = crate::changes::take_pending();
+        let out = loop {
             match f(&mut conn) {
                 Err(Error::Db(e)) if is_busy(&e) && attempt < 20 => {
                     attempt += 1;
                     std::thread::sleep(Duration::from_millis(5 * u64::from(attempt)));
                 }
-                other => return other,
+                other => break other,
+            }
+        };
+        // The closure's transactions are over: announce what it wrote.
+        let changed = crate::changes::take_pending();
+        if !changed.is_empty() {
+            self.changes.publish(&changed);
+            if let DbConn::Postgres(c) = &mut *conn {
+                for p in self.changes.payloads(&changed) {
+                    let q = diesel::sql_query("SELECT pg_notify($1, $2)")
+                        .bind::<diesel::sql_types::Text, _>(crate::changes::CHANNEL)
+                        .bind::<diesel::sql_types::Text, _>(p);
+                    if let Err(e) = diesel::RunQueryDsl::execute(q, c) {
+                        tracing::debug!("pg_notify of changes failed: {e}");
+                    }
+                }
             }
         }
+        out
     }
 }
 

@@ -201,6 +201,7 @@ pub fn due_for_poll(conn: &mut DbConn, before: i64, limit: i64) -> Result<Vec<St
 
 /// Records a power state read from the BMC.
 pub fn set_machine_state(conn: &mut DbConn, system_id: &str, state: &str, now: i64) -> Result<()> {
+    crate::changes::machine_changed(system_id);
     diesel::update(machines::table.find(system_id))
         .set((
             machines::power_state.eq(state),
@@ -237,6 +238,7 @@ pub fn machines_with_params(conn: &mut DbConn) -> Result<Vec<(String, String, St
 }
 
 pub fn set_params(conn: &mut DbConn, system_id: &str, public: &str, sealed: &str) -> Result<()> {
+    crate::changes::machine_changed(system_id);
     diesel::update(machines::table.find(system_id))
         .set((
             machines::power_parameters.eq(public),

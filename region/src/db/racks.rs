@@ -26,9 +26,19 @@ pub struct RackRow {
     pub token_hash: Option<String>,
     /// What it can serve for root on iSCSI (`api::RackIscsi` as JSON).
     pub iscsi: Option<String>,
+    /// The sha256s in its image cache (JSON list), as its last heartbeat said.
+    pub images: Option<String>,
 }
 
 impl RackRow {
+    /// The sha256s of the image files the rack has (none when it never said).
+    pub fn cached_files(&self) -> Vec<String> {
+        self.images
+            .as_deref()
+            .and_then(|j| serde_json::from_str(j).ok())
+            .unwrap_or_default()
+    }
+
     /// A rack not heard from for `offline_after_ms` is shown offline whatever it last said.
     pub fn to_api(&self, now: i64, offline_after_ms: i64) -> api::Rack {
         let status = match self.last_seen {
@@ -50,6 +60,15 @@ impl RackRow {
                 .and_then(|j| serde_json::from_str(j).ok()),
         }
     }
+}
+
+/// Records which image files a rack has.
+pub fn set_images(conn: &mut DbConn, id: &str, shas: &[String]) -> Result<()> {
+    let json = serde_json::to_string(shas).unwrap_or_else(|_| "[]".into());
+    diesel::update(racks::table.find(id))
+        .set(racks::images.eq(Some(json)))
+        .execute(conn)?;
+    Ok(())
 }
 
 pub fn list(conn: &mut DbConn) -> Result<Vec<RackRow>> {

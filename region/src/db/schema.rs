@@ -143,6 +143,7 @@ diesel::table! {
         created_at -> BigInt,
         token_hash -> Nullable<Text>,
         iscsi -> Nullable<Text>,
+        images -> Nullable<Text>,
     }
 }
 

@@ -85,6 +85,7 @@ pub fn list_users(conn: &mut DbConn) -> Result<Vec<UserRow>> {
 }
 
 pub fn delete_user(conn: &mut DbConn, id: &str) -> Result<bool> {
+    crate::changes::everything_changed();
     diesel::delete(api_tokens::table.filter(api_tokens::user_id.eq(id))).execute(conn)?;
     diesel::update(super::schema::machines::table)
         .filter(super::schema::machines::owner_id.eq(id))

@@ -34,6 +34,7 @@ pub struct VolumeRow {
 pub const LIVE: [&str; 2] = ["creating", "ready"];
 
 pub fn insert(conn: &mut DbConn, row: &VolumeRow) -> Result<()> {
+    crate::changes::machine_changed(&row.system_id);
     diesel::insert_into(volumes::table)
         .values(row)
         .execute(conn)?;

@@ -62,6 +62,25 @@ pub fn token_display_prefix(token: &str) -> String {
     token.chars().take(TOKEN_PREFIX.len() + 6).collect()
 }
 
+/// The CSRF token of a UI session: derived from the session's secret (which only the browser holding
+/// the HttpOnly cookie has), so it needs no storage and dies with the session. Every form carries it;
+/// every state-changing request authenticated by the cookie must send it back.
+pub fn csrf_token(session_secret: &str) -> String {
+    let mut h = Sha256::new();
+    h.update(b"kiln-ui-csrf\0");
+    h.update(session_secret.as_bytes());
+    hex::encode(h.finalize())[..32].to_string()
+}
+
+/// Compares two tokens in time independent of where they differ.
+pub fn same_token(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -85,5 +104,16 @@ mod tests {
         assert_eq!(token_hash(&a).len(), 64);
         assert_ne!(token_hash(&a), token_hash(&b));
         assert_eq!(token_display_prefix(&a).len(), 11);
+    }
+
+    #[test]
+    fn csrf_tokens_are_per_session_and_compared_whole() {
+        let a = csrf_token("kiln_session_one");
+        assert_eq!(a, csrf_token("kiln_session_one"));
+        assert_ne!(a, csrf_token("kiln_session_two"));
+        assert_eq!(a.len(), 32);
+        assert!(same_token(&a, &a.clone()));
+        assert!(!same_token(&a, &a[..31]));
+        assert!(!same_token(&a, &csrf_token("x")));
     }
 }

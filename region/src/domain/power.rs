@@ -90,6 +90,26 @@ pub fn full_params(sb: &SecretBox, row: &dbm::MachineRow) -> Result<Map<String, 
     Ok(all)
 }
 
+/// Names of the machine's secret power parameters that have a value (admins: they edit them). The
+/// values themselves never leave the region.
+pub fn secrets_set(
+    conn: &mut DbConn,
+    sb: &SecretBox,
+    caller: &Caller,
+    system_id: &str,
+) -> Result<Vec<String>> {
+    super::machines::require_admin(caller, "see power settings")?;
+    let row = visible_row(conn, caller, system_id)?;
+    let mut names: Vec<String> = sb
+        .open(&row.system_id, &row.power_secrets)?
+        .into_iter()
+        .filter(|(_, v)| !matches!(v, Value::Null) && v.as_str() != Some(""))
+        .map(|(k, _)| k)
+        .collect();
+    names.sort();
+    Ok(names)
+}
+
 /// Moves secret parameters stored in the clear (before this region sealed them) into the sealed
 /// column. Runs at start; idempotent.
 pub fn seal_plain_secrets(conn: &mut DbConn, sb: &SecretBox) -> Result<usize> {

@@ -52,6 +52,33 @@ pub fn create_user(
     Ok(row.to_api())
 }
 
+/// How long a UI session lasts.
+pub const SESSION_MS: i64 = 12 * 3600 * 1000;
+
+/// Logs in with a password: a session token (12 h) for the `kiln_session` cookie, and who it is.
+/// Wrong usernames and wrong passwords get the same answer.
+pub fn password_login(
+    conn: &mut DbConn,
+    username: &str,
+    password: &str,
+    now: i64,
+) -> Result<(api::WhoAmI, String)> {
+    let bad = || Error::Unauthorized("Wrong username or password.".into());
+    let u = dbu::by_username(conn, username)?.ok_or_else(bad)?;
+    if !auth::verify_password(password, &u.password_hash) {
+        return Err(bad());
+    }
+    let t = create_token(conn, &u, "ui session", Some(now + SESSION_MS), now)?;
+    dbu::audit(conn, now, &u.username, "login", &u.username, "")?;
+    Ok((
+        api::WhoAmI {
+            username: u.username,
+            is_admin: u.is_admin,
+        },
+        t.secret,
+    ))
+}
+
 /// Creates a token for `user`. Returns the API view and the secret (shown once).
 pub fn create_token(
     conn: &mut DbConn,
@@ -111,4 +138,45 @@ pub fn authenticate(conn: &mut DbConn, token: &str, now: i64) -> Result<Option<C
         username: u.username,
         is_admin: u.is_admin,
     }))
+}
+
+/// Deletes a user (admins). Their tokens go; their machines become free. The last admin stays.
+pub fn delete_user(conn: &mut DbConn, caller: &Caller, name: &str, now: i64) -> Result<()> {
+    if !caller.is_admin {
+        return Err(Error::Forbidden(
+            "Only administrators may delete users.".into(),
+        ));
+    }
+    let u =
+        dbu::by_username(conn, name)?.ok_or_else(|| Error::not_found(format!("user {name}")))?;
+    if u.is_admin && dbu::count_admins(conn)? <= 1 {
+        return Err(Error::conflict(
+            "last_admin",
+            Some("username"),
+            format!("{name} is the last administrator; make another admin first."),
+        ));
+    }
+    dbu::delete_user(conn, &u.id)?;
+    dbu::audit(conn, now, &caller.username, "user.delete", name, "")
+}
+
+/// A new API token for the caller themself (the secret is in the answer, shown once).
+pub fn create_own_token(
+    conn: &mut DbConn,
+    caller: &Caller,
+    name: &str,
+    now: i64,
+) -> Result<api::TokenCreated> {
+    let u = dbu::by_id(conn, &caller.user_id)?
+        .ok_or_else(|| Error::Unauthorized("Your user no longer exists.".into()))?;
+    create_token(conn, &u, name, None, now)
+}
+
+/// Revokes a token: the caller's own, or anyone's for admins.
+pub fn delete_token(conn: &mut DbConn, caller: &Caller, id: &str, now: i64) -> Result<()> {
+    let t = dbu::token_by_id(conn, id)?
+        .filter(|t| caller.is_admin || t.user_id == caller.user_id)
+        .ok_or_else(|| Error::not_found(format!("token {id}")))?;
+    dbu::delete_token(conn, &t.id)?;
+    dbu::audit(conn, now, &caller.username, "token.delete", &t.id, &t.name)
 }

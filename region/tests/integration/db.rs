@@ -110,6 +110,7 @@ both!(
                 i64,
                 Option<String>,
                 Option<String>,
+                Option<String>,
             )>(c)?;
             volumes::table
                 .select(region::db::volumes::VolumeRow::as_select())

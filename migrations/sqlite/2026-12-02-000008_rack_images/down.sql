@@ -1,0 +1,1 @@
+ALTER TABLE racks DROP COLUMN images;

@@ -1,0 +1,137 @@
+//! `GET /ui/stream`: Server-Sent Events telling a page that what it shows changed.
+//!
+//! A list page (no `machine=`) hears `changed` after any machine changed, at most every 200 ms; a
+//! machine's page (`?machine=ID`) only for that machine. The events carry no data: the page
+//! refetches what it shows, with the viewer's own access, so nothing leaks through the stream. Each
+//! connection starts with `hello` (a page that hears a second one reconnected, and refetches what it
+//! missed) and is kept alive with a comment every 15 s.
+
+use std::time::Duration;
+
+use actix_web::http::header;
+use actix_web::{web, HttpResponse};
+use futures_util::stream;
+use tokio::sync::broadcast::error::RecvError;
+
+use super::{Viewer, WebResult};
+use crate::api::AppState;
+use crate::changes::Change;
+use crate::domain::machines;
+
+#[derive(serde::Deserialize)]
+pub struct StreamQuery {
+    machine: Option<String>,
+}
+
+/// What one connection waits on.
+struct Conn {
+    rx: tokio::sync::broadcast::Receiver<Change>,
+    stop: tokio_util::sync::CancellationToken,
+    machine: Option<String>,
+    hello: bool,
+}
+
+const COALESCE: Duration = Duration::from_millis(200);
+const KEEPALIVE: Duration = Duration::from_secs(15);
+
+impl Conn {
+    fn wants(&self, c: &Change) -> bool {
+        match (&self.machine, c) {
+            (_, Change::All) | (None, _) => true,
+            (Some(m), Change::Machine(id)) => m == id,
+        }
+    }
+
+    /// The next chunk to send: `changed` (after gathering what else arrives within 200 ms), or a
+    /// keep-alive; `None` when the bus is gone.
+    async fn next(&mut self) -> Option<&'static str> {
+        if self.hello {
+            self.hello = false;
+            return Some("retry: 1000\nevent: hello\ndata: \n\n");
+        }
+        let deadline = tokio::time::sleep(KEEPALIVE);
+        tokio::pin!(deadline);
+        loop {
+            tokio::select! {
+                r = self.rx.recv() => match r {
+                    Ok(c) if self.wants(&c) => break,
+                    Ok(_) => continue,
+                    Err(RecvError::Lagged(_)) => break,
+                    Err(RecvError::Closed) => return None,
+                },
+                _ = &mut deadline => return Some(": keep-alive\n\n"),
+                _ = self.stop.cancelled() => return None,
+            }
+        }
+        // Coalesce a burst (a boot storm changes many machines at once) into one refetch.
+        let until = tokio::time::Instant::now() + COALESCE;
+        while let Ok(r) = tokio::time::timeout_at(until, self.rx.recv()).await {
+            if let Err(RecvError::Closed) = r {
+                break;
+            }
+        }
+        Some("event: changed\ndata: \n\n")
+    }
+}
+
+pub async fn stream(
+    state: web::Data<AppState>,
+    v: Viewer,
+    q: web::Query<StreamQuery>,
+) -> WebResult {
+    let machine = q.into_inner().machine;
+    if let Some(id) = &machine {
+        // Only a machine the viewer may see can be listened to.
+        let (caller, id) = (v.caller.clone(), id.clone());
+        state
+            .pool
+            .run(move |c| machines::get(c, &caller, &id))
+            .await?;
+    }
+    let conn = Conn {
+        rx: state.pool.changes().subscribe(),
+        stop: state.shutdown.clone(),
+        machine,
+        hello: true,
+    };
+    let body = stream::unfold(conn, |mut c| async move {
+        c.next().await.map(|chunk| {
+            (
+                Ok::<_, actix_web::Error>(web::Bytes::from_static(chunk.as_bytes())),
+                c,
+            )
+        })
+    });
+    Ok(HttpResponse::Ok()
+        .content_type("text/event-stream")
+        .insert_header((header::CACHE_CONTROL, "no-cache"))
+        .insert_header(("X-Accel-Buffering", "no"))
+        .streaming(body))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::changes::Bus;
+
+    #[tokio::test]
+    async fn a_machine_page_hears_only_its_machine_and_bursts_coalesce() {
+        let bus = Bus::new();
+        let mut c = Conn {
+            rx: bus.subscribe(),
+            stop: Default::default(),
+            machine: Some("m1".into()),
+            hello: true,
+        };
+        assert!(c.next().await.unwrap().contains("event: hello"));
+        bus.publish(&[Change::Machine("m2".into()), Change::Machine("m1".into())]);
+        for _ in 0..50 {
+            bus.publish(&[Change::Machine("m1".into())]);
+        }
+        assert!(c.next().await.unwrap().contains("event: changed"));
+        // The burst was one refetch: nothing is pending now but the next keep-alive.
+        bus.publish(&[Change::Machine("m2".into())]);
+        let r = tokio::time::timeout(Duration::from_millis(300), c.next()).await;
+        assert!(r.is_err(), "m2 is not this page's machine");
+    }
+}
