@@ -22,3 +22,4 @@ mod e2e_iscsi;
 mod netns;
 mod rack_boot;
 mod rack_dhcp;
+mod web_ui;
