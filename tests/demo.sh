@@ -86,6 +86,10 @@ PIDS+=($!)
 socat TCP-LISTEN:5240,bind=127.0.0.1,fork,reuseaddr EXEC:"ip netns exec $NS socat STDIO TCP\:127.0.0.1\:5240" &
 PIDS+=($!)
 for _ in $(seq 100); do curl -sf "$KILN_URL/healthz" >/dev/null && break; sleep 0.2; done
+cat <<MSG
+== the web UI: open http://127.0.0.1:5240/ and log in as admin, password $(cat "$STATE/admin-password")
+   (the machine list and each machine's page follow the lab live, no reload needed)
+MSG
 
 if [ "$("$KILN" subnets list --json | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')" = 0 ]; then
   "$KILN" subnets create 10.20.0.0/24 --gateway 10.20.0.2 --dns 10.20.0.2 \
@@ -171,6 +175,7 @@ fi
 cat <<MSG
 
 The lab is running: region + rack in namespace $NS, API at $KILN_URL (docs: $KILN_URL/api/docs/).
+  Web UI: $KILN_URL/ (user admin, password $(cat "$STATE/admin-password"))
   export KILN_URL=$KILN_URL KILN_TOKEN=\$(cat $STATE/admin-token); alias kiln=$KILN
   kiln machines list | show ID | results ID --output | events ID        kiln scripts list
   kiln machines deploy ID --wait | release ID --erase --wait | commission ID   (Kiln powers them)

@@ -13,7 +13,9 @@ PKGS=(build-essential pkg-config libsqlite3-dev libpq-dev postgresql ca-certific
   # deployment end to end: SSH into deployed VMs, the demo's port forward, raw/zstd images
   openssh-client socat zstd e2fsprogs
   # root on iSCSI: the tgt target daemon, XFS for reflink clones
-  tgt xfsprogs)
+  tgt xfsprogs
+  # the web UI's browser tests: Debian's Chromium, driven by Playwright (tests/ui/setup.sh)
+  chromium)
 # QEMU for the boot tests: qemu-system-x86 replaces a newer (backported) qemu-utils when one is
 # installed; installing qemu-utils right after brings back a qemu-img that matches.
 QEMU=(qemu-system-x86 ipxe-qemu ovmf)

@@ -37,4 +37,7 @@ if [ -z "${TEST_DATABASE_URL:-}" ]; then
   echo "PostgreSQL for tests at $TEST_DATABASE_URL"
 fi
 
+# The browser tests' Playwright (a venv; Chromium itself comes from Debian).
+tests/ui/setup.sh
+
 cargo test --workspace "$@"

@@ -139,6 +139,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Racks(a) => rt.block_on(cli::commands::racks(a)),
         Command::Events(a) => rt.block_on(cli::commands::events(a)),
         Command::Volumes(a) => rt.block_on(cli::volumes::volumes(a)),
+        Command::Settings(a) => rt.block_on(cli::settings::settings(a)),
         Command::Bench(b) => rt.block_on(cli::bench::run(b)),
     }
 }

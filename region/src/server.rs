@@ -111,7 +111,7 @@ impl Region {
 
         let pool = state.pool.clone();
         let every = Duration::from_secs(cfg.lifecycle.deadline_check_secs);
-        let power_cfg = cfg.power.clone();
+        let file_cfg = cfg.clone();
         let wake = state.power_wake.clone();
         let deadlines = tokio::spawn(async move {
             let mut last_poll = 0i64;
@@ -124,6 +124,18 @@ impl Region {
                     ),
                     Err(e) => tracing::warn!("deadline check failed: {e}"),
                 }
+                // Operators may change these at run time (domain::settings): read each round.
+                let fc = file_cfg.clone();
+                let power_cfg = match p
+                    .run(move |c| crate::domain::settings::effective(c, &fc))
+                    .await
+                {
+                    Ok((_, power)) => power,
+                    Err(e) => {
+                        tracing::warn!("reading the settings failed: {e}");
+                        file_cfg.power.clone()
+                    }
+                };
                 let timeout = i64::try_from(power_cfg.job_timeout_secs).unwrap_or(300) * 1000;
                 match p
                     .run(move |c| crate::domain::power::expire(c, now_ms(), timeout))

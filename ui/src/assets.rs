@@ -28,6 +28,11 @@ const ASSETS: &[Asset] = &[
         body: include_bytes!("../static/kiln.js"),
     },
     Asset {
+        name: "favicon.svg",
+        content_type: "image/svg+xml",
+        body: include_bytes!("../static/favicon.svg"),
+    },
+    Asset {
         name: "kiln.css",
         content_type: "text/css; charset=utf-8",
         body: include_bytes!("../static/kiln.css"),

@@ -20,7 +20,7 @@
       timer = setTimeout(function () {
         timer = null;
         if (window.htmx) htmx.trigger(body, "kiln:changed");
-      }, 150);
+      }, 100);
     };
     var es = new EventSource(stream);
     es.addEventListener("hello", function () {
@@ -30,6 +30,14 @@
     });
     es.addEventListener("changed", changed);
     es.onerror = function () { setLive(false); };
+  }
+
+  // A notice says what the last form did: once shown, drop it from the URL (a reload or a shared
+  // link does not repeat it).
+  if (window.history && /[?&]notice=/.test(location.search)) {
+    var u = new URL(location.href);
+    u.searchParams.delete("notice");
+    history.replaceState(null, "", u.pathname + (u.search || "") + u.hash);
   }
 
   // Selection on the machine list: "select the page" and a count.

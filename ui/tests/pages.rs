@@ -355,16 +355,20 @@ fn other_pages() {
             .unwrap()
     );
 
+    let changeable: api::Setting = serde_json::from_value(
+        json!({"name": "lifecycle.node_timeout_secs", "value": "600",
+        "file_value": "1800", "changed": true, "help": "How long."}),
+    )
+    .unwrap();
     let settings = views::Settings {
         config_path: "/etc/kiln/region.toml".into(),
         groups: vec![views::SettingGroup {
             id: "lifecycle".into(),
             title: "Machine lifecycle".into(),
-            settings: vec![views::Setting {
-                name: "lifecycle.node_timeout_secs".into(),
-                value: "1800".into(),
-                help: "How long.".into(),
-            }],
+            settings: vec![
+                views::Setting::from_api(&changeable, Some("5"), Some("From 60 to 86400.".into())),
+                views::Setting::fixed("listen", "127.0.0.1:5240", "The address."),
+            ],
         }],
     };
     insta::assert_snapshot!(

@@ -101,7 +101,10 @@ pub async fn allocate(
     let cfg = state.cfg.clone();
     let m = state
         .pool
-        .run(move |c| allocate::allocate(c, &caller, &req, &cfg.lifecycle, now_ms()))
+        .run(move |c| {
+            let lifecycle = crate::domain::settings::lifecycle(c, &cfg)?;
+            allocate::allocate(c, &caller, &req, &lifecycle, now_ms())
+        })
         .await?;
     Ok(HttpResponse::Ok().json(m))
 }

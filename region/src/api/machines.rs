@@ -215,13 +215,14 @@ pub async fn delete(
     state
         .pool
         .run(move |c| {
+            let lifecycle = crate::domain::settings::lifecycle(c, &cfg)?;
             machines::act(
                 c,
                 &caller,
                 &id,
                 MachineAction::Delete,
                 None,
-                &cfg.lifecycle,
+                &lifecycle,
                 now_ms(),
             )
         })
@@ -259,7 +260,10 @@ pub async fn action(
             let sb = state.secrets.clone();
             let m = state
                 .pool
-                .run(move |c| deploy::deploy(c, &sb, &caller, &id, &req, &cfg.lifecycle, now_ms()))
+                .run(move |c| {
+                    let lifecycle = crate::domain::settings::lifecycle(c, &cfg)?;
+                    deploy::deploy(c, &sb, &caller, &id, &req, &lifecycle, now_ms())
+                })
                 .await?;
             state.power_wake.notify_waiters();
             return Ok(HttpResponse::Ok().json(m));
@@ -268,7 +272,10 @@ pub async fn action(
             let req: api::ReleaseRequest = parse_body(&body)?;
             let m = state
                 .pool
-                .run(move |c| deploy::release(c, &caller, &id, &req, &cfg.lifecycle, now_ms()))
+                .run(move |c| {
+                    let lifecycle = crate::domain::settings::lifecycle(c, &cfg)?;
+                    deploy::release(c, &caller, &id, &req, &lifecycle, now_ms())
+                })
                 .await?;
             state.power_wake.notify_waiters();
             return Ok(HttpResponse::Ok().json(m));
@@ -279,13 +286,14 @@ pub async fn action(
     let m = state
         .pool
         .run(move |c| {
+            let lifecycle = crate::domain::settings::lifecycle(c, &cfg)?;
             machines::act(
                 c,
                 &caller,
                 &id,
                 action,
                 req.comment.as_deref(),
-                &cfg.lifecycle,
+                &lifecycle,
                 now_ms(),
             )
         })

@@ -29,6 +29,7 @@ pub mod metadata;
 pub mod power;
 pub mod rack_api;
 pub mod racks;
+pub mod settings;
 pub mod subnets;
 pub mod users_tokens;
 pub mod volumes;
@@ -186,6 +187,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .configure(users_tokens::configure)
             .configure(metadata::configure)
             .configure(volumes::configure)
+            .configure(settings::configure)
             .route("/openapi.json", web::get().to(openapi_json)),
     )
     .configure(health::configure)
@@ -213,7 +215,7 @@ async fn openapi_json() -> actix_web::HttpResponse {
         boot_resources::upload, boot_resources::download,
         racks::list, racks::get, racks::delete,
         rack_api::register, rack_api::heartbeat, rack_api::snapshot, rack_api::events, rack_api::file, rack_api::boot,
-        rack_api::volumes, rack_api::volume_report, volumes::list,
+        rack_api::volumes, rack_api::volume_report, volumes::list, settings::list, settings::set,
         metadata::meta, metadata::scripts_for_runner, metadata::report, metadata::start, metadata::result,
         metadata::done, metadata::list_scripts, metadata::create_script, metadata::get_script,
         metadata::update_script, metadata::delete_script, metadata::results,
@@ -255,7 +257,7 @@ async fn openapi_json() -> actix_web::HttpResponse {
         region_api_types::DeployTarget, region_api_types::StorageLayout, region_api_types::DeployRequest,
         region_api_types::ReleaseRequest, region_api_types::Deployment, region_api_types::DeployPlan,
         region_api_types::ErasePlan, region_api_types::InstallReport, region_api_types::StepReport,
-        deploy::DeploymentDetail,
+        deploy::DeploymentDetail, region_api_types::Setting, region_api_types::SettingUpdate,
     )),
     modifiers(&BearerAuth),
     security(("bearer" = []))

@@ -398,11 +398,12 @@ pub async fn boot(
     body: web::Json<api::RackBootRequest>,
 ) -> Result<HttpResponse> {
     let req = body.into_inner();
-    let lifecycle = state.cfg.lifecycle.clone();
+    let cfg = state.cfg.clone();
     let sb = state.secrets.clone();
     let answer = state
         .pool
         .run(move |c| {
+            let lifecycle = crate::domain::settings::lifecycle(c, &cfg)?;
             crate::domain::commissioning::rack_boot(c, &sb, &req, &rack.name, &lifecycle, now_ms())
         })
         .await?;

@@ -65,6 +65,10 @@ pub enum BenchCommand {
         /// Read VmRSS/VmHWM of this process (the region) at the end.
         #[arg(long)]
         pid: Option<u32>,
+        /// Log in to the web UI as this user first (password on standard input) and send the
+        /// session cookie to the URLs outside the API (the UI's pages).
+        #[arg(long)]
+        login: Option<String>,
     },
 }
 
@@ -161,7 +165,21 @@ pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
             urls,
             requests,
             pid,
-        } => get(token, &urls, requests, pid).await,
+            login,
+        } => {
+            let session = match login {
+                Some(user) => {
+                    let mut password = String::new();
+                    std::io::stdin()
+                        .read_line(&mut password)
+                        .context("reading the password from standard input")?;
+                    let base = urls.first().map(|u| origin_of(u)).unwrap_or_default();
+                    Some(ui_login(&base, &user, password.trim_end_matches(['\n', '\r'])).await?)
+                }
+                None => None,
+            };
+            get(token, session, &urls, requests, pid).await
+        }
         BenchCommand::Tftp {
             server,
             file,
@@ -242,8 +260,60 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[idx.min(sorted.len() - 1)]
 }
 
+/// `scheme://host:port` of a URL.
+fn origin_of(url: &str) -> String {
+    match url.find("://") {
+        Some(i) => match url[i + 3..].find('/') {
+            Some(j) => url[..i + 3 + j].to_string(),
+            None => url.to_string(),
+        },
+        None => url.to_string(),
+    }
+}
+
+/// The value of cookie `name` among a response's Set-Cookie headers.
+fn set_cookie(resp: &reqwest::Response, name: &str) -> Option<String> {
+    resp.headers()
+        .get_all(reqwest::header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|v| {
+            let first = v.split(';').next()?;
+            let (k, val) = first.split_once('=')?;
+            (k.trim() == name).then(|| val.to_string())
+        })
+}
+
+/// Logs in through the web UI's form, as a browser does; returns the `kiln_session` cookie.
+async fn ui_login(base: &str, user: &str, password: &str) -> anyhow::Result<String> {
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()?;
+    let page = http.get(format!("{base}/login")).send().await?;
+    let login_cookie = set_cookie(&page, "kiln_login").context("no login cookie")?;
+    let html = page.text().await?;
+    let csrf = html
+        .split(r#"name="csrf" value=""#)
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .context("no CSRF token on the login page")?
+        .to_string();
+    let r = http
+        .post(format!("{base}/login"))
+        .header(
+            reqwest::header::COOKIE,
+            format!("kiln_login={login_cookie}"),
+        )
+        .form(&[("username", user), ("password", password), ("csrf", &csrf)])
+        .send()
+        .await?;
+    set_cookie(&r, "kiln_session")
+        .with_context(|| format!("login as {user} failed ({})", r.status()))
+}
+
 async fn get(
     token: Option<String>,
+    session: Option<String>,
     urls: &[String],
     requests: u32,
     pid: Option<u32>,
@@ -261,6 +331,8 @@ async fn get(
                 if let Some(t) = &token {
                     rb = rb.bearer_auth(t);
                 }
+            } else if let Some(s) = &session {
+                rb = rb.header(reqwest::header::COOKIE, format!("kiln_session={s}"));
             }
             let start = Instant::now();
             let resp = rb.send().await.with_context(|| format!("GET {url}"))?;

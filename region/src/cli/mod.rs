@@ -12,6 +12,7 @@ pub mod client;
 pub mod commands;
 pub mod deploy;
 pub mod output;
+pub mod settings;
 pub mod volumes;
 
 /// Kiln: bare-metal provisioning.
@@ -56,6 +57,8 @@ pub enum Command {
     Events(client::ClientArgs<commands::EventsCommand>),
     /// Root-on-iSCSI volumes (through the API).
     Volumes(client::ClientArgs<volumes::VolumesCommand>),
+    /// Lifecycle and power settings changed at run time (through the API).
+    Settings(client::ClientArgs<settings::SettingsCommand>),
     /// Benchmarks of a running region.
     #[command(subcommand)]
     Bench(bench::BenchCommand),

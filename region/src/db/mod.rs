@@ -27,6 +27,7 @@ pub mod machines;
 pub mod power;
 pub mod racks;
 pub mod schema;
+pub mod settings;
 pub mod subnets;
 pub mod users;
 pub mod volumes;

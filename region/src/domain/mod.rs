@@ -14,6 +14,7 @@ pub mod power;
 pub mod reports;
 pub mod search;
 pub mod secrets;
+pub mod settings;
 pub mod sshkeys;
 pub mod subnets;
 pub mod users;

@@ -200,13 +200,14 @@ async fn act_one(
             state
                 .pool
                 .run(move |c| {
+                    let lifecycle = crate::domain::settings::lifecycle(c, &cfg)?;
                     deploy::deploy(
                         c,
                         &sb,
                         &caller,
                         &id,
                         &api::DeployRequest::default(),
-                        &cfg.lifecycle,
+                        &lifecycle,
                         now_ms(),
                     )
                 })
@@ -217,12 +218,13 @@ async fn act_one(
             state
                 .pool
                 .run(move |c| {
+                    let lifecycle = crate::domain::settings::lifecycle(c, &cfg)?;
                     deploy::release(
                         c,
                         &caller,
                         &id,
                         &api::ReleaseRequest::default(),
-                        &cfg.lifecycle,
+                        &lifecycle,
                         now_ms(),
                     )
                 })
@@ -235,7 +237,10 @@ async fn act_one(
             })?;
             let m = state
                 .pool
-                .run(move |c| machines::act(c, &caller, &id, a, None, &cfg.lifecycle, now_ms()))
+                .run(move |c| {
+                    let lifecycle = crate::domain::settings::lifecycle(c, &cfg)?;
+                    machines::act(c, &caller, &id, a, None, &lifecycle, now_ms())
+                })
                 .await?;
             Ok(match m {
                 Some(m) => format!("now {}", m.status_label),
@@ -580,7 +585,10 @@ async fn deploy_form(
     );
     let r = state
         .pool
-        .run(move |c| deploy::deploy(c, &sb, &caller, &sid, &req, &cfg.lifecycle, now_ms()))
+        .run(move |c| {
+            let lifecycle = crate::domain::settings::lifecycle(c, &cfg)?;
+            deploy::deploy(c, &sb, &caller, &sid, &req, &lifecycle, now_ms())
+        })
         .await
         .map(|m| format!("Deploying: now {}.", m.status_label));
     state.power_wake.notify_waiters();
@@ -627,7 +635,10 @@ async fn release_form(
     let (caller, cfg, sid) = (v.caller.clone(), state.cfg.clone(), id.to_string());
     let r = state
         .pool
-        .run(move |c| deploy::release(c, &caller, &sid, &req, &cfg.lifecycle, now_ms()))
+        .run(move |c| {
+            let lifecycle = crate::domain::settings::lifecycle(c, &cfg)?;
+            deploy::release(c, &caller, &sid, &req, &lifecycle, now_ms())
+        })
         .await
         .map(|m| format!("Releasing: now {}.", m.status_label))
         .map_err(|e| match e.field() {

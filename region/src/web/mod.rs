@@ -33,6 +33,7 @@ pub use session::Viewer;
 /// Mounts the pages (outside `/api`).
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/", web::get().to(root))
+        .route("/favicon.ico", web::get().to(favicon))
         .route("/ui/static/{name}", web::get().to(asset))
         .route("/ui/stream", web::get().to(stream::stream))
         .configure(session::configure)
@@ -42,6 +43,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 
 async fn root() -> HttpResponse {
     see_other("/machines")
+}
+
+async fn favicon() -> HttpResponse {
+    HttpResponse::MovedPermanently()
+        .insert_header((header::LOCATION, "/ui/static/favicon.svg"))
+        .finish()
 }
 
 /// The compiled templates (compiled once; a template that does not compile is a bug in Kiln, shown

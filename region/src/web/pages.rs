@@ -11,7 +11,7 @@ use region_api_types as api;
 use super::{field_errors, is_user_error, render, see_other, with_notice, Form, Viewer, WebResult};
 use crate::api::AppState;
 use crate::db::{self, now_ms, racks::OFFLINE_AFTER_MS};
-use crate::domain::{deploy, images, subnets, users};
+use crate::domain::{deploy, images, settings, subnets, users};
 use crate::error::{Error, Result};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -30,6 +30,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/keys", web::post().to(key_add))
         .route("/keys/{id}/delete", web::post().to(key_delete))
         .route("/settings", web::get().to(settings_page))
+        .route("/settings", web::post().to(settings_save))
         .route("/events", web::get().to(events_page));
 }
 
@@ -559,59 +560,146 @@ async fn key_delete(
 
 // --- settings --------------------------------------------------------------------------------
 
-fn setting(name: &str, value: impl ToString, help: &str) -> Setting {
-    Setting {
-        name: name.to_string(),
-        value: value.to_string(),
-        help: help.to_string(),
-    }
-}
-
-async fn settings_page(state: web::Data<AppState>, v: Viewer) -> WebResult {
+async fn settings_view(
+    state: &AppState,
+    typed: &BTreeMap<String, String>,
+    errors: &FieldErrors,
+) -> Result<views::Settings> {
+    let cfg = state.cfg.clone();
+    let changeable = state.pool.run(move |c| settings::list(c, &cfg)).await?;
     let c = &state.cfg;
-    let view = views::Settings {
+    let of = |prefix: &str| -> Vec<Setting> {
+        changeable
+            .iter()
+            .filter(|s| s.name.starts_with(prefix))
+            .map(|s| {
+                Setting::from_api(
+                    s,
+                    typed.get(&s.name).map(String::as_str),
+                    errors.get(&s.name).cloned(),
+                )
+            })
+            .collect()
+    };
+    let mut lifecycle = of("lifecycle.");
+    lifecycle.push(Setting::fixed(
+        "lifecycle.deadline_check_secs",
+        c.lifecycle.deadline_check_secs,
+        "How often deadlines are checked.",
+    ));
+    Ok(views::Settings {
         config_path: "/etc/kiln/region.toml".into(),
         groups: vec![
             SettingGroup {
                 id: "lifecycle".into(),
                 title: "Machine lifecycle".into(),
-                settings: vec![
-                    setting("lifecycle.node_timeout_secs", c.lifecycle.node_timeout_secs, "How long commissioning or deploying may take before the machine is marked failed."),
-                    setting("lifecycle.release_timeout_secs", c.lifecycle.release_timeout_secs, "How long releasing (and erasing) may take."),
-                    setting("lifecycle.enlist_commission", c.lifecycle.enlist_commission, "Whether a machine that enlists itself is commissioned at once."),
-                    setting("lifecycle.deadline_check_secs", c.lifecycle.deadline_check_secs, "How often deadlines are checked."),
-                ],
+                settings: lifecycle,
             },
             SettingGroup {
                 id: "power".into(),
                 title: "Power".into(),
-                settings: vec![
-                    setting("power.poll_secs", c.power.poll_secs, "How often the racks query machines' power state."),
-                    setting("power.job_timeout_secs", c.power.job_timeout_secs, "How long a power job may wait for its rack."),
-                ],
+                settings: of("power."),
             },
             SettingGroup {
                 id: "api".into(),
-                title: "API".into(),
+                title: "API and database".into(),
                 settings: vec![
-                    setting("listen", c.listen, "The API's (and this UI's) address."),
-                    setting("api.max_upload_bytes", format::bytes(i64::try_from(c.api.max_upload_bytes).unwrap_or(i64::MAX)), "The largest image file an upload may bring."),
-                    setting("api.default_page_size", c.api.default_page_size, "Page size of the API's lists."),
-                    setting("database", match state.pool.backend() { db::Backend::Sqlite => "SQLite", db::Backend::Postgres => "PostgreSQL" }, "Where the region keeps its state."),
+                    Setting::fixed("listen", c.listen, "The API's (and this UI's) address."),
+                    Setting::fixed(
+                        "api.max_upload_bytes",
+                        format::bytes(i64::try_from(c.api.max_upload_bytes).unwrap_or(i64::MAX)),
+                        "The largest image file an upload may bring.",
+                    ),
+                    Setting::fixed(
+                        "api.default_page_size",
+                        c.api.default_page_size,
+                        "Page size of the API's lists.",
+                    ),
+                    Setting::fixed(
+                        "database",
+                        match state.pool.backend() {
+                            db::Backend::Sqlite => "SQLite",
+                            db::Backend::Postgres => "PostgreSQL",
+                        },
+                        "Where the region keeps its state.",
+                    ),
                 ],
             },
         ],
-    };
+    })
+}
+
+async fn settings_page(
+    state: web::Data<AppState>,
+    v: Viewer,
+    q: web::Query<NoticeQuery>,
+) -> WebResult {
+    let view = settings_view(&state, &BTreeMap::new(), &FieldErrors::new()).await?;
     render(
         &v,
         StatusCode::OK,
         "settings.html",
         "settings",
         "Settings",
-        None,
+        q.into_inner().notice,
         None,
         view,
     )
+}
+
+/// Saves the settings whose value changed (or resets one); the first refusal comes back beside
+/// its field with what was typed, and nothing after it is saved.
+async fn settings_save(state: web::Data<AppState>, v: Viewer, body: web::Bytes) -> WebResult {
+    let form = Form::parse(&body);
+    v.check(&form)?;
+    let cfg = state.cfg.clone();
+    let caller = v.caller.clone();
+    let reset = form.text("reset");
+    let typed: Vec<(String, String)> = form
+        .0
+        .iter()
+        .filter(|(k, _)| k.starts_with("lifecycle.") || k.starts_with("power."))
+        .map(|(k, v)| (k.clone(), v.trim().to_string()))
+        .collect();
+    let r = state
+        .pool
+        .run(move |c| {
+            if !reset.is_empty() {
+                settings::set(c, &caller, &cfg, &reset, None, now_ms())?;
+                return Ok(vec![reset.clone()]);
+            }
+            let now: Vec<api::Setting> = settings::list(c, &cfg)?;
+            let mut done = Vec::new();
+            for (name, val) in &typed {
+                if now.iter().any(|s| &s.name == name && &s.value != val) {
+                    settings::set(c, &caller, &cfg, name, Some(val), now_ms())?;
+                    done.push(name.clone());
+                }
+            }
+            Ok(done)
+        })
+        .await;
+    match r {
+        Ok(saved) if saved.is_empty() => done("/settings", "Nothing changed."),
+        Ok(saved) => done("/settings", &format!("Saved: {}.", saved.join(", "))),
+        Err(e) if is_user_error(&e) => {
+            let mut errors = FieldErrors::new();
+            errors.insert(e.field().unwrap_or("form").to_string(), e.public_message());
+            let view = settings_view(&state, &form.values(&["reset"]), &errors).await?;
+            let status = actix_web::ResponseError::status_code(&e);
+            render(
+                &v,
+                status,
+                "settings.html",
+                "settings",
+                "Settings",
+                None,
+                None,
+                view,
+            )
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 // --- events ----------------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 //! `GET /ui/stream`: Server-Sent Events telling a page that what it shows changed.
 //!
-//! A list page (no `machine=`) hears `changed` after any machine changed, at most every 200 ms; a
+//! A list page (no `machine=`) hears `changed` after any machine changed, at most every 100 ms; a
 //! machine's page (`?machine=ID`) only for that machine. The events carry no data: the page
 //! refetches what it shows, with the viewer's own access, so nothing leaks through the stream. Each
 //! connection starts with `hello` (a page that hears a second one reconnected, and refetches what it
@@ -31,7 +31,7 @@ struct Conn {
     hello: bool,
 }
 
-const COALESCE: Duration = Duration::from_millis(200);
+const COALESCE: Duration = Duration::from_millis(100);
 const KEEPALIVE: Duration = Duration::from_secs(15);
 
 impl Conn {
@@ -42,7 +42,7 @@ impl Conn {
         }
     }
 
-    /// The next chunk to send: `changed` (after gathering what else arrives within 200 ms), or a
+    /// The next chunk to send: `changed` (after gathering what else arrives within 100 ms), or a
     /// keep-alive; `None` when the bus is gone.
     async fn next(&mut self) -> Option<&'static str> {
         if self.hello {

@@ -23,6 +23,20 @@ pub(crate) fn commissioned_vm(
     port: &str,
     extra: &[&str],
 ) -> String {
+    let id = ipmi_vm(lab, vm, mac, port, extra);
+    lab.cli(&["machines", "commission", &id]);
+    let m = lab.settled(&id);
+    assert_eq!(
+        m["status"],
+        "ready",
+        "{m:#}\n{}",
+        lab.cli(&["machines", "results", &id])
+    );
+    id
+}
+
+/// As [`commissioned_vm`], left New (not commissioned).
+pub(crate) fn ipmi_vm(lab: &Lab, vm: &str, mac: &str, port: &str, extra: &[&str]) -> String {
     let bmc = lab.dir.join(format!("{vm}-bmc"));
     let cmd = lab.dir.join(format!("{vm}.cmd"));
     let mut opts = vec!["--mac", mac];
@@ -81,16 +95,7 @@ pub(crate) fn commissioned_vm(
         "--skip-bmc-config",
         "true",
     ]);
-    let id = m["system_id"].as_str().unwrap().to_string();
-    lab.cli(&["machines", "commission", &id]);
-    let m = lab.settled(&id);
-    assert_eq!(
-        m["status"],
-        "ready",
-        "{m:#}\n{}",
-        lab.cli(&["machines", "results", &id])
-    );
-    id
+    m["system_id"].as_str().unwrap().to_string()
 }
 
 /// The first and last MiB of a disk image.

@@ -229,9 +229,14 @@ async fn login_csrf_pages_and_forms(backend: Backend) {
         .unwrap();
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
     let html = r.text().await.unwrap();
-    let err = html.find(r#"<span class="error">"#).expect("an error beside a field");
+    let err = html
+        .find(r#"<span class="error">"#)
+        .expect("an error beside a field");
     let input = html.find(r#"id="p-ipmi-power_port""#).unwrap();
-    assert!(err > input && err - input < 300, "the port's error follows the port: {html}");
+    assert!(
+        err > input && err - input < 300,
+        "the port's error follows the port: {html}"
+    );
 
     // The JSON API with the session cookie: changes need the page's CSRF header.
     let r = b
@@ -272,7 +277,7 @@ async fn ui_login_csrf_pages_and_forms_postgres() {
 }
 
 /// Gives `id` to `owner` (Allocated), as an allocation would.
-async fn own(app: &TestApp, id: &str, owner: &str) {
+pub(crate) async fn own(app: &TestApp, id: &str, owner: &str) {
     let (id, owner) = (id.to_string(), owner.to_string());
     app.region
         .as_ref()
@@ -459,4 +464,112 @@ async fn ui_live_updates_sqlite() {
 #[tokio::test]
 async fn ui_live_updates_postgres() {
     live_updates(Backend::Postgres).await;
+}
+
+async fn settings_change_at_run_time(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    let (s, v) = app.admin(Method::GET, "/api/v1/settings", None).await;
+    assert_eq!(s, StatusCode::OK);
+    let node = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["name"] == "lifecycle.node_timeout_secs")
+        .unwrap()
+        .clone();
+    assert_eq!(node["changed"], false);
+    // Refused in words, with the field; users may not change them.
+    let (s, v) = app
+        .admin(
+            Method::PUT,
+            "/api/v1/settings/lifecycle.node_timeout_secs",
+            Some(serde_json::json!({"value": "5"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+    assert_eq!(v["field"], "lifecycle.node_timeout_secs");
+    let (s, _) = app
+        .user(
+            Method::PUT,
+            "/api/v1/settings/lifecycle.node_timeout_secs",
+            Some(serde_json::json!({"value": "600"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let (s, v) = app
+        .admin(
+            Method::PUT,
+            "/api/v1/settings/api.max_page_size",
+            Some(serde_json::json!({"value": "5"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+    // Through the UI's form: the next commissioning gets the new deadline.
+    let b = browser();
+    let csrf = login(&app, &b, "admin", "admin-password").await;
+    let r = b
+        .post(app.url("/settings"))
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("lifecycle.node_timeout_secs", "5"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let html = r.text().await.unwrap();
+    let input = html.find(r#"id="s-lifecycle.node_timeout_secs""#).unwrap();
+    let err = html.find("from 60 to 86400").unwrap();
+    assert!(err > input && err - input < 600, "{html}");
+    let r = b
+        .post(app.url("/settings"))
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("lifecycle.node_timeout_secs", "600"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let id = app.machine("timed", "52:54:00:ee:00:01").await;
+    let before = now_ms();
+    let (s, m) = app.act(&app.admin_token, &id, "commission").await;
+    assert_eq!(s, StatusCode::OK, "{m}");
+    let deadline = kiln_ui::format::parse_time_ms(m["status_deadline"].as_str().unwrap()).unwrap();
+    let left = deadline - before;
+    assert!(
+        (595_000..=605_000).contains(&left),
+        "deadline {left} ms away, not 600 s"
+    );
+    // Reset: the file's 30 minutes again.
+    let r = b
+        .post(app.url("/settings"))
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("reset", "lifecycle.node_timeout_secs"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let (_, v) = app.admin(Method::GET, "/api/v1/settings", None).await;
+    let node = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["name"] == "lifecycle.node_timeout_secs")
+        .unwrap()
+        .clone();
+    assert_eq!(node["changed"], false);
+    assert_eq!(node["value"], node["file_value"]);
+}
+
+#[tokio::test]
+async fn ui_settings_change_at_run_time_sqlite() {
+    settings_change_at_run_time(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn ui_settings_change_at_run_time_postgres() {
+    settings_change_at_run_time(Backend::Postgres).await;
 }
