@@ -15,7 +15,7 @@ KILN=$PWD/target/release/kiln
 WORK=$(mktemp -d /tmp/kiln-bench.XXXXXX)
 chmod 755 "$WORK"
 PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$WORK"; }
+cleanup() { rc=$?; for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; [ "$rc" = 0 ] || tail -n 20 "$WORK/region.log" >&2; rm -rf "$WORK"; }
 trap cleanup EXIT
 
 port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
@@ -35,7 +35,6 @@ HOST=$(curl -sf -H "Authorization: Bearer $TOKEN" "$B/api/v1/machines/$ID" | pyt
 
 # nginx with the first page's HTML as a static file: the cost of just moving those bytes.
 mkdir -p "$WORK/www" && chmod 755 "$WORK/www"
-echo bench-password | taskset -c 1 "$KILN" bench get --login admin --requests 1 --url "$B/machines" >/dev/null
 SESSION=$(python3 - "$B" <<'PY'
 import sys, urllib.request, urllib.parse, http.cookiejar, re
 b = sys.argv[1]
@@ -61,7 +60,7 @@ taskset -c 0 nginx -c "$WORK/nginx.conf" -p "$WORK" &
 NPID=$!; PIDS+=("$NPID")
 for _ in $(seq 50); do curl -sf "http://127.0.0.1:$NPORT/machines.html" -o /dev/null && break; sleep 0.1; done
 
-echo bench-password | taskset -c 1 "$KILN" bench get --login admin --token "$TOKEN" --requests "$REQUESTS" --pid "$RPID" \
+echo bench-password | taskset -c 1 "$KILN" bench get --login admin --login-base "$B" --token "$TOKEN" --requests "$REQUESTS" --pid "$RPID" \
   --url "http://127.0.0.1:$NPORT/machines.html" \
   --url "$B/machines" \
   --url "$B/api/v1/machines?limit=50" \

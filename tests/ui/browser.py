@@ -132,6 +132,7 @@ def fast(r):
         fail(f"the list took {took:.2f} s to show the change")
 
     # Bulk: tag the two machines; a result per machine.
+    page.on("dialog", lambda d: d.accept())
     page.get_by_label("Select node-a").check()
     page.get_by_label("Select node-b").check()
     expect(page.locator("#selected-count")).to_have_text("2 selected")

@@ -58,10 +58,16 @@
   });
   document.addEventListener("htmx:afterSwap", countSelected);
 
-  // Confirmations for destructive forms.
+  // Confirmations for destructive forms, and for bulk actions that change many machines.
   document.addEventListener("submit", function (e) {
     var f = e.target;
-    if (f.dataset && f.dataset.confirm && !window.confirm(f.dataset.confirm)) e.preventDefault();
+    if (f.dataset && f.dataset.confirm && !window.confirm(f.dataset.confirm)) { e.preventDefault(); return; }
+    if (f.id === "bulk") {
+      var sel = f.elements.action, all = f.elements.all && f.elements.all.checked;
+      var n = all ? "every machine that matches the search" : f.querySelectorAll('input[name="ids"]:checked').length + " machine(s)";
+      var risky = ["delete", "release", "deploy", "abort", "mark-broken", "power-off"].indexOf(sel.value) >= 0;
+      if ((risky || all) && !window.confirm(sel.options[sel.selectedIndex].text + ": " + n + "?")) e.preventDefault();
+    }
   }, true);
 
   // Power settings: show only the chosen driver's fields.

@@ -362,6 +362,7 @@ fn other_pages() {
     .unwrap();
     let settings = views::Settings {
         config_path: "/etc/kiln/region.toml".into(),
+        error: None,
         groups: vec![views::SettingGroup {
             id: "lifecycle".into(),
             title: "Machine lifecycle".into(),

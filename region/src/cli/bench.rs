@@ -69,6 +69,9 @@ pub enum BenchCommand {
         /// session cookie to the URLs outside the API (the UI's pages).
         #[arg(long)]
         login: Option<String>,
+        /// Where to log in with `--login` (default: the first URL's scheme, host and port).
+        #[arg(long)]
+        login_base: Option<String>,
     },
 }
 
@@ -166,6 +169,7 @@ pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
             requests,
             pid,
             login,
+            login_base,
         } => {
             let session = match login {
                 Some(user) => {
@@ -173,7 +177,9 @@ pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
                     std::io::stdin()
                         .read_line(&mut password)
                         .context("reading the password from standard input")?;
-                    let base = urls.first().map(|u| origin_of(u)).unwrap_or_default();
+                    let base = login_base
+                        .or_else(|| urls.first().map(|u| origin_of(u)))
+                        .unwrap_or_default();
                     Some(ui_login(&base, &user, password.trim_end_matches(['\n', '\r'])).await?)
                 }
                 None => None,

@@ -106,6 +106,8 @@ impl Filter {
     }
 }
 
+diesel::define_sql_function!(fn lower(x: diesel::sql_types::Text) -> diesel::sql_types::Text);
+
 type Boxed<'a> = machines::BoxedQuery<'a, MultiBackend>;
 type BoolExpr<'a> = Box<
     dyn BoxableExpression<machines::table, MultiBackend, SqlType = diesel::sql_types::Bool> + 'a,
@@ -160,12 +162,13 @@ fn filtered(f: &Filter) -> Boxed<'_> {
     }
     for w in &f.search.words {
         let pat = format!("%{}%", search::glob_to_like(w));
+        // lower(): LIKE ignores case on SQLite but not on PostgreSQL; words are lowercase.
         q = q.filter(
             machines::hostname
                 .like(pat.clone())
                 .escape('\\')
                 .or(machines::system_id.like(pat.clone()).escape('\\'))
-                .or(machines::description.like(pat).escape('\\')),
+                .or(lower(machines::description).like(pat).escape('\\')),
         );
     }
     q
@@ -196,7 +199,31 @@ fn clause<'a>(q: Boxed<'a>, c: &Clause) -> Boxed<'a> {
         Key::Status => column!(machines::status),
         Key::Zone => column!(machines::zone),
         Key::Pool => column!(machines::pool),
-        Key::Arch => column!(machines::architecture),
+        Key::Arch => {
+            // `amd64` is every `amd64/…`; `amd64/generic` only itself.
+            let mut any: Option<BoolExpr<'a>> = None;
+            for a in &c.values {
+                let e: BoolExpr<'a> = if a.contains('/') {
+                    Box::new(machines::architecture.eq(a.clone()))
+                } else {
+                    let sub = format!("{}/%", search::glob_to_like(a));
+                    Box::new(
+                        machines::architecture
+                            .eq(a.clone())
+                            .or(machines::architecture.like(sub).escape('\\')),
+                    )
+                };
+                any = Some(match any {
+                    None => e,
+                    Some(prev) => Box::new(prev.or(e)),
+                });
+            }
+            match any {
+                None => q,
+                Some(e) if c.negate => q.filter(diesel::dsl::not(e)),
+                Some(e) => q.filter(e),
+            }
+        }
         Key::Power => column!(machines::power_state),
         Key::Id => column!(machines::system_id),
         Key::Tag => related!(machine_tags::table

@@ -324,6 +324,7 @@ pub fn record_lease(
         return Ok(Some(sid));
     }
     let subnet_id = containing(subnets, ip).map(|s| s.id.clone());
+    crate::changes::machine_changed(&sid);
     diesel::update(interfaces::table.filter(interfaces::mac.eq(mac)))
         .set((
             interfaces::ip.eq(Some(ip.to_string())),

@@ -2,7 +2,8 @@
 //!
 //! - `key:value` keeps machines whose `key` is `value`; `key:(a,b)` is either; `key:!x` and
 //!   `key:!(a,b)` exclude. Terms are ANDed: `tag:a tag:b` needs both tags.
-//! - `hostname:` takes `*` and `?` wildcards (`hostname:node*`); `ip:` matches a prefix.
+//! - `hostname:` takes `*` and `?` wildcards (`hostname:node*`); `arch:amd64` matches
+//!   `amd64/generic` (and every other `amd64/…`); `ip:` is an address.
 //! - A bare word matches the hostname, the system id or the description, in part.
 //!
 //! Pure: [`parse`] turns text into a [`Query`]; `db::machines` turns that into SQL.
@@ -156,7 +157,7 @@ fn normalise(key: Key, v: &str) -> Result<String, String> {
                 .collect::<Vec<_>>()
                 .join(":"))
         }
-        Key::Hostname | Key::Tag | Key::Arch => Ok(v.to_ascii_lowercase()),
+        Key::Hostname | Key::Arch => Ok(v.to_ascii_lowercase()),
         _ => Ok(v.to_string()),
     }
 }
@@ -303,7 +304,8 @@ pub fn resolve_owners(conn: &mut crate::db::DbConn, mut q: Query) -> crate::erro
             } else {
                 match crate::db::users::by_username(conn, name)? {
                     Some(u) => ids.push(u.id),
-                    None => ids.push(format!("\u{0}no user {name}")),
+                    // "-" is no user id (ids are letters and digits): it matches no machine.
+                    None => ids.push("-".to_string()),
                 }
             }
         }

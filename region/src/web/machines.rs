@@ -59,7 +59,7 @@ fn filter_of(
 
 async fn list(state: web::Data<AppState>, v: Viewer, q: web::Query<ListQuery>) -> WebResult {
     let q = q.into_inner();
-    let page = q.page.unwrap_or(1).max(1);
+    let page = q.page.unwrap_or(1).clamp(1, 1_000_000);
     let parsed = search::parse(&q.q);
     let sort = if q.sort.is_empty() {
         Ok(search::Sort::default())
@@ -173,7 +173,7 @@ async fn act_one(
             }
             let add = action == "tag";
             let t = tag.clone();
-            state
+            let changed = state
                 .pool
                 .run(move |c| {
                     let m = machines::get(c, &caller, &id)?;
@@ -183,17 +183,21 @@ async fn act_one(
                     } else if !add {
                         tags.retain(|x| x != &t);
                     }
+                    if tags == m.tags {
+                        return Ok(false);
+                    }
                     let patch = api::MachinePatch {
                         tags: Some(tags),
                         ..Default::default()
                     };
-                    machines::patch(c, &sb, &caller, &id, &patch, now_ms())
+                    machines::patch(c, &sb, &caller, &id, &patch, now_ms()).map(|_| true)
                 })
                 .await?;
-            Ok(if add {
-                format!("tagged {tag}")
-            } else {
-                format!("untagged {tag}")
+            Ok(match (add, changed) {
+                (true, true) => format!("tagged {tag}"),
+                (true, false) => format!("had {tag} already"),
+                (false, true) => format!("untagged {tag}"),
+                (false, false) => format!("did not have {tag}"),
             })
         }
         "deploy" => {
@@ -257,6 +261,21 @@ async fn bulk(state: web::Data<AppState>, v: Viewer, body: web::Bytes) -> WebRes
     let tag = form.text("tag");
     let q = form.text("q");
     let back = format::link("/machines", &[("q", &q)]);
+    // Checked once, before anything is done to any machine.
+    let Some(label) = views::bulk_actions(v.caller.is_admin)
+        .into_iter()
+        .find(|a| a.value == action)
+        .map(|a| a.label)
+    else {
+        return Err(Error::validation(
+            "action",
+            format!("'{action}' is not an action you may take on machines here."),
+        )
+        .into());
+    };
+    if action == "tag" || action == "untag" {
+        crate::domain::validate::name("tag", &tag)?;
+    }
     let ids: Vec<String> = if form.checked("all") {
         let query = search::parse(&q).map_err(|m| Error::validation("q", m))?;
         let caller = v.caller.clone();
@@ -273,7 +292,7 @@ async fn bulk(state: web::Data<AppState>, v: Viewer, body: web::Bytes) -> WebRes
     };
     let mut results = Vec::with_capacity(ids.len());
     for id in &ids {
-        let r = act_one(&state, &v, id, &action, &tag).await;
+        // The name first: a deleted machine has none after.
         let caller = v.caller.clone();
         let sid = id.clone();
         let hostname = state
@@ -281,6 +300,7 @@ async fn bulk(state: web::Data<AppState>, v: Viewer, body: web::Bytes) -> WebRes
             .run(move |c| Ok(machines::get(c, &caller, &sid).ok().map(|m| m.hostname)))
             .await?
             .unwrap_or_else(|| id.clone());
+        let r = act_one(&state, &v, id, &action, &tag).await;
         results.push(BulkResult {
             link: format!("/machines/{id}"),
             system_id: id.clone(),
@@ -289,17 +309,16 @@ async fn bulk(state: web::Data<AppState>, v: Viewer, body: web::Bytes) -> WebRes
             message: match r {
                 Ok(m) => m,
                 Err(e) if is_user_error(&e) => e.public_message(),
-                Err(e) => return Err(e.into()),
+                // One machine's failure does not hide what was done to the others.
+                Err(e) => {
+                    tracing::error!(machine.id = %id, "bulk {action} of {id} failed: {e}");
+                    "Kiln failed on this machine; the region's log says why.".into()
+                }
             },
         });
     }
     state.power_wake.notify_waiters();
     let ok = results.iter().filter(|r| r.ok).count();
-    let label = views::bulk_actions(v.caller.is_admin)
-        .into_iter()
-        .find(|a| a.value == action)
-        .map(|a| a.label)
-        .unwrap_or_else(|| action.clone());
     let view = views::Bulk {
         action: label.clone(),
         failed: results.len() - ok,
@@ -381,7 +400,12 @@ pub(super) async fn detail_page(
             let events = db::events::list(c, Some(&sid), None, None, 300)?;
             let results = commissioning::results(c, &caller, &sid, None, true)?;
             let secrets = if caller.is_admin {
-                power::secrets_set(c, &sb, &caller, &sid)?
+                // Secrets that no longer open (another key) are what the form replaces: the page
+                // still shows, with none marked stored.
+                power::secrets_set(c, &sb, &caller, &sid).unwrap_or_else(|e| {
+                    tracing::warn!(machine.id = %sid, "power secrets of {sid} do not open: {e}");
+                    Vec::new()
+                })
             } else {
                 Vec::new()
             };
@@ -674,7 +698,10 @@ async fn power_settings(
     for f in &schema.fields {
         let val = form.text(&format!("p.{}.{}", schema.name, f.name));
         if val.is_empty() {
-            // A blank secret keeps the stored one; a blank field is left unset.
+            // A blank secret keeps the stored one; a blank field (or "(default)") clears it.
+            if !f.secret {
+                params.insert(f.name.clone(), serde_json::Value::Null);
+            }
             continue;
         }
         params.insert(f.name.clone(), serde_json::Value::String(val));

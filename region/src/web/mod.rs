@@ -83,9 +83,11 @@ async fn asset(req: HttpRequest, name: web::Path<String>) -> HttpResponse {
 /// Why a page could not be shown.
 #[derive(Debug)]
 pub enum WebError {
-    /// Not logged in (or the session ended): to the login page, then back to `next`.
+    /// Not logged in (or the session ended): to the login page, then back to `next`. `htmx`: the
+    /// request came from a live region, which must be told to navigate (a 303 it would follow).
     Login {
         next: String,
+        htmx: bool,
     },
     /// A POST without the page's CSRF token.
     Csrf,
@@ -99,6 +101,7 @@ impl From<Error> for WebError {
         match e {
             Error::Unauthorized(_) => WebError::Login {
                 next: "/machines".into(),
+                htmx: false,
             },
             e => WebError::Domain(e),
         }
@@ -125,6 +128,7 @@ impl std::fmt::Display for WebError {
 impl actix_web::ResponseError for WebError {
     fn status_code(&self) -> StatusCode {
         match self {
+            WebError::Login { htmx: true, .. } => StatusCode::OK,
             WebError::Login { .. } => StatusCode::SEE_OTHER,
             WebError::Csrf => StatusCode::FORBIDDEN,
             WebError::Domain(e) => actix_web::ResponseError::status_code(e),
@@ -134,13 +138,16 @@ impl actix_web::ResponseError for WebError {
 
     fn error_response(&self) -> HttpResponse {
         match self {
-            WebError::Login { next } => {
+            WebError::Login { next, htmx } => {
                 let to = kiln_ui::format::link("/login", &[("next", next)]);
-                HttpResponse::SeeOther()
-                    .insert_header((header::LOCATION, to.clone()))
-                    // htmx follows this one (a live region whose session ended).
-                    .insert_header(("HX-Redirect", to))
-                    .finish()
+                if *htmx {
+                    // A live region whose session ended: htmx navigates the whole page.
+                    HttpResponse::Ok().insert_header(("HX-Redirect", to)).finish()
+                } else {
+                    HttpResponse::SeeOther()
+                        .insert_header((header::LOCATION, to))
+                        .finish()
+                }
             }
             WebError::Csrf => error_page(
                 StatusCode::FORBIDDEN,

@@ -589,6 +589,7 @@ async fn settings_view(
     ));
     Ok(views::Settings {
         config_path: "/etc/kiln/region.toml".into(),
+        error: errors.get("form").cloned(),
         groups: vec![
             SettingGroup {
                 id: "lifecycle".into(),
@@ -668,15 +669,19 @@ async fn settings_save(state: web::Data<AppState>, v: Viewer, body: web::Bytes) 
                 settings::set(c, &caller, &cfg, &reset, None, now_ms())?;
                 return Ok(vec![reset.clone()]);
             }
-            let now: Vec<api::Setting> = settings::list(c, &cfg)?;
-            let mut done = Vec::new();
-            for (name, val) in &typed {
-                if now.iter().any(|s| &s.name == name && &s.value != val) {
-                    settings::set(c, &caller, &cfg, name, Some(val), now_ms())?;
-                    done.push(name.clone());
+            // All or nothing: a refusal saves none of the form.
+            use diesel::Connection;
+            c.transaction::<_, crate::error::Error, _>(|c| {
+                let now: Vec<api::Setting> = settings::list(c, &cfg)?;
+                let mut saved = Vec::new();
+                for (name, val) in &typed {
+                    if now.iter().any(|s| &s.name == name && &s.value != val) {
+                        settings::set(c, &caller, &cfg, name, Some(val), now_ms())?;
+                        saved.push(name.clone());
+                    }
                 }
-            }
-            Ok(done)
+                Ok(saved)
+            })
         })
         .await;
     match r {

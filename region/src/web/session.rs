@@ -64,6 +64,7 @@ impl FromRequest for Viewer {
         } else {
             "/machines".to_string()
         };
+        let htmx = req.headers().contains_key("HX-Request");
         let sent_header = req
             .headers()
             .get(CSRF_HEADER)
@@ -72,7 +73,7 @@ impl FromRequest for Viewer {
         Box::pin(async move {
             let state = state.ok_or_else(|| WebError::Internal("app state missing".into()))?;
             let Some(secret) = cookie else {
-                return Err(WebError::Login { next });
+                return Err(WebError::Login { next, htmx });
             };
             let s = secret.clone();
             let caller = state
@@ -85,7 +86,7 @@ impl FromRequest for Viewer {
                     csrf: csrf_token(&secret),
                     sent_header,
                 }),
-                None => Err(WebError::Login { next }),
+                None => Err(WebError::Login { next, htmx }),
             }
         })
     }
@@ -99,7 +100,15 @@ struct LoginQuery {
 /// Only a path on this site (no `//host`, no scheme) is a place to go back to.
 fn safe_next(next: Option<&str>) -> String {
     match next {
-        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') => n.to_string(),
+        // Browsers drop tabs and newlines from URLs ("/\t/evil" is "//evil"): none are allowed.
+        Some(n)
+            if n.starts_with('/')
+                && !n.starts_with("//")
+                && !n.contains('\\')
+                && !n.chars().any(|c| c.is_control() || c.is_whitespace()) =>
+        {
+            n.to_string()
+        }
         _ => "/machines".to_string(),
     }
 }
@@ -230,6 +239,8 @@ mod tests {
         assert_eq!(safe_next(Some("//evil.example/")), "/machines");
         assert_eq!(safe_next(Some("https://evil.example/")), "/machines");
         assert_eq!(safe_next(Some("/\\evil.example")), "/machines");
+        assert_eq!(safe_next(Some("/\t/evil.example")), "/machines");
+        assert_eq!(safe_next(Some("/\n/evil.example")), "/machines");
         assert_eq!(safe_next(None), "/machines");
     }
 }

@@ -4,7 +4,8 @@
 //! machine's page (`?machine=ID`) only for that machine. The events carry no data: the page
 //! refetches what it shows, with the viewer's own access, so nothing leaks through the stream. Each
 //! connection starts with `hello` (a page that hears a second one reconnected, and refetches what it
-//! missed) and is kept alive with a comment every 15 s.
+//! missed) and is kept alive with a comment every 15 s, when the session (and, for a machine's page,
+//! the viewer's right to see it) is checked again: the stream ends when either is gone.
 
 use std::time::Duration;
 
@@ -29,6 +30,34 @@ struct Conn {
     stop: tokio_util::sync::CancellationToken,
     machine: Option<String>,
     hello: bool,
+    /// Checked again at every keep-alive: a session that ended (logout, expiry, user deleted) or a
+    /// machine the viewer may no longer see ends the stream. `None` in unit tests.
+    access: Option<Access>,
+}
+
+struct Access {
+    pool: crate::db::Pool,
+    session: String,
+}
+
+impl Access {
+    async fn still(&self, machine: Option<String>) -> bool {
+        let session = self.session.clone();
+        self.pool
+            .run(move |c| {
+                let Some(caller) =
+                    crate::domain::users::authenticate(c, &session, crate::db::now_ms())?
+                else {
+                    return Ok(false);
+                };
+                Ok(match &machine {
+                    Some(id) => machines::get(c, &caller, id).is_ok(),
+                    None => true,
+                })
+            })
+            .await
+            .unwrap_or(false)
+    }
 }
 
 const COALESCE: Duration = Duration::from_millis(100);
@@ -59,7 +88,14 @@ impl Conn {
                     Err(RecvError::Lagged(_)) => break,
                     Err(RecvError::Closed) => return None,
                 },
-                _ = &mut deadline => return Some(": keep-alive\n\n"),
+                _ = &mut deadline => {
+                    if let Some(a) = &self.access {
+                        if !a.still(self.machine.clone()).await {
+                            return None;
+                        }
+                    }
+                    return Some(": keep-alive\n\n");
+                }
                 _ = self.stop.cancelled() => return None,
             }
         }
@@ -76,9 +112,14 @@ impl Conn {
 
 pub async fn stream(
     state: web::Data<AppState>,
+    req: actix_web::HttpRequest,
     v: Viewer,
     q: web::Query<StreamQuery>,
 ) -> WebResult {
+    let session = req
+        .cookie(crate::api::SESSION_COOKIE)
+        .map(|c| c.value().to_string())
+        .unwrap_or_default();
     let machine = q.into_inner().machine;
     if let Some(id) = &machine {
         // Only a machine the viewer may see can be listened to.
@@ -93,6 +134,10 @@ pub async fn stream(
         stop: state.shutdown.clone(),
         machine,
         hello: true,
+        access: Some(Access {
+            pool: state.pool.clone(),
+            session,
+        }),
     };
     let body = stream::unfold(conn, |mut c| async move {
         c.next().await.map(|chunk| {
@@ -122,6 +167,7 @@ mod tests {
             stop: Default::default(),
             machine: Some("m1".into()),
             hello: true,
+            access: None,
         };
         assert!(c.next().await.unwrap().contains("event: hello"));
         bus.publish(&[Change::Machine("m2".into()), Change::Machine("m1".into())]);

@@ -72,6 +72,15 @@ async fn login_csrf_pages_and_forms(backend: Backend) {
         r.headers()["location"],
         "/login?next=%2Fmachines%3Fq%3Dtag%253Aa" // the query stays encoded inside `next`
     );
+    // A live region (htmx) whose session ended is told to navigate, not handed the login page.
+    let r = b
+        .get(app.url("/machines"))
+        .header("HX-Request", "true")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.headers()["hx-redirect"], "/login?next=%2Fmachines");
     // A login form without its cookie's token is refused, whatever the password.
     let r = browser()
         .post(app.url("/login"))
@@ -142,6 +151,19 @@ async fn login_csrf_pages_and_forms(backend: Backend) {
         html.contains("node-a") && html.contains("node-b") && !html.contains(">other<"),
         "{html}"
     );
+    // Unknown owners match nothing (on PostgreSQL too); `arch:amd64` is every amd64/….
+    let (s, html) = page(&b, app.url("/machines?q=owner%3Anobody")).await;
+    assert_eq!(s, StatusCode::OK, "{html}");
+    assert!(html.contains("No machine matches"), "{html}");
+    let (s, v) = app
+        .admin(
+            Method::GET,
+            "/api/v1/machines?q=owner:!nobody%20arch:amd64",
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["total"], 3, "{v}");
     let (s, html) = page(&b, app.url("/machines?q=colour%3Ared")).await;
     assert_eq!(s, StatusCode::OK);
     assert!(html.contains("is not a search key"), "{html}");

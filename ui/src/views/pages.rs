@@ -349,6 +349,8 @@ pub struct SettingGroup {
 #[derive(Debug, Clone, Serialize)]
 pub struct Settings {
     pub config_path: String,
+    /// A refusal about no one field.
+    pub error: Option<String>,
     pub groups: Vec<SettingGroup>,
 }
 
