@@ -131,6 +131,23 @@ def fast(r):
     if took > 2.5:
         fail(f"the list took {took:.2f} s to show the change")
 
+    # A lost connection: the test harness stops the region, marks node-b fixed in the database
+    # while it is down, and starts it again on the same port. The page says it is reconnecting,
+    # then (a new "hello") refetches and shows what it missed.
+    restart = os.path.join(r.shots, "restart-region")
+    open(restart, "w").close()
+    expect(page.locator("#live-state")).to_have_text("reconnecting…", timeout=20000)
+    for _ in range(300):
+        if not os.path.exists(restart):
+            break
+        time.sleep(0.1)
+    else:
+        fail("the harness did not restart the region")
+    expect(row_status(page, "node-b")).to_have_text("Broken")
+    expect(page.locator("#live-state")).to_have_text("live", timeout=20000)
+    expect(row_status(page, "node-b")).not_to_have_text("Broken", timeout=5000)
+    r.unreloaded(page, "the list to catch up after a reconnect")
+
     # Bulk: tag the two machines; a result per machine.
     page.on("dialog", lambda d: d.accept())
     page.get_by_label("Select node-a").check()
@@ -267,6 +284,25 @@ def lab(r):
     page.goto(r.url + "/machines")
     expect(row_status(page, a.hostname)).to_have_text("Ready")
     r.shot(page, "lab-machines")
+    # The rack has every file of the images: the Images page says so per rack.
+    page.goto(r.url + "/images")
+    expect(page.locator(".sync").first).to_have_text("synced")
+    r.shot(page, "lab-images")
+
+    # Deploy it from its page; the installer's steps stream in as they happen, then Deployed.
+    page.goto(r.url + f"/machines/{a.machine}")
+    page.get_by_role("button", name="Deploy", exact=True).click()
+    expect(page.locator("#m-status")).to_have_text("Deploying")
+    r.mark(page)
+    t0 = time.time()
+    expect(page.locator("#m-install ol.log")).to_contain_text("installer: up", timeout=a.timeout * 1000)
+    print(f"installer's first step on the page {time.time() - t0:.0f} s after Deploy")
+    expect(page.locator("#m-install ol.log")).to_contain_text("fetched and verified", timeout=a.timeout * 1000)
+    r.shot(page, "lab-machine-deploying")
+    expect(page.locator("#m-status")).to_have_text("Deployed", timeout=a.timeout * 1000)
+    r.unreloaded(page, "Deployed")
+    print(f"Deployed {time.time() - t0:.0f} s after Deploy, without a reload")
+    r.shot(page, "lab-machine-deployed")
     r.check_js()
 
 

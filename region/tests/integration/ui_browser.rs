@@ -48,7 +48,9 @@ async fn ui_in_a_real_browser() {
     let theirs = app.machine("admins-box", "52:54:00:dd:00:04").await;
     own(&app, &theirs, "admin").await;
     let dir = shots("fast");
-    let out = tokio::process::Command::new(ui_python())
+    let _ = std::fs::remove_file(dir.join("restart-region"));
+    let mut app = app;
+    let child = tokio::process::Command::new(ui_python())
         .arg(browser_py())
         .args([
             "fast",
@@ -59,9 +61,25 @@ async fn ui_in_a_real_browser() {
             "--shots",
         ])
         .arg(&dir)
-        .output()
-        .await
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
         .unwrap();
+    let waiting = child.wait_with_output();
+    tokio::pin!(waiting);
+    let out = loop {
+        tokio::select! {
+            out = &mut waiting => break out.unwrap(),
+            _ = tokio::time::sleep(std::time::Duration::from_millis(100)) => {}
+        }
+        // The script asks for a region restart: stop it, change a machine while it is down, start
+        // it again on the same address.
+        if dir.join("restart-region").exists() {
+            restart_with_node_b_fixed(&mut app).await;
+            std::fs::remove_file(dir.join("restart-region")).unwrap();
+        }
+    };
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
@@ -88,4 +106,37 @@ async fn ui_in_a_real_browser() {
             "no screenshot of {page}"
         );
     }
+}
+
+/// Stops the region, marks node-b fixed in the database while it is down (so no live page hears of
+/// it), and starts it again on the same address.
+async fn restart_with_node_b_fixed(app: &mut TestApp) {
+    let old = app.region.take().unwrap();
+    let addr = old.addr;
+    old.stop().await.unwrap();
+    let mut cfg = app.db.config();
+    cfg.listen = addr;
+    let pool = region::db::Pool::open(&cfg.database_url()).unwrap();
+    pool.run(|c| {
+        let admin = region::db::users::by_username(c, "admin")?.unwrap();
+        let caller = region::domain::Caller {
+            user_id: admin.id,
+            username: admin.username,
+            is_admin: true,
+        };
+        let b = region::db::machines::machine_with_hostname(c, "node-b")?.unwrap();
+        region::domain::machines::act(
+            c,
+            &caller,
+            &b,
+            region_api_types::MachineAction::MarkFixed,
+            Some("while the region was down"),
+            &region::config::Lifecycle::default(),
+            region::db::now_ms(),
+        )
+    })
+    .await
+    .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    app.region = Some(region::Region::start(cfg).await.unwrap());
 }
