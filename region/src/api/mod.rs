@@ -54,6 +54,18 @@ pub struct AppState {
 /// Name of the UI's session cookie.
 pub const SESSION_COOKIE: &str = "kiln_session";
 
+/// The `kiln_session` cookie of a new UI session: HttpOnly, SameSite=Strict, for the session's life.
+pub fn session_cookie(secret: String) -> actix_web::cookie::Cookie<'static> {
+    actix_web::cookie::Cookie::build(SESSION_COOKIE, secret)
+        .path("/")
+        .http_only(true)
+        .same_site(actix_web::cookie::SameSite::Strict)
+        .max_age(actix_web::cookie::time::Duration::milliseconds(
+            crate::domain::users::SESSION_MS,
+        ))
+        .finish()
+}
+
 /// The header carrying a UI session's CSRF token ([`crate::domain::auth::csrf_token`]).
 pub const CSRF_HEADER: &str = "X-CSRF-Token";
 

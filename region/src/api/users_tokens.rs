@@ -1,7 +1,7 @@
 //! `/api/v1/users`, `/api/v1/tokens`, `/api/v1/login`, `/api/v1/logout`, `/api/v1/whoami`,
 //! `/api/v1/audit`.
 
-use actix_web::cookie::{Cookie, SameSite};
+use actix_web::cookie::Cookie;
 use actix_web::{web, HttpRequest, HttpResponse};
 use region_api_types as api;
 use serde::{Deserialize, Serialize};
@@ -11,8 +11,6 @@ use super::{AppState, Auth, SESSION_COOKIE};
 use crate::db::{self, fmt_time, now_ms};
 use crate::domain::{auth, users};
 use crate::error::{Error, Result};
-
-use crate::domain::users::SESSION_MS;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/users", web::get().to(list_users))
@@ -163,13 +161,9 @@ pub async fn login(
         .pool
         .run(move |c| users::password_login(c, &b.username, &b.password, now_ms()))
         .await?;
-    let cookie = Cookie::build(SESSION_COOKIE, secret)
-        .path("/")
-        .http_only(true)
-        .same_site(SameSite::Strict)
-        .max_age(actix_web::cookie::time::Duration::milliseconds(SESSION_MS))
-        .finish();
-    Ok(HttpResponse::Ok().cookie(cookie).json(who))
+    Ok(HttpResponse::Ok()
+        .cookie(super::session_cookie(secret))
+        .json(who))
 }
 
 /// End the UI session.

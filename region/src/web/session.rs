@@ -14,7 +14,7 @@ use super::{see_other, ui, Form, WebError, WebResult};
 use crate::api::{AppState, CSRF_HEADER, SESSION_COOKIE};
 use crate::db::{now_ms, random_id};
 use crate::domain::auth::{csrf_token, same_token, token_hash};
-use crate::domain::users::{self, SESSION_MS};
+use crate::domain::users;
 use crate::domain::Caller;
 
 /// The double-submit cookie of the login form (there is no session to derive a token from yet).
@@ -186,12 +186,7 @@ async fn login(state: web::Data<AppState>, req: HttpRequest, body: web::Bytes) -
         .await
     {
         Ok((_, secret)) => {
-            let cookie = Cookie::build(SESSION_COOKIE, secret)
-                .path("/")
-                .http_only(true)
-                .same_site(SameSite::Strict)
-                .max_age(actix_web::cookie::time::Duration::milliseconds(SESSION_MS))
-                .finish();
+            let cookie = crate::api::session_cookie(secret);
             let mut gone = Cookie::new(LOGIN_COOKIE, "");
             gone.set_path("/login");
             gone.make_removal();
