@@ -100,10 +100,10 @@ echo "== importing the images into the region (the rack syncs them)"
 sq=$(python3 -c 'import json,sys; m=json.load(open(sys.argv[1])); print(next(f["sha256"]+"/"+f["name"] for r in m["resources"] for f in r["files"] if f["name"].endswith("squashfs")))' "$STATE/images/manifest.json")
 for _ in $(seq 240); do ip netns exec $NS curl -sf -r 0-0 -o /dev/null "http://10.20.0.2:5248/images/$sq" && break; sleep 0.5; done
 
+NVM=$VMS; [ "$ISCSI" = 1 ] && NVM=$((VMS + 1))
 echo "== $NVM VMs with a BMC each (QEMU, TCG; ipmi_sim on 127.0.0.1:97NN); consoles in $STATE/vmN.serial"
 rm -f "$STATE"/vm*.serial "$STATE"/vm*-d*.img
 IDS=()
-NVM=$VMS; [ "$ISCSI" = 1 ] && NVM=$((VMS + 1))
 for i in $(seq 1 "$NVM"); do
   mac=$(printf '52:54:00:20:00:%02x' "$i")
   port=$((9700 + 10 * i))
