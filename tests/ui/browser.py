@@ -270,6 +270,7 @@ def lab(r):
     expect(page.locator("#m-status")).to_have_text(re.compile("New|Ready"))
     page.get_by_role("button", name="Commission").click()
     expect(page.locator("#m-status")).to_have_text("Commissioning")
+    expect(page.locator("#deploy-title")).to_have_count(0)
     r.mark(page)
     t0 = time.time()
     # Under TCG a commissioning takes minutes; every step shows as it happens.
@@ -278,6 +279,8 @@ def lab(r):
     expect(page.locator("#m-status")).to_have_text("Ready", timeout=a.timeout * 1000)
     r.unreloaded(page, "Ready")
     print(f"Ready {time.time() - t0:.0f} s after Commission, without a reload")
+    expect(page.locator("#deploy-title")).to_be_visible(timeout=10000)
+    r.unreloaded(page, "the deploy form")
     expect(page.locator("#m-hardware")).to_contain_text("Disks")
     expect(page.locator("#m-scripts details").first).to_be_visible()
     r.shot(page, "lab-machine")

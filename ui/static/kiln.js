@@ -58,6 +58,16 @@
   });
   document.addEventListener("htmx:afterSwap", countSelected);
 
+  // A machine's page: the deploy and release forms are not live regions (what is typed in them is
+  // kept), but when the status changes which of them apply, they are fetched again.
+  document.addEventListener("htmx:afterSwap", function () {
+    var s = document.getElementById("m-summary"), f = document.getElementById("m-forms");
+    if (s && f && window.htmx && s.dataset.forms !== f.dataset.forms) {
+      f.dataset.forms = s.dataset.forms;
+      htmx.ajax("GET", location.pathname, { target: "#m-forms", select: "#m-forms", swap: "outerHTML" });
+    }
+  });
+
   // Confirmations for destructive forms, and for bulk actions that change many machines.
   document.addEventListener("submit", function (e) {
     var f = e.target;
