@@ -322,6 +322,8 @@ async fn users_view(state: &AppState, v: &Viewer) -> Result<views::Users> {
             let tokens: Vec<api::Token> =
                 db::users::list_tokens(c, (!caller.is_admin).then_some(caller.user_id.as_str()))?
                     .iter()
+                    // Login sessions are not API tokens to manage here.
+                    .filter(|(t, _)| !t.is_session)
                     .map(|(t, name)| t.to_api(name))
                     .collect();
             Ok((users, tokens))
@@ -329,11 +331,7 @@ async fn users_view(state: &AppState, v: &Viewer) -> Result<views::Users> {
         .await?;
     Ok(views::Users {
         users: users.iter().map(views::user_row).collect(),
-        tokens: tokens
-            .iter()
-            .filter(|t| t.name != "ui session")
-            .map(views::token_row)
-            .collect(),
+        tokens: tokens.iter().map(views::token_row).collect(),
         ..Default::default()
     })
 }

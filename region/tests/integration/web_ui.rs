@@ -141,6 +141,17 @@ async fn login_csrf_pages_and_forms(backend: Backend) {
         assert_eq!(s, StatusCode::OK, "{p}: {html}");
         assert!(html.contains("<h1"), "{p}");
     }
+    // Tokens: login sessions are not listed, a token named like one is.
+    let (s, _) = app
+        .admin(
+            Method::POST,
+            "/api/v1/tokens",
+            Some(serde_json::json!({"name": "ui session"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED);
+    let (_, html) = page(&b, app.url("/users")).await;
+    assert_eq!(html.matches("<td>ui session</td>").count(), 1, "{html}");
     let (s, html) = page(&b, app.url(&format!("/machines/{a}"))).await;
     assert_eq!(s, StatusCode::OK);
     assert!(html.contains("node-a") && html.contains("Power settings"));
