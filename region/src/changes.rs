@@ -128,8 +128,8 @@ impl Bus {
         out
     }
 
-    /// Publishes what another region announced (`None` when the payload is this region's own, or
-    /// not Kiln's).
+    /// What another region announced (`None` when the payload is this region's own, or not
+    /// Kiln's); the listener publishes it.
     pub fn parse_payload(&self, payload: &str) -> Option<Vec<Change>> {
         let (origin, rest) = payload.split_once('|')?;
         if origin == &*self.origin {

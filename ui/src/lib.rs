@@ -6,7 +6,7 @@
 //! - [`views`]: the view models the templates render, built (purely) from the API's types.
 //! - [`format`]: sizes, durations, links: pure helpers the views use.
 //! - [`assets`]: the static files (htmx, the stylesheet, the small SSE client), with ETags.
-//! - [`Ui`]: the compiled templates; `render` a page or one block of it.
+//! - [`Ui`]: the compiled templates; `render` a page.
 //!
 //! Architecture invariant: this crate does no IO and reads no clock (times come in the views); the
 //! region's `web` module fetches, checks access, and calls it.
@@ -66,22 +66,6 @@ impl Ui {
             name: name.into(),
             message: full_message(&e),
         })
-    }
-
-    /// Renders one block of a page (what a live region refetches).
-    pub fn render_block<T: Serialize>(
-        &self,
-        name: &str,
-        block: &str,
-        view: &T,
-    ) -> Result<String, UiError> {
-        let ctx = context(name, view)?;
-        self.tera
-            .render_block(name, block, &ctx)
-            .map_err(|e| UiError::Template {
-                name: format!("{name}#{block}"),
-                message: full_message(&e),
-            })
     }
 }
 

@@ -11,7 +11,7 @@
   }
 
   // Live: the server says "changed"; the page's live regions refetch themselves (htmx), at most
-  // every 150 ms. After a reconnect (a new "hello"), everything is refetched: what was missed.
+  // every 100 ms. After a reconnect (a new "hello"), everything is refetched: what was missed.
   var stream = body.dataset.stream;
   if (stream && window.EventSource) {
     var timer = null, seen = false;

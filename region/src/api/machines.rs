@@ -7,7 +7,8 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::{page_bounds, AppState, Auth};
 use crate::db::{self, now_ms};
-use crate::domain::{deploy, machines, search, validate};
+use crate::domain::actions::{self, Action};
+use crate::domain::{machines, search, validate};
 use crate::error::{Error, Result};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -211,21 +212,11 @@ pub async fn delete(
     path: web::Path<String>,
 ) -> Result<HttpResponse> {
     let id = path.into_inner();
-    let cfg = state.cfg.clone();
+    let (cfg, sb) = (state.cfg.clone(), state.secrets.clone());
+    let delete = Action::Other(MachineAction::Delete, None);
     state
         .pool
-        .run(move |c| {
-            let lifecycle = crate::domain::settings::lifecycle(c, &cfg)?;
-            machines::act(
-                c,
-                &caller,
-                &id,
-                MachineAction::Delete,
-                None,
-                &lifecycle,
-                now_ms(),
-            )
-        })
+        .run(move |c| actions::perform(c, &sb, &cfg, &caller, &id, &delete, now_ms()))
         .await?;
     Ok(HttpResponse::NoContent().finish())
 }
@@ -253,51 +244,19 @@ pub async fn action(
             MachineAction::ALL.map(|a| a.as_str()).join(", ")
         ))
     })?;
-    let cfg = state.cfg.clone();
-    match action {
-        MachineAction::Deploy => {
-            let req: api::DeployRequest = parse_body(&body)?;
-            let sb = state.secrets.clone();
-            let m = state
-                .pool
-                .run(move |c| {
-                    let lifecycle = crate::domain::settings::lifecycle(c, &cfg)?;
-                    deploy::deploy(c, &sb, &caller, &id, &req, &lifecycle, now_ms())
-                })
-                .await?;
-            state.power_wake.notify_waiters();
-            return Ok(HttpResponse::Ok().json(m));
-        }
-        MachineAction::Release => {
-            let req: api::ReleaseRequest = parse_body(&body)?;
-            let m = state
-                .pool
-                .run(move |c| {
-                    let lifecycle = crate::domain::settings::lifecycle(c, &cfg)?;
-                    deploy::release(c, &caller, &id, &req, &lifecycle, now_ms())
-                })
-                .await?;
-            state.power_wake.notify_waiters();
-            return Ok(HttpResponse::Ok().json(m));
-        }
-        _ => {}
-    }
-    let req: api::ActionRequest = parse_body(&body)?;
+    let act = match action {
+        MachineAction::Deploy => Action::Deploy(parse_body(&body)?),
+        MachineAction::Release => Action::Release(parse_body(&body)?),
+        a => Action::Other(a, parse_body::<api::ActionRequest>(&body)?.comment),
+    };
+    let (cfg, sb) = (state.cfg.clone(), state.secrets.clone());
     let m = state
         .pool
-        .run(move |c| {
-            let lifecycle = crate::domain::settings::lifecycle(c, &cfg)?;
-            machines::act(
-                c,
-                &caller,
-                &id,
-                action,
-                req.comment.as_deref(),
-                &lifecycle,
-                now_ms(),
-            )
-        })
+        .run(move |c| actions::perform(c, &sb, &cfg, &caller, &id, &act, now_ms()))
         .await?;
+    if matches!(action, MachineAction::Deploy | MachineAction::Release) {
+        state.power_wake.notify_waiters();
+    }
     Ok(match m {
         Some(m) => HttpResponse::Ok().json(m),
         None => HttpResponse::NoContent().finish(),

@@ -1,6 +1,7 @@
 //! Domain logic: what the region decides, independent of HTTP. No actix types here; the database is
 //! reached only through `crate::db` query functions.
 
+pub mod actions;
 pub mod allocate;
 pub mod auth;
 pub mod cloudinit;

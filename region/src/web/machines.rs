@@ -12,7 +12,8 @@ use region_api_types::{self as api, MachineAction, MachineStatus, PowerAction};
 use super::{field_errors, is_user_error, render, see_other, with_notice, Form, Viewer, WebResult};
 use crate::api::AppState;
 use crate::db::{self, now_ms};
-use crate::domain::{commissioning, deploy, lifecycle, machines, power, search};
+use crate::domain::actions::{self, Action};
+use crate::domain::{commissioning, lifecycle, machines, power, search};
 use crate::error::{Error, Result};
 
 /// "All that match" acts on at most this many machines at once.
@@ -175,23 +176,7 @@ async fn act_one(
             let t = tag.clone();
             let changed = state
                 .pool
-                .run(move |c| {
-                    let m = machines::get(c, &caller, &id)?;
-                    let mut tags = m.tags.clone();
-                    if add && !tags.contains(&t) {
-                        tags.push(t.clone());
-                    } else if !add {
-                        tags.retain(|x| x != &t);
-                    }
-                    if tags == m.tags {
-                        return Ok(false);
-                    }
-                    let patch = api::MachinePatch {
-                        tags: Some(tags),
-                        ..Default::default()
-                    };
-                    machines::patch(c, &sb, &caller, &id, &patch, now_ms()).map(|_| true)
-                })
+                .run(move |c| actions::set_tag(c, &sb, &caller, &id, &t, add, now_ms()))
                 .await?;
             Ok(match (add, changed) {
                 (true, true) => format!("tagged {tag}"),
@@ -200,55 +185,20 @@ async fn act_one(
                 (false, false) => format!("did not have {tag}"),
             })
         }
-        "deploy" => {
-            state
-                .pool
-                .run(move |c| {
-                    let lifecycle = crate::domain::settings::lifecycle(c, &cfg)?;
-                    deploy::deploy(
-                        c,
-                        &sb,
-                        &caller,
-                        &id,
-                        &api::DeployRequest::default(),
-                        &lifecycle,
-                        now_ms(),
-                    )
-                })
-                .await?;
-            Ok("deploying the default image".into())
-        }
-        "release" => {
-            state
-                .pool
-                .run(move |c| {
-                    let lifecycle = crate::domain::settings::lifecycle(c, &cfg)?;
-                    deploy::release(
-                        c,
-                        &caller,
-                        &id,
-                        &api::ReleaseRequest::default(),
-                        &lifecycle,
-                        now_ms(),
-                    )
-                })
-                .await?;
-            Ok("releasing".into())
-        }
         other => {
             let a = MachineAction::parse(other).ok_or_else(|| {
                 Error::validation("action", format!("'{other}' is not an action."))
             })?;
+            let act = Action::plain(a);
             let m = state
                 .pool
-                .run(move |c| {
-                    let lifecycle = crate::domain::settings::lifecycle(c, &cfg)?;
-                    machines::act(c, &caller, &id, a, None, &lifecycle, now_ms())
-                })
+                .run(move |c| actions::perform(c, &sb, &cfg, &caller, &id, &act, now_ms()))
                 .await?;
-            Ok(match m {
-                Some(m) => format!("now {}", m.status_label),
-                None => "deleted".into(),
+            Ok(match (a, m) {
+                (MachineAction::Deploy, _) => "deploying the default image".into(),
+                (MachineAction::Release, _) => "releasing".into(),
+                (_, Some(m)) => format!("now {}", m.status_label),
+                (_, None) => "deleted".into(),
             })
         }
     }
@@ -534,6 +484,14 @@ async fn power_op(
     answer(&state, &v, &id, r, &[], BTreeMap::new()).await
 }
 
+/// "Deploying: now Deploying." from what an action answered.
+fn status_notice(what: &str, m: Option<api::Machine>) -> String {
+    match m {
+        Some(m) => format!("{what}: now {}.", m.status_label),
+        None => format!("{what}."),
+    }
+}
+
 fn opt(s: String) -> Option<String> {
     (!s.is_empty()).then_some(s)
 }
@@ -607,14 +565,12 @@ async fn deploy_form(
         state.cfg.clone(),
         id.to_string(),
     );
+    let act = Action::Deploy(req);
     let r = state
         .pool
-        .run(move |c| {
-            let lifecycle = crate::domain::settings::lifecycle(c, &cfg)?;
-            deploy::deploy(c, &sb, &caller, &sid, &req, &lifecycle, now_ms())
-        })
+        .run(move |c| actions::perform(c, &sb, &cfg, &caller, &sid, &act, now_ms()))
         .await
-        .map(|m| format!("Deploying: now {}.", m.status_label));
+        .map(|m| status_notice("Deploying", m));
     state.power_wake.notify_waiters();
     let known = [
         "os",
@@ -656,15 +612,18 @@ async fn release_form(
         keep_volume: form.checked("keep_volume"),
         comment: None,
     };
-    let (caller, cfg, sid) = (v.caller.clone(), state.cfg.clone(), id.to_string());
+    let (caller, sb, cfg, sid) = (
+        v.caller.clone(),
+        state.secrets.clone(),
+        state.cfg.clone(),
+        id.to_string(),
+    );
+    let act = Action::Release(req);
     let r = state
         .pool
-        .run(move |c| {
-            let lifecycle = crate::domain::settings::lifecycle(c, &cfg)?;
-            deploy::release(c, &caller, &sid, &req, &lifecycle, now_ms())
-        })
+        .run(move |c| actions::perform(c, &sb, &cfg, &caller, &sid, &act, now_ms()))
         .await
-        .map(|m| format!("Releasing: now {}.", m.status_label))
+        .map(|m| status_notice("Releasing", m))
         .map_err(|e| match e.field() {
             Some(_) | None if is_user_error(&e) => {
                 Error::validation("release_form", e.public_message())

@@ -20,7 +20,6 @@ use kiln_ui::views::{self, FieldErrors, Header, Page};
 use kiln_ui::Ui;
 use serde::Serialize;
 
-use crate::domain::Caller;
 use crate::error::Error;
 
 pub mod machines;
@@ -348,11 +347,6 @@ pub fn field_errors(e: &Error, known: &[&str]) -> FieldErrors {
 /// Whether `e` is the user's mistake (shown beside the form) rather than a failure of Kiln.
 pub fn is_user_error(e: &Error) -> bool {
     !actix_web::ResponseError::status_code(e).is_server_error() || matches!(e, Error::Power(_))
-}
-
-/// The caller, for domain calls.
-pub fn caller(v: &Viewer) -> Caller {
-    v.caller.clone()
 }
 
 #[cfg(test)]
