@@ -8,11 +8,16 @@
 //! every other region sharing the database hears through [`listen_postgres`] and republishes on its
 //! own bus. A subscriber that falls behind, or a listener that reconnects, gets [`Change::All`]:
 //! refetch everything.
+//!
+//! Every change gets a sequence number, and the bus keeps the last [`RECENT`] of them: a page
+//! records the bus's [`Bus::mark`] before it reads what it shows, and its stream, subscribing with
+//! that mark ([`Bus::subscribe_since`]), learns whether something it shows changed in between (the
+//! moments between rendering a page and its stream connecting are not lost).
 
 use std::cell::RefCell;
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::broadcast;
@@ -68,12 +73,25 @@ pub(crate) fn take_pending() -> Vec<Change> {
     })
 }
 
+/// How many past changes the bus remembers for [`Bus::subscribe_since`].
+pub const RECENT: usize = 1024;
+
 /// One region's bus.
 #[derive(Clone)]
 pub struct Bus {
     tx: broadcast::Sender<Change>,
     /// This process's mark on its own notifications, so it does not publish them twice.
     origin: Arc<str>,
+    /// The last sequence number given and the changes that got the last [`RECENT`] of them;
+    /// publishing holds the lock while it sends, so a subscriber sees each change either here or
+    /// on its receiver.
+    recent: Arc<Mutex<Recent>>,
+}
+
+#[derive(Default)]
+struct Recent {
+    seq: u64,
+    changes: VecDeque<(u64, Change)>,
 }
 
 impl Default for Bus {
@@ -88,15 +106,61 @@ impl Bus {
         Bus {
             tx,
             origin: crate::db::random_id(12).into(),
+            recent: Arc::default(),
         }
+    }
+
+    fn recent(&self) -> std::sync::MutexGuard<'_, Recent> {
+        // The lock guards plain data that every writer leaves whole: a poisoned lock is usable.
+        self.recent.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     pub fn subscribe(&self) -> broadcast::Receiver<Change> {
         self.tx.subscribe()
     }
 
+    /// Where the bus is now, as `origin-seq`: taken before a page reads what it shows.
+    pub fn mark(&self) -> String {
+        format!("{}-{}", self.origin, self.recent().seq)
+    }
+
+    /// Subscribes, and says whether a change that `wants` accepts was published after `mark`
+    /// (also when the mark is another process's, or older than what the bus remembers).
+    pub fn subscribe_since(
+        &self,
+        mark: &str,
+        wants: impl Fn(&Change) -> bool,
+    ) -> (broadcast::Receiver<Change>, bool) {
+        let recent = self.recent();
+        let rx = self.tx.subscribe();
+        let since = mark
+            .rsplit_once('-')
+            .filter(|(origin, _)| *origin == &*self.origin)
+            .and_then(|(_, n)| n.parse::<u64>().ok())
+            .filter(|n| *n <= recent.seq);
+        let missed = match since {
+            None => true,
+            Some(n) if n == recent.seq => false,
+            Some(n) => {
+                let oldest = recent.changes.front().map_or(recent.seq + 1, |(s, _)| *s);
+                n + 1 < oldest || recent.changes.iter().any(|(s, c)| *s > n && wants(c))
+            }
+        };
+        (rx, missed)
+    }
+
     pub fn publish(&self, changes: &[Change]) {
+        if changes.is_empty() {
+            return;
+        }
+        let mut recent = self.recent();
         for c in changes {
+            recent.seq += 1;
+            let seq = recent.seq;
+            if recent.changes.len() == RECENT {
+                recent.changes.pop_front();
+            }
+            recent.changes.push_back((seq, c.clone()));
             // No subscriber is not an error: nobody is looking.
             let _ = self.tx.send(c.clone());
         }
@@ -227,6 +291,40 @@ mod tests {
         assert!(take_pending().is_empty());
         everything_changed();
         assert_eq!(take_pending(), vec![Change::All]);
+    }
+
+    #[test]
+    fn a_subscriber_learns_what_changed_after_its_mark() {
+        let bus = Bus::new();
+        let only_a = |c: &Change| matches!(c, Change::Machine(m) if m == "a") || *c == Change::All;
+        let m0 = bus.mark();
+        assert!(!bus.subscribe_since(&m0, only_a).1, "nothing published");
+        bus.publish(&[Change::Machine("b".into())]);
+        assert!(!bus.subscribe_since(&m0, only_a).1, "not what it shows");
+        assert!(
+            bus.subscribe_since(&m0, |_| true).1,
+            "a list shows every machine"
+        );
+        bus.publish(&[Change::Machine("a".into())]);
+        assert!(bus.subscribe_since(&m0, only_a).1);
+        let m1 = bus.mark();
+        assert!(!bus.subscribe_since(&m1, only_a).1);
+        // A mark from another process (a region restarted), or garbage: refetch.
+        assert!(bus.subscribe_since(&Bus::new().mark(), only_a).1);
+        assert!(bus.subscribe_since("nonsense", only_a).1);
+        // Older than what the bus remembers: refetch.
+        for i in 0..RECENT {
+            bus.publish(&[Change::Machine(format!("x{i}"))]);
+        }
+        assert!(
+            !bus.subscribe_since(&m1, only_a).1,
+            "m1 is just inside the window"
+        );
+        bus.publish(&[Change::Machine("y".into())]);
+        assert!(
+            bus.subscribe_since(&m1, only_a).1,
+            "m1 fell out of the window"
+        );
     }
 
     #[test]

@@ -228,6 +228,10 @@ pub fn render<T: Serialize>(
     stream: Option<String>,
     view: T,
 ) -> WebResult {
+    let stream = stream.map(|s| {
+        let sep = if s.contains('?') { '&' } else { '?' };
+        format!("{s}{sep}since={}", kiln_ui::format::url_encode(&v.since))
+    });
     let page = Page {
         header: Some(header_of(v, active)),
         title: title.to_string(),

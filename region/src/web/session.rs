@@ -32,6 +32,9 @@ pub struct Viewer {
     pub csrf: String,
     /// The CSRF token the request itself sent in the `X-CSRF-Token` header (htmx, fetch).
     sent_header: Option<String>,
+    /// The change bus's mark, taken before the handler reads anything: the page's stream starts
+    /// from it, so a change between rendering and the stream connecting is not missed.
+    pub since: String,
 }
 
 impl Viewer {
@@ -72,6 +75,7 @@ impl FromRequest for Viewer {
             .map(str::to_string);
         Box::pin(async move {
             let state = state.ok_or_else(|| WebError::Internal("app state missing".into()))?;
+            let since = state.pool.changes().mark();
             let Some(secret) = cookie else {
                 return Err(WebError::Login { next, htmx });
             };
@@ -85,6 +89,7 @@ impl FromRequest for Viewer {
                     caller,
                     csrf: csrf_token(&secret),
                     sent_header,
+                    since,
                 }),
                 None => Err(WebError::Login { next, htmx }),
             }

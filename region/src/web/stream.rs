@@ -4,7 +4,8 @@
 //! machine's page (`?machine=ID`) only for that machine. The events carry no data: the page
 //! refetches what it shows, with the viewer's own access, so nothing leaks through the stream. Each
 //! connection starts with `hello` (a page that hears a second one reconnected, and refetches what it
-//! missed) and is kept alive with a comment every 15 s, when the session (and, for a machine's page,
+//! missed), followed at once by `changed` when the page's `since=` mark shows that what it shows
+//! changed between its rendering and this connection, and is kept alive with a comment every 15 s, when the session (and, for a machine's page,
 //! the viewer's right to see it) is checked again: the stream ends when either is gone.
 
 use std::time::Duration;
@@ -22,6 +23,8 @@ use crate::domain::machines;
 #[derive(serde::Deserialize)]
 pub struct StreamQuery {
     machine: Option<String>,
+    /// The change bus's mark when the page was rendered.
+    since: Option<String>,
 }
 
 /// What one connection waits on.
@@ -30,6 +33,8 @@ struct Conn {
     stop: tokio_util::sync::CancellationToken,
     machine: Option<String>,
     hello: bool,
+    /// A change the page missed before this connection: `changed` right after `hello`.
+    missed: bool,
     /// Checked again at every keep-alive: a session that ended (logout, expiry, user deleted) or a
     /// machine the viewer may no longer see ends the stream. `None` in unit tests.
     access: Option<Access>,
@@ -65,7 +70,12 @@ const KEEPALIVE: Duration = Duration::from_secs(15);
 
 impl Conn {
     fn wants(&self, c: &Change) -> bool {
-        match (&self.machine, c) {
+        Conn::shows(self.machine.as_deref(), c)
+    }
+
+    /// Whether a page showing `machine` (or, with `None`, a list) shows change `c`.
+    fn shows(machine: Option<&str>, c: &Change) -> bool {
+        match (machine, c) {
             (_, Change::All) | (None, _) => true,
             (Some(m), Change::Machine(id)) => m == id,
         }
@@ -77,6 +87,10 @@ impl Conn {
         if self.hello {
             self.hello = false;
             return Some("retry: 1000\nevent: hello\ndata: \n\n");
+        }
+        if self.missed {
+            self.missed = false;
+            return Some("event: changed\ndata: \n\n");
         }
         let deadline = tokio::time::sleep(KEEPALIVE);
         tokio::pin!(deadline);
@@ -120,7 +134,7 @@ pub async fn stream(
         .cookie(crate::api::SESSION_COOKIE)
         .map(|c| c.value().to_string())
         .unwrap_or_default();
-    let machine = q.into_inner().machine;
+    let StreamQuery { machine, since } = q.into_inner();
     if let Some(id) = &machine {
         // Only a machine the viewer may see can be listened to.
         let (caller, id) = (v.caller.clone(), id.clone());
@@ -129,11 +143,17 @@ pub async fn stream(
             .run(move |c| machines::get(c, &caller, &id))
             .await?;
     }
+    let wants = |c: &Change| Conn::shows(machine.as_deref(), c);
+    let (rx, missed) = match &since {
+        Some(mark) => state.pool.changes().subscribe_since(mark, wants),
+        None => (state.pool.changes().subscribe(), false),
+    };
     let conn = Conn {
-        rx: state.pool.changes().subscribe(),
+        rx,
         stop: state.shutdown.clone(),
         machine,
         hello: true,
+        missed,
         access: Some(Access {
             pool: state.pool.clone(),
             session,
@@ -160,6 +180,28 @@ mod tests {
     use crate::changes::Bus;
 
     #[tokio::test]
+    async fn a_change_between_rendering_and_connecting_is_not_missed() {
+        let bus = Bus::new();
+        let mark = bus.mark();
+        bus.publish(&[Change::Machine("m1".into())]);
+        let (rx, missed) = bus.subscribe_since(&mark, |c| Conn::shows(Some("m1"), c));
+        let mut c = Conn {
+            rx,
+            stop: Default::default(),
+            machine: Some("m1".into()),
+            hello: true,
+            missed,
+            access: None,
+        };
+        assert!(c.next().await.unwrap().contains("event: hello"));
+        assert!(c.next().await.unwrap().contains("event: changed"));
+        // Another machine's change before connecting is not this page's business.
+        let (rx, missed) = bus.subscribe_since(&mark, |c| Conn::shows(Some("m2"), c));
+        assert!(!missed);
+        drop(rx);
+    }
+
+    #[tokio::test]
     async fn a_machine_page_hears_only_its_machine_and_bursts_coalesce() {
         let bus = Bus::new();
         let mut c = Conn {
@@ -167,6 +209,7 @@ mod tests {
             stop: Default::default(),
             machine: Some("m1".into()),
             hello: true,
+            missed: false,
             access: None,
         };
         assert!(c.next().await.unwrap().contains("event: hello"));

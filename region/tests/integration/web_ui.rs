@@ -462,6 +462,40 @@ async fn live_updates(backend: Backend) {
     );
     eprintln!("live: {id}'s page heard its change after {took:?}");
 
+    // A change between a page's rendering and its stream connecting is not lost: the page's
+    // stream URL carries the bus's mark, and the stream says `changed` right after `hello`.
+    let stream_of = |html: &str| {
+        let at = html
+            .find("data-stream=\"")
+            .expect("the page names its stream")
+            + 13;
+        let end = html[at..].find('"').unwrap();
+        html[at..at + end].replace("&amp;", "&")
+    };
+    let (s, html) = page(&b, app.url(&format!("/machines/{id}"))).await;
+    assert_eq!(s, StatusCode::OK);
+    let url = stream_of(&html);
+    assert!(url.contains("since="), "{url}");
+    let (_, other_html) = page(&b, app.url(&format!("/machines/{other}"))).await;
+    let other_url = stream_of(&other_html);
+    app.act(&app.admin_token, &id, "mark-fixed").await;
+    let mut late = b.get(app.url(&url)).send().await.unwrap().bytes_stream();
+    let mut bla = String::new();
+    expect_event(&mut late, &mut bla, "hello", Duration::from_secs(5)).await;
+    expect_event(&mut late, &mut bla, "changed", Duration::from_secs(1)).await;
+    // The other machine's page, rendered at the same moment, has nothing to catch up on.
+    let mut calm = b
+        .get(app.url(&other_url))
+        .send()
+        .await
+        .unwrap()
+        .bytes_stream();
+    let mut bc = String::new();
+    expect_event(&mut calm, &mut bc, "hello", Duration::from_secs(5)).await;
+    let quiet = tokio::time::timeout(Duration::from_millis(500), calm.next()).await;
+    assert!(quiet.is_err(), "no change for the other machine: {quiet:?}");
+    drop((late, calm));
+
     if backend == Backend::Postgres {
         // A second region on the same database: its writes reach the first region's pages.
         let mut cfg = app.db.config();
@@ -477,7 +511,7 @@ async fn live_updates(backend: Backend) {
         // Let the first region's listener settle before writing.
         tokio::time::sleep(Duration::from_millis(300)).await;
         let r = reqwest::Client::new()
-            .post(format!("{base2}/api/v1/machines/{id}/mark-fixed"))
+            .post(format!("{base2}/api/v1/machines/{id}/mark-broken"))
             .bearer_auth(&app.admin_token)
             .send()
             .await
