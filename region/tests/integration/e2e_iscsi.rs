@@ -285,6 +285,12 @@ fn e2e_diskless_machines_run_with_root_on_iscsi() {
         ssh(&lab, &key, &ipa, "echo after | sudo tee /var/tmp/after-restart >/dev/null && sync && cat /var/tmp/after-restart && cat /var/tmp/only-on-isc1").ok()
     });
     assert_eq!(after.lines().collect::<Vec<_>>(), ["after", "isc1"]);
+    // isc2 was logged in to the same tgtd: its initiator logs in again too (its CHAP secret is
+    // still right). Only once it has may the next step change that secret, or isc2's recovery
+    // fails, its root goes read-only and it cannot be rebooted.
+    lab.wait("root I/O on isc2 after the restart", Duration::from_secs(180), || {
+        ssh(&lab, &key, &ipb, "echo after | sudo tee /var/tmp/after-restart >/dev/null && sync && cat /var/tmp/after-restart").ok()
+    });
 
     // (5) isc2's CHAP account changed under its target, then isc2 reboots: iPXE's login is
     // refused and the machine's events say so.
