@@ -15,7 +15,9 @@ PKGS=(build-essential pkg-config libsqlite3-dev libpq-dev postgresql ca-certific
   # root on iSCSI: the tgt target daemon, XFS for reflink clones
   tgt xfsprogs
   # the web UI's browser tests: Debian's Chromium, driven by Playwright (tests/ui/setup.sh)
-  chromium)
+  chromium
+  # the rack's DNS: dig as the client, dnsmasq (the binary only) as the test's upstream resolver
+  bind9-dnsutils dnsmasq-base)
 # QEMU for the boot tests: qemu-system-x86 replaces a newer (backported) qemu-utils when one is
 # installed; installing qemu-utils right after brings back a qemu-img that matches.
 QEMU=(qemu-system-x86 ipxe-qemu ovmf)

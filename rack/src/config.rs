@@ -33,6 +33,8 @@ pub struct RackConfig {
     pub power_concurrency: usize,
     /// Root on iSCSI (absent: this rack serves no volumes).
     pub iscsi: Option<IscsiConfig>,
+    /// DNS (absent: `--no-dns`; `RackConfig::new` leaves it off, `kiln rack` turns it on).
+    pub dns: Option<crate::dns::DnsConfig>,
 }
 
 /// `--iscsi-store`, `--iscsi-portal`, `--iscsi-driver`, `--tgt-control-port`.
@@ -60,6 +62,7 @@ impl RackConfig {
             tftp_bind: SocketAddr::from(([0, 0, 0, 0], 69)),
             power_concurrency: 32,
             iscsi: None,
+            dns: None,
         }
     }
 

@@ -281,6 +281,10 @@ async fn listen(
         let served = shared.rx.borrow().clone();
         let boot = BootConf {
             http_port: shared.cfg.http_port,
+            dns: shared.cfg.dns.as_ref().map(|d| match d.bind.ip() {
+                std::net::IpAddr::V4(v4) => v4,
+                std::net::IpAddr::V6(_) => std::net::Ipv4Addr::UNSPECIFIED,
+            }),
         };
         let outcome = {
             let Ok(mut store) = shared.store.lock() else {

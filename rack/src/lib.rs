@@ -7,6 +7,8 @@
 //!   the long-polled snapshot, the event queue.
 //! - [`dhcp`]: the DHCP shell: sockets per managed interface plus one for relays, the lease journal;
 //!   every decision is `rack_proto::dhcp::handle`.
+//! - [`dns`]: the DNS shell: hickory-server's UDP/TCP listeners, answers from
+//!   `rack_proto::dns::Zones` (rebuilt on a new snapshot or lease), forwarding, the client check.
 //! - [`ifaces`]: the host's interfaces and addresses.
 //!
 //! **Architecture invariant:** DHCP, TFTP, file downloads and local-disk boot scripts never wait on
@@ -21,6 +23,7 @@ use tokio_util::sync::CancellationToken;
 
 pub mod config;
 pub mod dhcp;
+pub mod dns;
 pub mod error;
 pub mod http;
 pub mod ifaces;
@@ -60,6 +63,10 @@ pub async fn run(cfg: RackConfig, cancel: CancellationToken) -> Result<()> {
     std::fs::create_dir_all(&images_dir)?;
     let tftp_sock = tftp::bind(cfg.tftp_bind)
         .map_err(|e| Error::Config(format!("cannot listen for TFTP on {}: {e}", cfg.tftp_bind)))?;
+    let dns_sockets = match &cfg.dns {
+        Some(d) => Some(dns::bind(d)?),
+        None => None,
+    };
 
     let iscsi_boots: storage::service::IscsiBoots = Default::default();
     let iscsi = match cfg.iscsi.clone() {
@@ -127,6 +134,11 @@ pub async fn run(cfg: RackConfig, cancel: CancellationToken) -> Result<()> {
         });
         let files = files.clone();
         tasks.spawn(async move { tftp::serve(tftp_sock, files, metrics, on_sent, cancel).await });
+    }
+    if let (Some(dcfg), Some(socks)) = (cfg.dns.clone(), dns_sockets) {
+        let (cancel, metrics, store, rx) =
+            (cancel.clone(), metrics.clone(), store.clone(), rx.clone());
+        tasks.spawn(async move { dns::serve(dcfg, socks, rx, store, metrics, cancel).await });
     }
     {
         let state = http::HttpState {

@@ -140,6 +140,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Events(a) => rt.block_on(cli::commands::events(a)),
         Command::Volumes(a) => rt.block_on(cli::volumes::volumes(a)),
         Command::Settings(a) => rt.block_on(cli::settings::settings(a)),
+        Command::Dns(a) => rt.block_on(cli::dns::dns(a)),
         Command::Bench(b) => rt.block_on(cli::bench::run(b)),
     }
 }

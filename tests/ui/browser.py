@@ -216,9 +216,27 @@ def fast(r):
     if got != [want]:
         fail(f"the uploaded file's sha256 is {got}, not {want}")
 
+    # DNS: a record through the form; a CNAME where a machine is named is refused beside the field.
+    page.goto(r.url + "/dns")
+    expect(page.locator("#dns-domains")).to_contain_text("kiln")
+    page.get_by_label("Name", exact=True).fill("www.kiln")
+    page.get_by_label("Type", exact=True).select_option("CNAME")
+    page.get_by_label("Data", exact=True).fill("node-a.kiln")
+    page.get_by_role("button", name="Add record").click()
+    expect(page.locator(".notice")).to_have_text("CNAME record www.kiln added.")
+    expect(page.locator("#dns-records")).to_contain_text("node-a.kiln")
+    page.get_by_label("Name", exact=True).fill("node-a.kiln")
+    page.get_by_label("Type", exact=True).select_option("CNAME")
+    page.get_by_label("Data", exact=True).fill("www.kiln")
+    page.get_by_role("button", name="Add record").click()
+    expect(page.locator("#r-name")).to_have_attribute("aria-invalid", "true")
+    expect(page.locator("#r-name + .error")).to_contain_text("CNAME")
+    expect(page.locator("#r-data")).to_have_value("www.kiln")
+    r.shot(page, "dns-error")
+
     # Every other page renders; screenshots of each.
     for path, name in [("/images", "images"), ("/subnets", "subnets"), ("/racks", "racks"),
-                       ("/events", "events"), ("/users", "users"), ("/keys", "keys"), ("/settings", "settings")]:
+                       ("/events", "events"), ("/dns", "dns"), ("/users", "users"), ("/keys", "keys"), ("/settings", "settings")]:
         page.goto(r.url + path)
         expect(page.locator("main h1")).to_be_visible()
         r.shot(page, name)

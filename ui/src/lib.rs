@@ -27,6 +27,7 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("bulk.html", include_str!("../templates/bulk.html")),
     ("images.html", include_str!("../templates/images.html")),
     ("subnets.html", include_str!("../templates/subnets.html")),
+    ("dns.html", include_str!("../templates/dns.html")),
     ("racks.html", include_str!("../templates/racks.html")),
     ("users.html", include_str!("../templates/users.html")),
     ("keys.html", include_str!("../templates/keys.html")),

@@ -221,6 +221,7 @@ fn detail(status: &str, errors: views::FieldErrors) -> views::MachineDetail {
             images: &[Choice::new("debian/bookworm", "debian/bookworm (amd64)")],
             errors,
             deploy_values: BTreeMap::new(),
+            default_domain: "kiln",
         },
     )
 }
@@ -305,6 +306,34 @@ fn other_pages() {
         "subnets",
         ui.render("subnets.html", &page("Subnets", true, subnets))
             .unwrap()
+    );
+
+    let domains: Vec<api::DnsDomain> = serde_json::from_value(json!([
+        {"id": "dom-kiln", "name": "kiln", "ttl": 30, "is_default": true, "records": 2, "machines": 12, "created_at": "2026-12-01T08:00:00.000Z"},
+        {"id": "dom-lab", "name": "lab.example", "ttl": 300, "is_default": false, "records": 0, "machines": 1, "created_at": "2026-12-01T08:00:00.000Z"}])).unwrap();
+    let records: Vec<api::DnsRecord> = serde_json::from_value(json!([
+        {"id": "rec-1", "name": "www.kiln", "type": "CNAME", "data": "node1.kiln", "ttl": 30, "domain": "kiln", "created_at": "2026-12-01T08:00:00.000Z"},
+        {"id": "rec-2", "name": "_http._tcp.kiln", "type": "SRV", "data": "10 5 80 node1.kiln", "ttl": 60, "domain": "kiln", "created_at": "2026-12-01T08:00:00.000Z"}])).unwrap();
+    let mut errors = views::FieldErrors::new();
+    errors.insert(
+        "name".into(),
+        "'node1.kiln' is machine abc123's name: a CNAME cannot sit next to its addresses.".into(),
+    );
+    let dns = views::Dns {
+        domains,
+        records,
+        types: vec!["A", "AAAA", "CNAME", "TXT", "SRV", "MX"],
+        form: "record".into(),
+        values: BTreeMap::from([
+            ("name".to_string(), "node1.kiln".to_string()),
+            ("type".to_string(), "CNAME".to_string()),
+            ("data".to_string(), "www.kiln".to_string()),
+        ]),
+        errors,
+    };
+    insta::assert_snapshot!(
+        "dns",
+        ui.render("dns.html", &page("DNS", true, dns)).unwrap()
     );
 
     let rack: api::Rack = serde_json::from_value(json!({"id": "k1", "name": "rack-1", "status": "online", "last_seen": "2026-12-02T10:00:00.000Z",

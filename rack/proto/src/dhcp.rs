@@ -29,6 +29,10 @@ pub struct Ingress {
 pub struct BootConf {
     /// Port of the rack's HTTP boot endpoint (5248).
     pub http_port: u16,
+    /// Where the rack serves DNS (`None`: it does not): where a subnet names no DNS server, this
+    /// address is handed out (option 6) when it is on the subnet, else the address the reply
+    /// comes from (also when DNS listens on every address, `0.0.0.0`).
+    pub dns: Option<Ipv4Addr>,
 }
 
 /// Where to send a reply.
@@ -294,7 +298,14 @@ fn reply_base(req: &Message, mt: MessageType, server: Ipv4Addr) -> Message {
 }
 
 /// Network options for a client on `subnet`.
-fn add_network_opts(r: &mut Message, subnet: &SubnetConf, conf: &NetConf, mac: &Mac) {
+fn add_network_opts(
+    r: &mut Message,
+    subnet: &SubnetConf,
+    conf: &NetConf,
+    mac: &Mac,
+    server: Ipv4Addr,
+    boot: &BootConf,
+) {
     let o = r.opts_mut();
     o.insert(DhcpOption::SubnetMask(subnet.net.netmask()));
     o.insert(DhcpOption::BroadcastAddr(subnet.net.broadcast()));
@@ -303,8 +314,16 @@ fn add_network_opts(r: &mut Message, subnet: &SubnetConf, conf: &NetConf, mac: &
     }
     if !subnet.dns.is_empty() {
         o.insert(DhcpOption::DomainNameServer(subnet.dns.clone()));
+    } else if let Some(ip) = boot.dns {
+        let ip = if !ip.is_unspecified() && subnet.net.contains(&ip) {
+            ip
+        } else {
+            server
+        };
+        o.insert(DhcpOption::DomainNameServer(vec![ip]));
     }
-    if let Some(d) = &subnet.domain {
+    // The search domain: the subnet's, or else Kiln's default domain (machines are named there).
+    if let Some(d) = subnet.domain.as_ref().or(conf.default_domain.as_ref()) {
         o.insert(DhcpOption::DomainName(d.clone()));
     }
     if !subnet.ntp.is_empty() {
@@ -470,7 +489,7 @@ pub fn handle(
             let mut r = reply_base(msg, MessageType::Offer, server);
             r.set_yiaddr(ip);
             lease_opts(&mut r, subnet.lease_time.unwrap_or(conf.lease_time));
-            add_network_opts(&mut r, subnet, conf, &mac);
+            add_network_opts(&mut r, subnet, conf, &mac, server, boot);
             add_boot_opts(&mut r, &client, server, boot, &mac);
             out.observed.extend(observed_boot(conf, &client, mac));
             out.reply = Ok((r.clone(), destination(msg, MessageType::Offer, ip, mac)));
@@ -513,7 +532,7 @@ pub fn handle(
                     r.set_yiaddr(ip);
                     r.set_ciaddr(msg.ciaddr());
                     lease_opts(&mut r, subnet.lease_time.unwrap_or(conf.lease_time));
-                    add_network_opts(&mut r, subnet, conf, &mac);
+                    add_network_opts(&mut r, subnet, conf, &mac, server, boot);
                     add_boot_opts(&mut r, &client, server, boot, &mac);
                     // Leases of machines the region knows are part of their boot trace; other
                     // clients' leases stay on the rack (no region load from a lease storm).
@@ -587,7 +606,7 @@ pub fn handle(
         MessageType::Inform => {
             let mut r = reply_base(msg, MessageType::Ack, server);
             r.set_ciaddr(msg.ciaddr());
-            add_network_opts(&mut r, subnet, conf, &mac);
+            add_network_opts(&mut r, subnet, conf, &mac, server, boot);
             add_boot_opts(&mut r, &client, server, boot, &mac);
             let dest = if msg.giaddr().is_unspecified() {
                 if msg.ciaddr().is_unspecified() {

@@ -7,6 +7,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod dhcp;
+pub mod dns;
 pub mod ipxe;
 pub mod iscsi;
 pub mod leases;

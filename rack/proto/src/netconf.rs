@@ -62,6 +62,8 @@ pub struct NetConf {
     /// Fixed addresses → the MAC they belong to.
     pub fixed_owner: HashMap<Ipv4Addr, Mac>,
     pub lease_time: u32,
+    /// Kiln's default DNS domain: the search domain on subnets that name none.
+    pub default_domain: Option<String>,
 }
 
 fn ip(s: &str) -> Option<Ipv4Addr> {
@@ -148,6 +150,7 @@ impl NetConf {
             hosts,
             fixed_owner,
             lease_time: s.lease_time_secs.max(60),
+            default_domain: Some(s.dns.default_domain.clone()).filter(|d| !d.is_empty()),
         }
     }
 

@@ -11,7 +11,9 @@
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+mod dns;
 mod volumes;
+pub use dns::*;
 pub use volumes::*;
 
 /// Lifecycle status of a machine (MAAS's node statuses, in snake_case).
@@ -248,6 +250,9 @@ pub struct Machine {
     pub pool: String,
     pub tags: Vec<String>,
     pub description: String,
+    /// The DNS domain the machine is named in (`None`: the default domain).
+    #[serde(default)]
+    pub domain: Option<String>,
     pub cpu_count: i32,
     pub memory_mib: i64,
     pub storage_bytes: i64,
@@ -451,6 +456,9 @@ pub struct MachineCreate {
     pub tags: Option<Vec<String>>,
     #[serde(default)]
     pub description: Option<String>,
+    /// The DNS domain to name the machine in (one of `/api/v1/dns/domains`; default: the default).
+    #[serde(default)]
+    pub domain: Option<String>,
     #[serde(default)]
     pub interfaces: Option<Vec<InterfaceCreate>>,
     #[serde(default)]
@@ -486,6 +494,9 @@ pub struct MachinePatch {
     pub tags: Option<Vec<String>>,
     #[serde(default)]
     pub description: Option<String>,
+    /// The DNS domain to name the machine in (one of `/api/v1/dns/domains`); `""` for the default.
+    #[serde(default)]
+    pub domain: Option<String>,
 }
 
 /// Body of `PUT /api/v1/machines/{system_id}/interfaces/{mac}`: a static address for the interface
@@ -875,6 +886,9 @@ pub struct SnapshotMachine {
     /// Deployed (or deploying) with root on iSCSI: the rack that serves its volume boots it.
     #[serde(default)]
     pub iscsi_boot: bool,
+    /// The DNS domain it is named in (`None`: the default domain).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub domain: Option<String>,
 }
 
 /// A boot-resource file a rack should cache.
@@ -901,6 +915,9 @@ pub struct RackSnapshot {
     pub files: Vec<SnapshotFile>,
     /// DHCP lease time, seconds.
     pub lease_time_secs: u32,
+    /// DNS domains and operators' records (the machines' names come from `machines`).
+    #[serde(default)]
+    pub dns: SnapshotDns,
 }
 
 /// Something a rack saw (a DHCP lease, a PXE request, a file sent), reported to the region.

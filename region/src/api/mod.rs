@@ -22,6 +22,7 @@ use crate::store::Store;
 
 pub mod boot_resources;
 pub mod deploy;
+pub mod dns;
 pub mod events;
 pub mod health;
 pub mod machines;
@@ -200,6 +201,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .configure(metadata::configure)
             .configure(volumes::configure)
             .configure(settings::configure)
+            .configure(dns::configure)
             .route("/openapi.json", web::get().to(openapi_json)),
     )
     .configure(health::configure)
@@ -238,6 +240,8 @@ async fn openapi_json() -> actix_web::HttpResponse {
         health::healthz, health::metrics,
         deploy::list_keys, deploy::add_key, deploy::delete_key, deploy::allocate, deploy::deployment,
         deploy::installed, deploy::failed, deploy::erase_done, deploy::seed, deploy::phone_home,
+        dns::list_domains, dns::add_domain, dns::get_domain, dns::patch_domain, dns::delete_domain,
+        dns::list_records, dns::add_record, dns::delete_record,
     ),
     components(schemas(
         region_api_types::Machine, region_api_types::MachineStatus, region_api_types::MachineAction,
@@ -270,6 +274,9 @@ async fn openapi_json() -> actix_web::HttpResponse {
         region_api_types::ReleaseRequest, region_api_types::Deployment, region_api_types::DeployPlan,
         region_api_types::ErasePlan, region_api_types::InstallReport, region_api_types::StepReport,
         deploy::DeploymentDetail, region_api_types::Setting, region_api_types::SettingUpdate,
+        region_api_types::DnsDomain, region_api_types::DnsDomainCreate, region_api_types::DnsDomainPatch,
+        region_api_types::DnsRecord, region_api_types::DnsRecordCreate, region_api_types::SnapshotDns,
+        region_api_types::SnapshotDnsDomain, region_api_types::SnapshotDnsRecord,
     )),
     modifiers(&BearerAuth),
     security(("bearer" = []))

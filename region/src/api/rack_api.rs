@@ -275,6 +275,7 @@ pub fn build_snapshot(c: &mut db::DbConn) -> Result<api::RackSnapshot> {
         machines: db::racks::snapshot_machines(c)?,
         files: db::racks::snapshot_files(c)?,
         lease_time_secs: LEASE_TIME_SECS,
+        dns: db::dns::snapshot(c)?,
     })
 }
 

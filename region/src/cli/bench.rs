@@ -28,6 +28,9 @@ pub enum BenchCommand {
         /// Requests in flight at once.
         #[arg(long, default_value_t = 16)]
         concurrency: usize,
+        /// Give machine i the static address IP_BASE + i (a reservation on its subnet).
+        #[arg(long)]
+        ip_base: Option<std::net::Ipv4Addr>,
     },
     /// CLIENTS concurrent TFTP downloads of FILE from SERVER; total time and throughput.
     Tftp {
@@ -162,7 +165,8 @@ pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
             token,
             count,
             concurrency,
-        } => create(&url, token, count, concurrency).await,
+            ip_base,
+        } => create(&url, token, count, concurrency, ip_base).await,
         BenchCommand::Get {
             token,
             urls,
@@ -201,7 +205,13 @@ pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
     }
 }
 
-async fn create(url: &str, token: String, count: u32, concurrency: usize) -> anyhow::Result<()> {
+async fn create(
+    url: &str,
+    token: String,
+    count: u32,
+    concurrency: usize,
+    ip_base: Option<std::net::Ipv4Addr>,
+) -> anyhow::Result<()> {
     let c = Client::new(url, Some(token))?;
     let run_tag = crate::db::random_id(4);
     let pb = ProgressBar::new(u64::from(count));
@@ -216,16 +226,17 @@ async fn create(url: &str, token: String, count: u32, concurrency: usize) -> any
             let run_tag = run_tag.clone();
             let pb = pb.clone();
             async move {
+                let mac = format!(
+                    "02:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
+                    run_tag.as_bytes()[0],
+                    (i >> 24) & 0xff,
+                    (i >> 16) & 0xff,
+                    (i >> 8) & 0xff,
+                    i & 0xff
+                );
                 let body = api::MachineCreate {
                     hostname: Some(format!("bench-{run_tag}-{i}")),
-                    boot_mac: Some(format!(
-                        "02:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
-                        run_tag.as_bytes()[0],
-                        (i >> 24) & 0xff,
-                        (i >> 16) & 0xff,
-                        (i >> 8) & 0xff,
-                        i & 0xff
-                    )),
+                    boot_mac: Some(mac.clone()),
                     tags: Some(vec!["bench".into()]),
                     cpu_count: Some(4),
                     memory_mib: Some(8192),
@@ -233,8 +244,23 @@ async fn create(url: &str, token: String, count: u32, concurrency: usize) -> any
                     ..Default::default()
                 };
                 let r: anyhow::Result<api::Machine> = c.post("/api/v1/machines", &body).await;
+                let r = match (r, ip_base) {
+                    (Ok(m), Some(base)) => {
+                        let ip = std::net::Ipv4Addr::from(u32::from(base).wrapping_add(i));
+                        let put = c
+                            .request(
+                                reqwest::Method::PUT,
+                                &format!("/api/v1/machines/{}/interfaces/{mac}", m.system_id),
+                            )
+                            .json(&api::InterfaceUpdate {
+                                ip: Some(ip.to_string()),
+                            });
+                        c.send::<api::Machine>(put).await.map(|_| ())
+                    }
+                    (r, _) => r.map(|_| ()),
+                };
                 pb.inc(1);
-                r.map(|_| ())
+                r
             }
         })
         .buffer_unordered(concurrency.max(1))

@@ -157,6 +157,9 @@ pub struct MachineFields {
     pub tags: Vec<String>,
     #[arg(long)]
     pub description: Option<String>,
+    /// The DNS domain the machine is named in (`kiln dns domains list`; "" for the default).
+    #[arg(long)]
+    pub domain: Option<String>,
     /// true: commissioning leaves the BMC alone (no Kiln user is created on it).
     #[arg(long)]
     pub skip_bmc_config: Option<bool>,
@@ -209,6 +212,7 @@ impl MachineFields {
 
     fn to_create(&self) -> anyhow::Result<api::MachineCreate> {
         Ok(api::MachineCreate {
+            domain: self.domain.clone(),
             hostname: self.hostname.clone(),
             architecture: self.architecture.clone(),
             boot_mac: self.boot_mac.clone(),
@@ -245,6 +249,7 @@ impl MachineFields {
             tags: (!self.tags.is_empty()).then(|| self.tags.clone()),
             description: self.description.clone(),
             skip_bmc_config: self.skip_bmc_config,
+            domain: self.domain.clone(),
         })
     }
 }
@@ -330,6 +335,10 @@ fn show_machine(m: &api::Machine) {
         ("owner", opt(&m.owner)),
         ("zone / pool", format!("{} / {}", m.zone, m.pool)),
         ("tags", m.tags.join(", ")),
+        (
+            "domain",
+            m.domain.clone().unwrap_or_else(|| "(the default)".into()),
+        ),
         ("cpus", m.cpu_count.to_string()),
         ("memory", format!("{} MiB", m.memory_mib)),
         ("storage", bytes(m.storage_bytes)),

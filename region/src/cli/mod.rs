@@ -11,6 +11,7 @@ pub mod bench;
 pub mod client;
 pub mod commands;
 pub mod deploy;
+pub mod dns;
 pub mod output;
 pub mod settings;
 pub mod volumes;
@@ -59,6 +60,8 @@ pub enum Command {
     Volumes(client::ClientArgs<volumes::VolumesCommand>),
     /// Lifecycle and power settings changed at run time (through the API).
     Settings(client::ClientArgs<settings::SettingsCommand>),
+    /// DNS domains and records every rack serves (through the API).
+    Dns(client::ClientArgs<dns::DnsCommand>),
     /// Benchmarks of a running region.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -150,6 +153,25 @@ pub struct RackServiceArgs {
     /// tgtd's control port (`tgtd -C N`; 0 is tgtd's default).
     #[arg(long, env = "KILN_TGT_CONTROL_PORT", default_value_t = 0)]
     pub tgt_control_port: u16,
+    /// Do not serve DNS (machines' names, reverse zones, forwarding).
+    #[arg(long, env = "KILN_NO_DNS")]
+    pub no_dns: bool,
+    /// Where DNS listens (UDP and TCP).
+    #[arg(long, env = "KILN_DNS_BIND", default_value = "0.0.0.0:53")]
+    pub dns_bind: std::net::SocketAddr,
+    /// An upstream resolver for names outside Kiln's zones, IP[:PORT] (repeatable; none: such
+    /// queries are refused).
+    #[arg(long = "dns-forwarder", value_name = "IP[:PORT]", value_parser = parse_forwarder)]
+    pub dns_forwarders: Vec<std::net::SocketAddr>,
+}
+
+fn parse_forwarder(s: &str) -> Result<std::net::SocketAddr, String> {
+    if let Ok(a) = s.parse::<std::net::SocketAddr>() {
+        return Ok(a);
+    }
+    s.parse::<std::net::IpAddr>()
+        .map(|ip| std::net::SocketAddr::new(ip, 53))
+        .map_err(|_| format!("'{s}' is not an address (IP or IP:PORT)"))
 }
 
 fn parse_portal(s: &str) -> Result<rack_proto::iscsi::Portal, String> {
@@ -196,6 +218,12 @@ impl RackServiceArgs {
         }
         if let Some(n) = &self.rack_name {
             c.name = n.clone();
+        }
+        if !self.no_dns {
+            c.dns = Some(rack::dns::DnsConfig {
+                bind: self.dns_bind,
+                forwarders: self.dns_forwarders.clone(),
+            });
         }
         c
     }

@@ -40,6 +40,8 @@ pub struct MachineRow {
     pub power_state: String,
     pub power_state_at: Option<i64>,
     pub skip_bmc_config: bool,
+    /// The DNS domain it is named in (`None`: the default domain).
+    pub domain_id: Option<String>,
 }
 
 impl MachineRow {
@@ -386,13 +388,22 @@ fn hydrate(conn: &mut DbConn, rows: Vec<MachineRow>, all: bool) -> Result<Vec<ap
         }
         m
     };
+    let domains: HashMap<String, String> = if rows.iter().any(|r| r.domain_id.is_some()) {
+        super::dns::domains(conn)?
+            .into_iter()
+            .map(|d| (d.id, d.name))
+            .collect()
+    } else {
+        HashMap::new()
+    };
     Ok(rows
         .into_iter()
         .map(|r| {
             let owner = r.owner_id.as_ref().and_then(|o| owners.get(o).cloned());
             let i = ifaces.remove(&r.system_id).unwrap_or_default();
             let t = tags.remove(&r.system_id).unwrap_or_default();
-            to_api(r, i, t, owner)
+            let d = r.domain_id.as_ref().and_then(|d| domains.get(d).cloned());
+            to_api(r, i, t, owner, d)
         })
         .collect())
 }
@@ -402,6 +413,7 @@ fn to_api(
     ifaces: Vec<InterfaceRow>,
     tags: Vec<String>,
     owner: Option<String>,
+    domain: Option<String>,
 ) -> api::Machine {
     let status = r.status();
     api::Machine {
@@ -420,6 +432,7 @@ fn to_api(
         pool: r.pool,
         tags,
         description: r.description,
+        domain,
         cpu_count: r.cpu_count,
         memory_mib: r.memory_mib,
         storage_bytes: r.storage_bytes,
@@ -553,6 +566,7 @@ pub struct MachineChanges {
     pub zone: Option<String>,
     pub pool: Option<String>,
     pub description: Option<String>,
+    pub domain_id: Option<Option<String>>,
     pub updated_at: Option<i64>,
 }
 

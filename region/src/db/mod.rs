@@ -22,6 +22,7 @@ use crate::error::{is_busy, Error, Result};
 pub mod boot;
 pub mod commissioning;
 pub mod deploy;
+pub mod dns;
 pub mod events;
 pub mod machines;
 pub mod power;

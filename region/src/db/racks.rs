@@ -198,16 +198,25 @@ pub fn snapshot_fingerprint(conn: &mut DbConn) -> Result<String> {
         .select((count_star(), max(boot_resource_files::created_at)))
         .first(conn)?;
     Ok(format!(
-        "m{mc}.{}-i{ic}-s{sc}.{}-f{fc}.{}",
+        "m{mc}.{}-i{ic}-s{sc}.{}-f{fc}.{}-{}",
         mu.unwrap_or(0),
         su.unwrap_or(0),
-        fu.unwrap_or(0)
+        fu.unwrap_or(0),
+        super::dns::fingerprint(conn)?
     ))
 }
 
 /// Machines as racks need them.
 pub fn snapshot_machines(conn: &mut DbConn) -> Result<Vec<api::SnapshotMachine>> {
-    let rows: Vec<(String, String, String, String, Option<String>)> = machines::table
+    type Row = (
+        String,
+        String,
+        String,
+        String,
+        Option<String>,
+        Option<String>,
+    );
+    let rows: Vec<Row> = machines::table
         .order(machines::system_id)
         .select((
             machines::system_id,
@@ -215,8 +224,13 @@ pub fn snapshot_machines(conn: &mut DbConn) -> Result<Vec<api::SnapshotMachine>>
             machines::status,
             machines::architecture,
             machines::boot_mac,
+            machines::domain_id,
         ))
         .load(conn)?;
+    let domains: std::collections::HashMap<String, String> = super::dns::domains(conn)?
+        .into_iter()
+        .map(|d| (d.id, d.name))
+        .collect();
     let ifaces: Vec<super::machines::InterfaceRow> = interfaces::table
         .order((interfaces::system_id, interfaces::name))
         .select(super::machines::InterfaceRow::as_select())
@@ -252,17 +266,21 @@ pub fn snapshot_machines(conn: &mut DbConn) -> Result<Vec<api::SnapshotMachine>>
     Ok(rows
         .into_iter()
         .map(
-            |(system_id, hostname, status, architecture, boot_mac)| api::SnapshotMachine {
-                local_boot: installed.contains_key(&system_id),
-                memory_boot: in_memory.contains(&system_id),
-                iscsi_boot: on_iscsi.contains(&system_id),
-                esp_uuid: installed.get(&system_id).cloned().flatten(),
-                interfaces: by_machine.remove(&system_id).unwrap_or_default(),
-                status: api::MachineStatus::parse(&status).unwrap_or(api::MachineStatus::Broken),
-                system_id,
-                hostname,
-                architecture,
-                boot_mac,
+            |(system_id, hostname, status, architecture, boot_mac, domain_id)| {
+                api::SnapshotMachine {
+                    domain: domain_id.and_then(|d| domains.get(&d).cloned()),
+                    local_boot: installed.contains_key(&system_id),
+                    memory_boot: in_memory.contains(&system_id),
+                    iscsi_boot: on_iscsi.contains(&system_id),
+                    esp_uuid: installed.get(&system_id).cloned().flatten(),
+                    interfaces: by_machine.remove(&system_id).unwrap_or_default(),
+                    status: api::MachineStatus::parse(&status)
+                        .unwrap_or(api::MachineStatus::Broken),
+                    system_id,
+                    hostname,
+                    architecture,
+                    boot_mac,
+                }
             },
         )
         .collect())
@@ -325,6 +343,12 @@ pub fn record_lease(
     }
     let subnet_id = containing(subnets, ip).map(|s| s.id.clone());
     crate::changes::machine_changed(&sid);
+    if current.as_deref() != Some(ip.to_string().as_str()) {
+        // A new address is in every rack's DNS: the snapshot's fingerprint must change.
+        diesel::update(machines::table.find(&sid))
+            .set(machines::updated_at.eq(super::now_ms()))
+            .execute(conn)?;
+    }
     diesel::update(interfaces::table.filter(interfaces::mac.eq(mac)))
         .set((
             interfaces::ip.eq(Some(ip.to_string())),

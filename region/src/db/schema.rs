@@ -70,6 +70,7 @@ diesel::table! {
         power_state -> Text,
         power_state_at -> Nullable<BigInt>,
         skip_bmc_config -> Bool,
+        domain_id -> Nullable<Text>,
     }
 }
 
@@ -282,7 +283,32 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    dns_domains (id) {
+        id -> Text,
+        name -> Text,
+        ttl -> Integer,
+        is_default -> Bool,
+        created_at -> BigInt,
+        updated_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    dns_records (id) {
+        id -> Text,
+        domain_id -> Text,
+        name -> Text,
+        rtype -> Text,
+        data -> Text,
+        ttl -> Integer,
+        created_at -> BigInt,
+    }
+}
+
 diesel::joinable!(api_tokens -> users (user_id));
+diesel::joinable!(dns_records -> dns_domains (domain_id));
+diesel::joinable!(machines -> dns_domains (domain_id));
 diesel::joinable!(machines -> users (owner_id));
 diesel::joinable!(machine_tags -> machines (system_id));
 diesel::joinable!(interfaces -> machines (system_id));
@@ -315,4 +341,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     deployments,
     erasures,
     volumes,
+    dns_domains,
+    dns_records,
 );

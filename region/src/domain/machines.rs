@@ -211,9 +211,14 @@ pub fn create(
         None => format!("node-{system_id}"),
     };
 
+    let domain_id = match &req.domain {
+        Some(d) => super::dns::machine_domain(conn, d)?,
+        None => None,
+    };
     let (public_params, sealed_params) = power::seal(sb, &system_id, &power_parameters)?;
     conn.transaction::<_, Error, _>(|c| {
         ensure_hostname_free(c, &hostname, None)?;
+        super::dns::ensure_machine_name_free(c, &hostname, domain_id.as_deref())?;
         // The field the user wrote is the one named: boot_mac first, then the interfaces given.
         if let Some(m) = req.boot_mac.as_ref().and(boot_mac.as_ref()) {
             ensure_mac_free(c, "boot_mac", m, None)?;
@@ -246,6 +251,7 @@ pub fn create(
             power_state: api::PowerState::Unknown.as_str().into(),
             power_state_at: None,
             skip_bmc_config: req.skip_bmc_config.unwrap_or(false),
+            domain_id: domain_id.clone(),
         };
         let iface_rows: Vec<InterfaceRow> = ifaces
             .iter()
@@ -337,6 +343,17 @@ pub fn patch(
         if let Some(h) = &ch.hostname {
             ensure_hostname_free(conn, h, Some(system_id))?;
         }
+        if let Some(d) = &p.domain {
+            ch.domain_id = Some(super::dns::machine_domain(conn, d)?);
+        }
+        if ch.hostname.is_some() || ch.domain_id.is_some() {
+            let host = ch.hostname.clone().unwrap_or_else(|| row.hostname.clone());
+            let dom = ch
+                .domain_id
+                .clone()
+                .unwrap_or_else(|| row.domain_id.clone());
+            super::dns::ensure_machine_name_free(conn, &host, dom.as_deref())?;
+        }
         if p.power_parameters.is_some() || p.power_type.is_some() {
             // Same power type: the parameters given replace those stored one by one (secrets are
             // write-only, so leaving them out keeps them). A new power type starts afresh.
@@ -404,6 +421,7 @@ pub fn patch(
                     ("pool", p.pool.is_some()),
                     ("tags", p.tags.is_some()),
                     ("description", p.description.is_some()),
+                    ("domain", p.domain.is_some()),
                 ]
                 .into_iter()
                 .filter_map(|(n, set)| set.then_some(n))

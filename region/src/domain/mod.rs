@@ -7,6 +7,7 @@ pub mod auth;
 pub mod cloudinit;
 pub mod commissioning;
 pub mod deploy;
+pub mod dns;
 pub mod images;
 pub mod inventory;
 pub mod lifecycle;

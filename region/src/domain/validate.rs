@@ -72,7 +72,7 @@ pub fn hostname(field: &str, input: &str) -> Result<String> {
         return Err(Error::validation(
             field,
             format!(
-                "'{input}' is not a valid hostname: use 1 to 63 letters, digits and hyphens, not starting or ending with a hyphen (no dots: the domain comes from the subnet)."
+                "'{input}' is not a valid hostname: use 1 to 63 letters, digits and hyphens, not starting or ending with a hyphen (no dots: the machine's DNS domain is its own field, `domain`)."
             ),
         ));
     }

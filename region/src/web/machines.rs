@@ -343,7 +343,7 @@ pub(super) async fn detail_page(
     let caller = v.caller.clone();
     let sb = state.secrets.clone();
     let sid = id.to_string();
-    let (m, events, results, secrets, images) = state
+    let (m, events, results, secrets, images, default_domain) = state
         .pool
         .run(move |c| {
             let m = machines::get(c, &caller, &sid)?;
@@ -360,7 +360,8 @@ pub(super) async fn detail_page(
                 Vec::new()
             };
             let images = db::boot::list(c)?;
-            Ok((m, events, results, secrets, images))
+            let default_domain = db::dns::snapshot_default(c)?;
+            Ok((m, events, results, secrets, images, default_domain))
         })
         .await?;
     let mut images: Vec<Choice> = images
@@ -390,6 +391,7 @@ pub(super) async fn detail_page(
             images: &images,
             errors,
             deploy_values,
+            default_domain: &default_domain,
         },
     );
     let title = m.hostname.clone();

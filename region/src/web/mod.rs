@@ -22,6 +22,7 @@ use serde::Serialize;
 
 use crate::error::Error;
 
+pub mod dns;
 pub mod machines;
 pub mod pages;
 pub mod session;
@@ -37,7 +38,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/ui/stream", web::get().to(stream::stream))
         .configure(session::configure)
         .configure(machines::configure)
-        .configure(pages::configure);
+        .configure(pages::configure)
+        .configure(dns::configure);
 }
 
 async fn root() -> HttpResponse {

@@ -48,6 +48,7 @@ async fn start_region(db: &TestDb, port: u16) -> Proc {
         // Never serve DHCP on the host's own network; boot services on loopback, on free ports.
         .args([
             "--no-dhcp",
+            "--no-dns",
             "--tftp-bind",
             "127.0.0.1:0",
             "--http-bind",

@@ -10,7 +10,7 @@ use crate::netns::Netns;
 
 const KILN: &str = env!("CARGO_BIN_EXE_kiln");
 
-fn admin(args: &[&str], data: &Path) -> String {
+pub(crate) fn admin(args: &[&str], data: &Path) -> String {
     let out = Command::new(KILN)
         .args(args)
         .args(["--data-dir", data.to_str().unwrap()])
@@ -71,7 +71,7 @@ fn start_all_in_one(lab: &mut Netns, ns: &str, data: &Path, log: &Path) {
 }
 
 /// Runs busybox udhcpc once in `ns` on `iface`; returns the `bound` line its script wrote.
-fn udhcpc(lab: &Netns, ns: &str, iface: &str, dir: &Path, extra: &[&str]) -> String {
+pub(crate) fn udhcpc(lab: &Netns, ns: &str, iface: &str, dir: &Path, extra: &[&str]) -> String {
     try_udhcpc(lab, ns, iface, dir, extra).unwrap_or_else(|e| panic!("udhcpc got no lease: {e}"))
 }
 
@@ -87,7 +87,7 @@ fn try_udhcpc(
     let script = dir.join("udhcpc.sh");
     std::fs::write(
         &script,
-        format!("#!/bin/sh\necho \"$1 ip=$ip router=$router dns=$dns hostname=$hostname lease=$lease staticroutes=$staticroutes\" >> {}\n", out.display()),
+        format!("#!/bin/sh\necho \"$1 ip=$ip router=$router dns=$dns hostname=$hostname lease=$lease domain=$domain staticroutes=$staticroutes\" >> {}\n", out.display()),
     )
     .unwrap();
     Command::new("chmod")
@@ -120,7 +120,7 @@ fn try_udhcpc(
         .ok_or_else(|| format!("{text}\n{}", String::from_utf8_lossy(&o.stderr)))
 }
 
-fn field<'a>(line: &'a str, key: &str) -> &'a str {
+pub(crate) fn field<'a>(line: &'a str, key: &str) -> &'a str {
     line.split(' ')
         .find_map(|kv| kv.strip_prefix(&format!("{key}=")))
         .unwrap_or_default()

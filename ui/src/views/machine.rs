@@ -223,6 +223,8 @@ pub struct DetailInputs<'a> {
     pub images: &'a [Choice],
     pub errors: FieldErrors,
     pub deploy_values: BTreeMap<String, String>,
+    /// Kiln's default DNS domain (a machine that names none is in it).
+    pub default_domain: &'a str,
 }
 
 pub fn machine_detail(m: &api::Machine, i: DetailInputs<'_>) -> MachineDetail {
@@ -237,6 +239,14 @@ pub fn machine_detail(m: &api::Machine, i: DetailInputs<'_>) -> MachineDetail {
         .flatten();
     let mut summary = vec![
         kv("System id", m.system_id.clone()),
+        kv(
+            "DNS name",
+            format!(
+                "{}.{}",
+                m.hostname,
+                m.domain.as_deref().unwrap_or(i.default_domain)
+            ),
+        ),
         kv("Owner", m.owner.clone().unwrap_or_else(|| "—".into())),
         kv("Architecture", m.architecture.clone()),
         kv("Zone / pool", format!("{} / {}", m.zone, m.pool)),

@@ -217,6 +217,19 @@ pub struct Subnets {
     pub errors: FieldErrors,
 }
 
+/// The DNS page: Kiln's domains and operators' records, with the two forms.
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct Dns {
+    pub domains: Vec<api::DnsDomain>,
+    pub records: Vec<api::DnsRecord>,
+    /// The record types the form offers.
+    pub types: Vec<&'static str>,
+    /// Which form the values and errors are for: `domain` or `record`.
+    pub form: String,
+    pub values: BTreeMap<String, String>,
+    pub errors: FieldErrors,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct Racks {
     pub racks: Vec<RackRow>,

@@ -27,6 +27,7 @@ fn conf() -> NetConf {
         hosts: HashMap::new(),
         fixed_owner: HashMap::new(),
         lease_time: 600,
+        default_domain: Some("kiln".into()),
     }
 }
 
@@ -34,7 +35,7 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(msg) = dhcp::decode_checked(data) {
         let mut leases = Leases::new();
         let ingress = Ingress { addr: Ipv4Addr::new(10, 20, 0, 2) };
-        let boot = BootConf { http_port: 5248 };
+        let boot = BootConf { http_port: 5248, dns: Some(Ipv4Addr::UNSPECIFIED) };
         let out = dhcp::handle(&msg, &ingress, &conf(), &boot, &mut leases, 1000);
         if let Ok((reply, _)) = out.reply {
             assert!(dhcp::encode(&reply).is_some());

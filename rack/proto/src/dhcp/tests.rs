@@ -10,7 +10,10 @@ use crate::netconf::{Host, NetConf, SubnetConf};
 const SERVER: Ipv4Addr = Ipv4Addr::new(10, 20, 0, 2);
 const A: Mac = [0x52, 0x54, 0, 0, 0, 1];
 const B: Mac = [0x52, 0x54, 0, 0, 0, 2];
-const BOOT: BootConf = BootConf { http_port: 5248 };
+const BOOT: BootConf = BootConf {
+    http_port: 5248,
+    dns: None,
+};
 
 fn ip(s: &str) -> Ipv4Addr {
     s.parse().unwrap()
@@ -45,7 +48,64 @@ fn conf() -> NetConf {
         hosts: HashMap::new(),
         fixed_owner: HashMap::new(),
         lease_time: 600,
+        default_domain: Some("kiln".into()),
     }
+}
+
+#[test]
+fn the_rack_is_the_dns_server_and_kilns_domain_the_search_domain_where_the_subnet_names_none() {
+    let mut c = conf();
+    c.subnets[0].dns.clear();
+    c.subnets[0].domain = None;
+    let discover = |c: &NetConf, boot: &BootConf| {
+        let o = handle(
+            &req(MessageType::Discover, A),
+            &ingress(),
+            c,
+            boot,
+            &mut Leases::new(),
+            1000,
+        );
+        reply(&o).clone()
+    };
+    let with_dns = BootConf {
+        dns: Some(Ipv4Addr::UNSPECIFIED),
+        ..BOOT
+    };
+    let r = discover(&c, &with_dns);
+    assert_eq!(
+        r.opts().get(OptionCode::DomainNameServer),
+        Some(&DhcpOption::DomainNameServer(vec![SERVER]))
+    );
+    // DNS bound to one address of the subnet: that one; to an address elsewhere: the reply's.
+    for (bound, handed) in [("10.20.0.3", "10.20.0.3"), ("192.0.2.1", "10.20.0.2")] {
+        let b = BootConf {
+            dns: Some(ip(bound)),
+            ..BOOT
+        };
+        assert_eq!(
+            discover(&c, &b).opts().get(OptionCode::DomainNameServer),
+            Some(&DhcpOption::DomainNameServer(vec![ip(handed)]))
+        );
+    }
+    assert_eq!(
+        r.opts().get(OptionCode::DomainName),
+        Some(&DhcpOption::DomainName("kiln".into()))
+    );
+    // Without the rack's DNS (--no-dns) no server is handed out; the subnet's own wins when set.
+    assert_eq!(
+        discover(&c, &BOOT).opts().get(OptionCode::DomainNameServer),
+        None
+    );
+    let r = discover(&conf(), &with_dns);
+    assert_eq!(
+        r.opts().get(OptionCode::DomainNameServer),
+        Some(&DhcpOption::DomainNameServer(vec![ip("10.20.0.1")]))
+    );
+    assert_eq!(
+        r.opts().get(OptionCode::DomainName),
+        Some(&DhcpOption::DomainName("lab.example".into()))
+    );
 }
 
 fn req(mt: MessageType, mac: Mac) -> Message {

@@ -1,0 +1,3 @@
+ALTER TABLE machines DROP COLUMN domain_id;
+DROP TABLE dns_records;
+DROP TABLE dns_domains;
