@@ -25,7 +25,7 @@ LAB=$PWD/tests/lab/lab.sh
 
 pkgs=(build-essential pkg-config libsqlite3-dev libpq-dev curl ca-certificates iproute2 socat ipxe python3
       debootstrap squashfs-tools cpio kmod tcpdump ovmf openipmi ipmitool openssh-client libvirt-dev
-      tgt e2fsprogs xfsprogs)
+      tgt e2fsprogs xfsprogs bind9-dnsutils)
 if ! dpkg -s "${pkgs[@]}" qemu-system-x86 ipxe-qemu >/dev/null 2>&1; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${pkgs[@]}" >/dev/null
@@ -145,6 +145,11 @@ echo "== the first VM ($ID) as commissioning found it"
 "$KILN" machines show "$ID"
 echo "== its boot trace"
 "$KILN" machines events "$ID" --limit 40
+HOST=$("$KILN" machines show "$ID" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["hostname"])')
+echo "== its name in the rack's DNS: dig @10.20.0.2 $HOST.kiln (forward and reverse)"
+FWD=$(ip netns exec $NS dig +short +time=2 @10.20.0.2 "$HOST.kiln" A | head -n1)
+echo "$HOST.kiln -> ${FWD:-no answer}"
+[ -z "$FWD" ] || echo "$FWD -> $(ip netns exec $NS dig +short +time=2 @10.20.0.2 -x "$FWD")"
 
 SSH_HINT=
 if [ "${DEPLOY:-1}" = 1 ]; then
@@ -179,6 +184,7 @@ The lab is running: region + rack in namespace $NS, API at $KILN_URL (docs: $KIL
   export KILN_URL=$KILN_URL KILN_TOKEN=\$(cat $STATE/admin-token); alias kiln=$KILN
   kiln machines list | show ID | results ID --output | events ID        kiln scripts list
   kiln machines deploy ID --wait | release ID --erase --wait | commission ID   (Kiln powers them)
+  sudo ip netns exec $NS dig @10.20.0.2 ${HOST:-node}.kiln      kiln dns records add www.kiln CNAME ${HOST:-node}.kiln
 ${SSH_HINT:+The deployed machine, over SSH with your key:
 $SSH_HINT
 }Ctrl-C stops the lab.

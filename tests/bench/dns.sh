@@ -85,8 +85,7 @@ with open(f"{work}/hosts", "w") as f:
         f.write(f"{ip} {h}.kiln\n")
 print(f"{len(hosts)} machines with addresses; 200000 queries (A and PTR, half each)")
 PY
-FIRST=$(head -n1 "$WORK/queries.txt" | grep ' A$' | cut -d' ' -f1 || true)
-FIRST=${FIRST:-$(grep ' A$' "$WORK/queries.txt" | head -n1 | cut -d' ' -f1)}
+FIRST=$(awk '/ A$/ {print $1; exit}' "$WORK/queries.txt")
 
 echo
 echo "| server | queries/s | avg latency ms | lost | ratio to BIND |"

@@ -74,8 +74,10 @@ impl Zones {
                         .answers
                         .extend(node.records.iter().filter(|r| matches(r))),
                 }
-                let found: Vec<&Record> = out.answers.clone();
-                self.glue(found, &mut out.additional);
+                if matches!(qtype, RecordType::MX | RecordType::SRV | RecordType::ANY) {
+                    let found: Vec<&Record> = out.answers.clone();
+                    self.glue(found, &mut out.additional);
+                }
             }
             None if at_apex || self.empty_non_terminals.contains(qname) => {}
             None => out.nxdomain = true,
