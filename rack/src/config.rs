@@ -35,6 +35,8 @@ pub struct RackConfig {
     pub iscsi: Option<IscsiConfig>,
     /// DNS (absent: `--no-dns`; `RackConfig::new` leaves it off, `kiln rack` turns it on).
     pub dns: Option<crate::dns::DnsConfig>,
+    /// The caching HTTP proxy (absent: `--no-proxy`; `RackConfig::new` leaves it off).
+    pub proxy: Option<crate::proxy::ProxyConfig>,
 }
 
 /// `--iscsi-store`, `--iscsi-portal`, `--iscsi-driver`, `--tgt-control-port`.
@@ -63,6 +65,7 @@ impl RackConfig {
             power_concurrency: 32,
             iscsi: None,
             dns: None,
+            proxy: None,
         }
     }
 

@@ -34,6 +34,8 @@ pub struct HttpState {
     pub region: RegionClient,
     /// Root on iSCSI: the boot of each machine whose volume this rack serves.
     pub iscsi: crate::storage::service::IscsiBoots,
+    /// Where this rack's HTTP proxy listens (none: `--no-proxy`).
+    pub proxy: Option<std::net::SocketAddr>,
 }
 
 impl HttpState {
@@ -385,7 +387,21 @@ async fn metadata(
         Ok(m) => m,
         Err(_) => return HttpResponse::MethodNotAllowed().finish(),
     };
-    let rack_url = format!("http://{}", req.connection_info().host());
+    let host = req.connection_info().host().to_string();
+    let rack_url = format!("http://{host}");
+    // The proxy as the machine reaches it: the address it reached this rack on (unless the proxy
+    // listens on one address only), the proxy's port.
+    let proxy_url = state.proxy.map(|p| {
+        let name = match host.rsplit_once(':') {
+            Some((h, port)) if !h.is_empty() && port.chars().all(|c| c.is_ascii_digit()) => h,
+            _ => host.as_str(),
+        };
+        if p.ip().is_unspecified() {
+            format!("http://{name}:{}/", p.port())
+        } else {
+            format!("http://{p}/")
+        }
+    });
     match state
         .region
         .forward_metadata(
@@ -393,7 +409,10 @@ async fn metadata(
             &target,
             auth.as_deref(),
             ctype.as_deref(),
-            &rack_url,
+            crate::region::Seen {
+                rack_url: &rack_url,
+                proxy_url: proxy_url.as_deref(),
+            },
             body,
         )
         .await

@@ -7,6 +7,7 @@
 //!   the long-polled snapshot, the event queue.
 //! - [`dhcp`]: the DHCP shell: sockets per managed interface plus one for relays, the lease journal;
 //!   every decision is `rack_proto::dhcp::handle`.
+//! - [`proxy`]: the caching HTTP proxy for machines (port 8000; decisions in `rack_proto::proxy`).
 //! - [`dns`]: the DNS shell: hickory-server's UDP/TCP listeners, answers from
 //!   `rack_proto::dns::Zones` (rebuilt on a new snapshot or lease), forwarding, the client check.
 //! - [`ifaces`]: the host's interfaces and addresses.
@@ -30,6 +31,7 @@ pub mod ifaces;
 pub mod images;
 pub mod metrics;
 pub mod power;
+pub mod proxy;
 pub mod ra;
 pub mod region;
 pub mod state;
@@ -65,6 +67,10 @@ pub async fn run(cfg: RackConfig, cancel: CancellationToken) -> Result<()> {
         .map_err(|e| Error::Config(format!("cannot listen for TFTP on {}: {e}", cfg.tftp_bind)))?;
     let dns_sockets = match &cfg.dns {
         Some(d) => Some(dns::bind(d)?),
+        None => None,
+    };
+    let proxy_listener = match &cfg.proxy {
+        Some(p) => Some(proxy::bind(p)?),
         None => None,
     };
 
@@ -140,6 +146,15 @@ pub async fn run(cfg: RackConfig, cancel: CancellationToken) -> Result<()> {
             (cancel.clone(), metrics.clone(), store.clone(), rx.clone());
         tasks.spawn(async move { dns::serve(dcfg, socks, rx, store, metrics, cancel).await });
     }
+    if let (Some(pcfg), Some(l)) = (cfg.proxy.clone(), proxy_listener) {
+        let (cancel, metrics, rx, dir) = (
+            cancel.clone(),
+            metrics.clone(),
+            rx.clone(),
+            cfg.data_dir.clone(),
+        );
+        tasks.spawn(async move { proxy::serve(pcfg, l, &dir, rx, metrics, cancel).await });
+    }
     {
         let state = http::HttpState {
             rx: rx.clone(),
@@ -150,6 +165,7 @@ pub async fn run(cfg: RackConfig, cancel: CancellationToken) -> Result<()> {
             metrics: metrics.clone(),
             region: client.clone(),
             iscsi: iscsi_boots.clone(),
+            proxy: cfg.proxy.as_ref().map(|p| p.bind),
         };
         let cancel = cancel.clone();
         tasks.spawn(async move { http::serve(http_listener, state, cancel).await });
@@ -178,6 +194,8 @@ pub async fn run(cfg: RackConfig, cancel: CancellationToken) -> Result<()> {
     while let Some(done) = tasks.join_next().await {
         let r = match done {
             Ok(r) => r,
+            // Stopped on purpose (the rack is shutting down).
+            Err(e) if e.is_cancelled() && cancel.is_cancelled() => Ok(()),
             Err(e) => Err(Error::Internal(format!("rack task died: {e}"))),
         };
         if let Err(e) = r {

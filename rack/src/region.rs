@@ -44,6 +44,15 @@ pub struct RegionClient {
     images_dir: PathBuf,
 }
 
+/// How the machine behind a forwarded request reaches this rack.
+#[derive(Debug, Clone, Copy)]
+pub struct Seen<'a> {
+    /// The rack's HTTP boot endpoint (`http://10.20.0.2:5248`).
+    pub rack_url: &'a str,
+    /// The rack's proxy, when it runs one (`http://10.20.0.2:8000/`).
+    pub proxy_url: Option<&'a str>,
+}
+
 impl RegionClient {
     pub fn new(cfg: &RackConfig) -> Result<RegionClient> {
         let creds_path = cfg.data_dir.join("credentials.json");
@@ -307,9 +316,13 @@ impl RegionClient {
         path_and_query: &str,
         authorization: Option<&str>,
         content_type: Option<&str>,
-        rack_url: &str,
+        seen: Seen<'_>,
         body: actix_web::web::Bytes,
     ) -> Result<reqwest::Response> {
+        let Seen {
+            rack_url,
+            proxy_url,
+        } = seen;
         let mut rb = self
             .http
             .request(
@@ -326,6 +339,9 @@ impl RegionClient {
         }
         // Where the machine reaches this rack (the deployed system's cloud-init calls back there).
         rb = rb.header("x-kiln-rack-url", rack_url);
+        if let Some(p) = proxy_url {
+            rb = rb.header("x-kiln-rack-proxy", p);
+        }
         Ok(rb.send().await?)
     }
 

@@ -25,7 +25,7 @@ DBARGS=(--data-dir "$WORK/data")
 
 echo "bench-password" | "$KILN" admin create-user admin --admin --password-stdin "${DBARGS[@]}" 2>/dev/null
 TOKEN=$("$KILN" admin create-token admin "${DBARGS[@]}")
-KILN_LOG=warn "$KILN" all-in-one "${DBARGS[@]}" --no-dns --listen "127.0.0.1:$RPORT" 2>"$WORK/region.log" &
+KILN_LOG=warn "$KILN" all-in-one "${DBARGS[@]}" --no-dns --no-proxy --listen "127.0.0.1:$RPORT" 2>"$WORK/region.log" &
 RPID=$!; PIDS+=("$RPID")
 for _ in $(seq 100); do curl -sf "http://127.0.0.1:$RPORT/healthz" >/dev/null && break; sleep 0.1; done
 

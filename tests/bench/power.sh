@@ -28,7 +28,7 @@ tests/peers/ipmi/start.sh "$WORK/bmc" "$BPORT" >/dev/null
 echo "bench-password" | "$KILN" admin create-user admin --admin --password-stdin --data-dir "$WORK/data" 2>/dev/null
 export KILN_TOKEN; KILN_TOKEN=$("$KILN" admin create-token admin --data-dir "$WORK/data")
 export KILN_URL=http://127.0.0.1:$RPORT
-KILN_LOG=warn "$KILN" all-in-one --data-dir "$WORK/data" --listen "127.0.0.1:$RPORT" --no-dhcp --no-ra --no-dns \
+KILN_LOG=warn "$KILN" all-in-one --data-dir "$WORK/data" --listen "127.0.0.1:$RPORT" --no-dhcp --no-ra --no-dns --no-proxy \
   --http-bind "127.0.0.1:$HPORT" --tftp-bind "127.0.0.1:$TPORT" 2>"$WORK/kiln.log" &
 PIDS+=($!)
 for _ in $(seq 100); do curl -sf "$KILN_URL/healthz" >/dev/null && break; sleep 0.1; done

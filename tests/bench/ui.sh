@@ -22,7 +22,7 @@ port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));pri
 RPORT=$(port); NPORT=$(port)
 echo "bench-password" | "$KILN" admin create-user admin --admin --password-stdin --data-dir "$WORK/data" 2>/dev/null
 TOKEN=$("$KILN" admin create-token admin --data-dir "$WORK/data")
-KILN_LOG=warn taskset -c 0 "$KILN" all-in-one --data-dir "$WORK/data" --no-dns --listen "127.0.0.1:$RPORT" 2>"$WORK/region.log" &
+KILN_LOG=warn taskset -c 0 "$KILN" all-in-one --data-dir "$WORK/data" --no-dns --no-proxy --listen "127.0.0.1:$RPORT" 2>"$WORK/region.log" &
 RPID=$!; PIDS+=("$RPID")
 for _ in $(seq 100); do curl -sf "http://127.0.0.1:$RPORT/healthz" >/dev/null && break; sleep 0.1; done
 B="http://127.0.0.1:$RPORT"

@@ -21,3 +21,5 @@ CREATE TABLE dns_records (
 );
 CREATE INDEX dns_records_name ON dns_records (name);
 ALTER TABLE machines ADD COLUMN domain_id TEXT REFERENCES dns_domains(id);
+-- The rack's HTTP proxy in the deployed system's apt settings (`deploy --no-proxy` turns it off).
+ALTER TABLE deployments ADD COLUMN proxy BOOLEAN NOT NULL DEFAULT 1;

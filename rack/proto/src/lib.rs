@@ -13,6 +13,7 @@ pub mod iscsi;
 pub mod leases;
 pub mod netconf;
 pub mod power;
+pub mod proxy;
 pub mod tftp;
 
 /// A MAC address.

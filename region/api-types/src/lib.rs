@@ -1349,6 +1349,9 @@ pub struct DeployRequest {
     /// its files plus a quarter and 512 MiB).
     #[serde(default)]
     pub volume_size_gib: Option<u32>,
+    /// Put the rack's HTTP proxy in the deployed system's apt settings (default true).
+    #[serde(default)]
+    pub proxy: Option<bool>,
     #[serde(default)]
     pub comment: Option<String>,
 }
@@ -1392,6 +1395,13 @@ pub struct Deployment {
     pub finished_at: Option<String>,
     /// Whether user-data was given (its content is shown only by `GET …/deployment/user-data`).
     pub has_user_data: bool,
+    /// The deployed system's apt goes through its rack's proxy.
+    #[serde(default = "yes")]
+    pub proxy: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// What a machine's installer is told to do (`/metadata/v1/meta` while Deploying).

@@ -221,6 +221,13 @@ fn rack_url(req: &HttpRequest) -> Result<String> {
     Ok(v.trim_end_matches('/').to_string())
 }
 
+/// The rack's HTTP proxy as the machine reaches it, when the rack runs one (`X-Kiln-Rack-Proxy`).
+fn rack_proxy(req: &HttpRequest) -> Option<String> {
+    let v = req.headers().get("x-kiln-rack-proxy")?.to_str().ok()?;
+    (v.starts_with("http://") && v.len() <= 200 && !v.contains(char::is_whitespace))
+        .then(|| v.to_string())
+}
+
 /// The deployed system's NoCloud seed: `meta-data`, `user-data`, `vendor-data`, `network-config`
 /// (the deployment's credential in the path, as cloud-init's `seedfrom` URL carries it).
 #[utoipa::path(get, path = "/api/v1/metadata/nocloud/{token}/{file}", tag = "metadata",
@@ -235,10 +242,11 @@ pub async fn seed(
     let (token, file) = path.into_inner();
     let mb = seed_auth(&state, token.clone()).await?;
     let base = rack_url(&req)?;
+    let proxy = rack_proxy(&req);
     let sb = state.secrets.clone();
     let text = state
         .pool
-        .run(move |c| deploy::seed(c, &sb, &mb, &file, &base, &token))
+        .run(move |c| deploy::seed(c, &sb, &mb, &file, &base, proxy.as_deref(), &token))
         .await?;
     Ok(HttpResponse::Ok()
         .content_type("text/plain; charset=utf-8")

@@ -65,6 +65,9 @@ pub struct DeployArgs {
     /// With --target iscsi: the root volume's size in GiB (default: the image's golden volume).
     #[arg(long, value_name = "GIB", value_parser = clap::value_parser!(u32).range(1..=16384))]
     pub volume_size: Option<u32>,
+    /// Leave the rack's HTTP proxy out of the deployed system's apt settings.
+    #[arg(long)]
+    pub no_proxy: bool,
     /// Wait until Deployed (or failed), printing each step.
     #[arg(long)]
     pub wait: bool,
@@ -148,6 +151,7 @@ pub async fn deploy(c: &Client, json: bool, a: DeployArgs) -> anyhow::Result<()>
         }),
         boot_disk: a.boot_disk,
         volume_size_gib: a.volume_size,
+        proxy: a.no_proxy.then_some(false),
         comment: a.comment,
     };
     let path = format!("/api/v1/machines/{}/deploy", seg(&a.system_id));

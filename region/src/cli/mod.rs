@@ -163,6 +163,18 @@ pub struct RackServiceArgs {
     /// queries are refused).
     #[arg(long = "dns-forwarder", value_name = "IP[:PORT]", value_parser = parse_forwarder)]
     pub dns_forwarders: Vec<std::net::SocketAddr>,
+    /// Do not run the caching HTTP proxy for machines.
+    #[arg(long, env = "KILN_NO_PROXY")]
+    pub no_proxy: bool,
+    /// Where the proxy listens (deployed machines' apt uses it).
+    #[arg(long, env = "KILN_PROXY_BIND", default_value = "0.0.0.0:8000")]
+    pub proxy_bind: std::net::SocketAddr,
+    /// A parent proxy for everything the rack's proxy fetches (http://host:port).
+    #[arg(long, env = "KILN_PROXY_UPSTREAM", value_name = "URL")]
+    pub proxy_upstream: Option<String>,
+    /// The proxy cache's size cap, MiB (least recently used objects go first).
+    #[arg(long, env = "KILN_PROXY_CACHE_MIB", default_value_t = 4096)]
+    pub proxy_cache_mib: u64,
 }
 
 fn parse_forwarder(s: &str) -> Result<std::net::SocketAddr, String> {
@@ -218,6 +230,13 @@ impl RackServiceArgs {
         }
         if let Some(n) = &self.rack_name {
             c.name = n.clone();
+        }
+        if !self.no_proxy {
+            c.proxy = Some(rack::proxy::ProxyConfig {
+                bind: self.proxy_bind,
+                upstream: self.proxy_upstream.clone(),
+                cache_bytes: self.proxy_cache_mib.saturating_mul(1 << 20),
+            });
         }
         if !self.no_dns {
             c.dns = Some(rack::dns::DnsConfig {

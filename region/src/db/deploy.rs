@@ -85,6 +85,8 @@ pub struct DeploymentRow {
     pub created_at: i64,
     pub installed_at: Option<i64>,
     pub finished_at: Option<i64>,
+    /// The rack's proxy goes into the deployed system's apt settings.
+    pub proxy: bool,
 }
 
 impl DeploymentRow {
@@ -106,6 +108,7 @@ impl DeploymentRow {
             installed_at: self.installed_at.map(fmt_time),
             finished_at: self.finished_at.map(fmt_time),
             has_user_data: !self.user_data.is_empty(),
+            proxy: self.proxy,
         }
     }
 }

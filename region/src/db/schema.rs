@@ -248,6 +248,7 @@ diesel::table! {
         created_at -> BigInt,
         installed_at -> Nullable<BigInt>,
         finished_at -> Nullable<BigInt>,
+        proxy -> Bool,
     }
 }
 

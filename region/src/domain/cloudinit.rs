@@ -24,10 +24,15 @@ pub fn meta_data(
 /// `vendor-data`: cloud-init tells Kiln when it is done (phone-home, after the user's runcmd and
 /// scripts), which is what makes the machine Deployed; the locale is C.UTF-8, which every Debian
 /// system has (cloud-init's default, en_US.UTF-8, needs generating). User-data overrides both.
-pub fn vendor_data(rack_url: &str, token: &str) -> String {
-    format!(
+/// With `apt_proxy`, apt fetches through the rack's proxy.
+pub fn vendor_data(rack_url: &str, token: &str, apt_proxy: Option<&str>) -> String {
+    let mut y = format!(
         "#cloud-config\nlocale: C.UTF-8\nphone_home:\n  url: {rack_url}/metadata/v1/nocloud/{token}/phone-home\n  post: [instance_id, hostname]\n  tries: 20\n"
-    )
+    );
+    if let Some(p) = apt_proxy {
+        y.push_str(&format!("apt:\n  proxy: {p}\n"));
+    }
+    y
 }
 
 /// `network-config` (v2): DHCP on the boot interface, matched by MAC (the rack's DHCP hands out a
@@ -56,7 +61,15 @@ mod tests {
 
     #[test]
     fn vendor_data_phones_home_to_the_rack() {
-        let y = vendor_data("http://10.20.0.2:5248", "boot_x");
+        let y = vendor_data("http://10.20.0.2:5248", "boot_x", None);
+        assert!(!y.contains("apt"));
+        let with = vendor_data(
+            "http://10.20.0.2:5248",
+            "boot_x",
+            Some("http://10.20.0.2:8000/"),
+        );
+        let w: serde_yaml::Value = serde_yaml::from_str(&with).unwrap();
+        assert_eq!(w["apt"]["proxy"], "http://10.20.0.2:8000/");
         assert!(y.starts_with("#cloud-config\n"));
         let v: serde_yaml::Value = serde_yaml::from_str(&y).unwrap();
         assert_eq!(

@@ -333,6 +333,7 @@ pub fn deploy(
                 created_at: now,
                 installed_at: None,
                 finished_at: None,
+                proxy: req.proxy.unwrap_or(true),
             },
         )?;
         let where_to = match (&iscsi, target) {

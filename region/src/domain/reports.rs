@@ -361,6 +361,7 @@ pub fn seed(
     mb: &MachineBoot,
     file: &str,
     rack_url: &str,
+    rack_proxy: Option<&str>,
     token: &str,
 ) -> Result<String> {
     let row = dbm::get_row(conn, &mb.system_id)?
@@ -390,7 +391,11 @@ pub fn seed(
                 .unwrap_or("")
                 .to_string())
         }
-        "vendor-data" => Ok(super::cloudinit::vendor_data(rack_url, token)),
+        "vendor-data" => Ok(super::cloudinit::vendor_data(
+            rack_url,
+            token,
+            rack_proxy.filter(|_| d.proxy),
+        )),
         "network-config" => Ok(super::cloudinit::network_config(row.boot_mac.as_deref())),
         other => Err(Error::not_found(format!("seed file {other}"))),
     }

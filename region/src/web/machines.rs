@@ -559,6 +559,7 @@ async fn deploy_form(
         storage_layout: Some(layout),
         boot_disk: opt(form.text("boot_disk")),
         volume_size_gib,
+        proxy: Some(!form.checked("no_proxy")),
         comment: None,
     };
     let (caller, sb, cfg, sid) = (

@@ -49,6 +49,7 @@ async fn start_region(db: &TestDb, port: u16) -> Proc {
         .args([
             "--no-dhcp",
             "--no-dns",
+            "--no-proxy",
             "--tftp-bind",
             "127.0.0.1:0",
             "--http-bind",

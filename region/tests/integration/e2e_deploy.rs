@@ -195,6 +195,82 @@ fn deploy_and_check(lab: &Lab, id: &str, vm: &str, firmware: &str) -> String {
     check_deployed(lab, id, vm, firmware)
 }
 
+/// Stops a process started for a test, by PID, when dropped.
+struct Stop(std::process::Child);
+
+impl Drop for Stop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The deployed system's apt goes through the rack's proxy (cloud-init wrote it from Kiln's
+/// vendor-data): `apt-get update` of a package mirror the test serves on an address only the rack
+/// host has (the machine has no route to it) succeeds, and the proxy counted the fetches.
+fn apt_goes_through_the_rack_proxy(lab: &Lab, ip: &str) {
+    use sha2::{Digest, Sha256};
+    let mirror = lab.dir.join("mirror");
+    std::fs::create_dir_all(&mirror).unwrap();
+    let packages = b"";
+    std::fs::write(mirror.join("Packages"), packages).unwrap();
+    let release = format!(
+        "Origin: kiln-test\nLabel: kiln-test\nSuite: kiln\nCodename: kiln\nArchitectures: amd64 all\nDate: Wed, 02 Dec 2026 00:00:00 UTC\nSHA256:\n {} {} Packages\n",
+        hex::encode(Sha256::digest(packages)),
+        packages.len()
+    );
+    std::fs::write(mirror.join("Release"), release).unwrap();
+    assert!(lab
+        .ns_cmd(&["ip", "addr", "add", "10.77.0.1/32", "dev", "lo"])
+        .status
+        .success());
+    let log = std::fs::File::create(lab.dir.join("mirror.log")).unwrap();
+    let _mirror = Stop(
+        Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &lab.ns,
+                "python3",
+                "-u",
+                "-m",
+                "http.server",
+                "--bind",
+                "10.77.0.1",
+                "--directory",
+            ])
+            .arg(&mirror)
+            .arg("8081")
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap(),
+    );
+    let key = ssh_key(lab);
+    let out = lab.wait("apt-get update through the proxy", Duration::from_secs(120), || {
+        ssh(
+            lab,
+            &key,
+            ip,
+            "apt-config dump | grep -i 'Acquire::http::Proxy'; echo 'deb [trusted=yes] http://10.77.0.1:8081/ ./' > /tmp/kiln.list; mkdir -p /tmp/none; sudo apt-get update -o Dir::Etc::SourceList=/tmp/kiln.list -o Dir::Etc::SourceParts=/tmp/none 2>&1; rc=$?; sync; echo rc=$rc",
+        )
+        .ok()
+        .filter(|o| o.contains("rc=0"))
+    });
+    assert!(
+        out.contains("http://10.20.0.2:8000/"),
+        "apt has no proxy setting: {out}"
+    );
+    let origin = std::fs::read_to_string(lab.dir.join("mirror.log")).unwrap_or_default();
+    assert!(
+        origin.contains("GET /Release"),
+        "the mirror saw no request: {origin}\n{out}"
+    );
+    let m = lab.ns_cmd(&["curl", "-sf", "http://127.0.0.1:5248/metrics"]);
+    let m = String::from_utf8_lossy(&m.stdout);
+    assert!(m.contains("what=\"proxy_misses\""), "{m}");
+}
+
 /// The machine is Deployed and is what was asked for, seen over SSH with the owner's key.
 fn check_deployed(lab: &Lab, id: &str, vm: &str, firmware: &str) -> String {
     let key = ssh_key(lab);
@@ -238,7 +314,8 @@ fn e2e_bios_machine_deploys_to_disk_then_release_erases_it() {
     let id = commissioned_vm(&lab, "dep1", "52:54:00:e3:00:01", "9633", &["--disk", "3"]);
     let m = lab.json(&["machines", "allocate", &id]);
     assert_eq!(m["status"], "allocated");
-    deploy_and_check(&lab, &id, "dep1", "bios");
+    let ip = deploy_and_check(&lab, &id, "dep1", "bios");
+    apt_goes_through_the_rack_proxy(&lab, &ip);
     let first: Value = lab.json(&["machines", "show", &id]);
     let instance = first["deployment"]["instance_id"]
         .as_str()

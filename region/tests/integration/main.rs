@@ -25,5 +25,6 @@ mod netns;
 mod rack_boot;
 mod rack_dhcp;
 mod rack_dns;
+mod rack_proxy;
 mod ui_browser;
 mod web_ui;

@@ -123,6 +123,7 @@ fn rack_args<'a>(
         ("--tftp-bind", 69),
         ("--http-bind", 5248),
         ("--dns-bind", 53),
+        ("--proxy-bind", 8000),
     ] {
         a.push(flag.into());
         a.push(format!("{ip}:{port}"));
