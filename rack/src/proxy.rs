@@ -479,12 +479,19 @@ async fn fetch(
     sh: &Shared,
 ) -> Result<()> {
     let m = &sh.metrics;
-    if sh.cfg.upstream.is_none()
-        && host
-            .trim_matches(|c| c == '[' || c == ']')
-            .parse::<IpAddr>()
-            .is_ok_and(forbidden)
-    {
+    // The host as the HTTP client reads it (URL parsing turns `127.1`, `2130706433`, `0x7f.1`, a
+    // trailing dot… into 127.0.0.1), checked in that form, also with a parent proxy: no spelling
+    // of loopback gets through.
+    let literal = reqwest::Url::parse(&format!("http://{host}:{port}/"))
+        .ok()
+        .and_then(|u| {
+            u.host_str().and_then(|h| {
+                h.trim_matches(|c| c == '[' || c == ']')
+                    .parse::<IpAddr>()
+                    .ok()
+            })
+        });
+    if literal.is_some_and(forbidden) {
         m.inc("proxy_refused");
         return error(
             &mut sock,
@@ -502,7 +509,12 @@ async fn fetch(
     let key = proxy::key(host, port, path);
     let policy = proxy::policy(path);
     let ranged = has(client, "range").is_some();
-    let cached = if ranged { None } else { sh.cache.get(&key) };
+    let personal = has(client, "authorization").is_some() || has(client, "cookie").is_some();
+    let cached = if ranged || personal {
+        None
+    } else {
+        sh.cache.get(&key)
+    };
     if let (Some(meta), Policy::Immutable) = (&cached, policy) {
         m.inc("proxy_hits");
         return from_cache(&mut sock, &key, meta, client, head_only, "HIT", sh).await;
@@ -592,7 +604,8 @@ async fn fetch(
         return Ok(());
     }
     let length: Option<u64> = headers.get("content-length").and_then(|v| v.parse().ok());
-    let mut tmp = if !ranged && proxy::storable(status.as_u16(), &headers, policy) {
+    // A response to a request with credentials or cookies is that client's own: never shared.
+    let mut tmp = if !ranged && !personal && proxy::storable(status.as_u16(), &headers, policy) {
         tempfile::Builder::new()
             .suffix(".tmp")
             .tempfile_in(&sh.cache.dir)

@@ -275,6 +275,15 @@ fn proxy_caches_revalidates_tunnels_and_refuses_with_real_clients() {
     // Not the rack host's own services, not other methods, not clients outside managed subnets.
     let (st, _, body) = through(&lab, &a, "http://127.0.0.1:5240/healthz", &[]);
     assert_eq!(st, "403", "{}", String::from_utf8_lossy(&body));
+    // Other spellings of loopback, as URL parsers read them, are refused too (sent raw: curl
+    // would normalise them itself).
+    for sneaky in ["127.1", "2130706433", "0x7f.1", "0"] {
+        let script = format!(
+            "exec 3<>/dev/tcp/10.20.0.2/8000; printf 'GET http://{sneaky}:5240/healthz HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n' >&3; head -n1 <&3"
+        );
+        let line = lab.ok(&a, &["bash", "-c", &script]);
+        assert!(line.contains(" 403 "), "{sneaky}: {line}");
+    }
     let (st, _, _) = through(&lab, &a, url_a, &["-X", "POST"]);
     assert_eq!(st, "405");
     let (st, _, body) = through(&lab, &o, url_a, &[]);
