@@ -64,6 +64,15 @@ async fn again(
     page(v, status, None, view)
 }
 
+/// Back to the DNS page with what a one-button form did (or, for the user's mistake, why not).
+fn back(r: Result<String>) -> WebResult {
+    match r {
+        Ok(notice) => Ok(see_other(&with_notice("/dns", &notice))),
+        Err(e) if is_user_error(&e) => Ok(see_other(&with_notice("/dns", &e.public_message()))),
+        Err(e) => Err(e.into()),
+    }
+}
+
 fn ttl(form: &Form) -> Result<Option<u32>> {
     let t = form.text("ttl");
     if t.is_empty() {
@@ -126,11 +135,7 @@ async fn record_delete(
         .pool
         .run(move |c| dns::delete_record(c, &caller, &id))
         .await;
-    match r {
-        Ok(()) => Ok(see_other(&with_notice("/dns", "Record deleted."))),
-        Err(e) if is_user_error(&e) => Ok(see_other(&with_notice("/dns", &e.public_message()))),
-        Err(e) => Err(e.into()),
-    }
+    back(r.map(|_| "Record deleted.".to_string()))
 }
 
 async fn domain_add(state: web::Data<AppState>, v: Viewer, body: web::Bytes) -> WebResult {
@@ -180,14 +185,7 @@ async fn domain_default(
         .pool
         .run(move |c| dns::patch_domain(c, &caller, &id, &patch, now_ms()))
         .await;
-    match r {
-        Ok(d) => Ok(see_other(&with_notice(
-            "/dns",
-            &format!("{} is the default domain now.", d.name),
-        ))),
-        Err(e) if is_user_error(&e) => Ok(see_other(&with_notice("/dns", &e.public_message()))),
-        Err(e) => Err(e.into()),
-    }
+    back(r.map(|d| format!("{} is the default domain now.", d.name)))
 }
 
 async fn domain_delete(
@@ -203,9 +201,5 @@ async fn domain_delete(
         .pool
         .run(move |c| dns::delete_domain(c, &caller, &id))
         .await;
-    match r {
-        Ok(()) => Ok(see_other(&with_notice("/dns", "Domain deleted."))),
-        Err(e) if is_user_error(&e) => Ok(see_other(&with_notice("/dns", &e.public_message()))),
-        Err(e) => Err(e.into()),
-    }
+    back(r.map(|_| "Domain deleted.".to_string()))
 }

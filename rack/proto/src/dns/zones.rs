@@ -315,9 +315,4 @@ impl Zones {
     pub fn is_empty(&self) -> bool {
         self.nodes.is_empty()
     }
-
-    /// The zones' origins, for logs.
-    pub fn origins(&self) -> Vec<String> {
-        self.apexes.iter().map(|a| a.origin.to_string()).collect()
-    }
 }
