@@ -233,6 +233,17 @@ def fast(r):
     expect(page.locator("#r-name + .error")).to_contain_text("CNAME")
     expect(page.locator("#r-data")).to_have_value("www.kiln")
     r.shot(page, "dns-error")
+    # A domain through the DNS page, then node-a named in it from its own page.
+    page.get_by_label("Domain", exact=True).fill("lab")
+    page.get_by_role("button", name="Add domain").click()
+    expect(page.locator(".notice")).to_have_text("Domain lab added.")
+    page.goto(r.url + f"/machines/{ids['node-a']}")
+    page.get_by_label("DNS domain").select_option("lab")
+    page.get_by_role("button", name="Save name").click()
+    expect(page.locator(".notice")).to_have_text("Name saved: node-a.lab.")
+    expect(page.locator("#m-summary")).to_contain_text("node-a.lab")
+    if r.call("GET", f"/api/v1/machines/{ids['node-a']}").get("domain") != "lab":
+        fail("the machine's domain was not saved")
 
     # Every other page renders; screenshots of each.
     for path, name in [("/images", "images"), ("/subnets", "subnets"), ("/racks", "racks"),

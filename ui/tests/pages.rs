@@ -222,6 +222,7 @@ fn detail(status: &str, errors: views::FieldErrors) -> views::MachineDetail {
             errors,
             deploy_values: BTreeMap::new(),
             default_domain: "kiln",
+            domains: &["kiln".to_string(), "lab".to_string()],
         },
     )
 }

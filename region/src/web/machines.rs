@@ -27,6 +27,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/machines/{id}/power", web::post().to(power_op))
         .route("/machines/{id}/deploy", web::post().to(deploy_form))
         .route("/machines/{id}/release", web::post().to(release_form))
+        .route("/machines/{id}/name", web::post().to(name_form))
         .route(
             "/machines/{id}/power-settings",
             web::post().to(power_settings),
@@ -343,7 +344,7 @@ pub(super) async fn detail_page(
     let caller = v.caller.clone();
     let sb = state.secrets.clone();
     let sid = id.to_string();
-    let (m, events, results, secrets, images, default_domain) = state
+    let (m, events, results, secrets, images, default_domain, domains) = state
         .pool
         .run(move |c| {
             let m = machines::get(c, &caller, &sid)?;
@@ -361,7 +362,12 @@ pub(super) async fn detail_page(
             };
             let images = db::boot::list(c)?;
             let default_domain = db::dns::snapshot_default(c)?;
-            Ok((m, events, results, secrets, images, default_domain))
+            let domains: Vec<String> = if caller.is_admin {
+                db::dns::domains(c)?.into_iter().map(|d| d.name).collect()
+            } else {
+                Vec::new()
+            };
+            Ok((m, events, results, secrets, images, default_domain, domains))
         })
         .await?;
     let mut images: Vec<Choice> = images
@@ -392,6 +398,7 @@ pub(super) async fn detail_page(
             errors,
             deploy_values,
             default_domain: &default_domain,
+            domains: &domains,
         },
     );
     let title = m.hostname.clone();
@@ -688,4 +695,31 @@ async fn power_settings(
         BTreeMap::new(),
     )
     .await
+}
+
+/// The name form: the machine's hostname and DNS domain (the API's PATCH with both).
+async fn name_form(
+    state: web::Data<AppState>,
+    v: Viewer,
+    id: web::Path<String>,
+    body: web::Bytes,
+) -> WebResult {
+    let form = Form::parse(&body);
+    v.check(&form)?;
+    let values = form.values(&[]);
+    let patch = api::MachinePatch {
+        hostname: Some(form.text("hostname")),
+        domain: Some(form.text("domain")),
+        ..Default::default()
+    };
+    let (caller, sb, sid) = (v.caller.clone(), state.secrets.clone(), id.to_string());
+    let r = state
+        .pool
+        .run(move |c| machines::patch(c, &sb, &caller, &sid, &patch, now_ms()))
+        .await
+        .map(|m| match m.domain {
+            Some(d) => format!("Name saved: {}.{d}.", m.hostname),
+            None => format!("Name saved: {} in the default domain.", m.hostname),
+        });
+    answer(&state, &v, &id, r, &["hostname", "domain"], values).await
 }

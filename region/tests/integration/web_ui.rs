@@ -271,6 +271,81 @@ async fn login_csrf_pages_and_forms(backend: Backend) {
         "the port's error follows the port: {html}"
     );
 
+    // The name form: hostname and DNS domain, as the API's PATCH; an unknown domain is refused
+    // beside its control, with what was typed kept.
+    let r = b
+        .post(app.url(&format!("/machines/{a}/name")))
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("hostname", "node-a2"),
+            ("domain", "lab"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let html = r.text().await.unwrap();
+    let err = html
+        .find(r#"id="n-domain-err""#)
+        .expect("the domain's error");
+    let select = html.find(r#"id="n-domain""#).unwrap();
+    assert!(err > select && err - select < 600, "{html}");
+    assert!(html.contains("There is no DNS domain") && html.contains(r#"value="node-a2""#));
+    let (s, _) = app
+        .admin(
+            Method::POST,
+            "/api/v1/dns/domains",
+            Some(serde_json::json!({"name": "lab"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED);
+    let (_, html) = page(&b, app.url(&format!("/machines/{a}"))).await;
+    assert!(
+        html.contains(r#"<option value="lab">lab</option>"#),
+        "{html}"
+    );
+    let r = b
+        .post(app.url(&format!("/machines/{a}/name")))
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("hostname", "node-a2"),
+            ("domain", "lab"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let (_, v) = app
+        .admin(Method::GET, &format!("/api/v1/machines/{a}"), None)
+        .await;
+    assert_eq!(
+        (v["hostname"].as_str(), v["domain"].as_str()),
+        (Some("node-a2"), Some("lab")),
+        "{v}"
+    );
+    let (_, html) = page(&b, app.url(&format!("/machines/{a}"))).await;
+    assert!(html.contains("node-a2.lab"), "{html}");
+    // Back to the default domain.
+    let r = b
+        .post(app.url(&format!("/machines/{a}/name")))
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("hostname", "node-a"),
+            ("domain", "kiln"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let (_, v) = app
+        .admin(Method::GET, &format!("/api/v1/machines/{a}"), None)
+        .await;
+    assert_eq!(
+        (v["hostname"].as_str(), v["domain"].is_null()),
+        (Some("node-a"), true),
+        "{v}"
+    );
+
     // The JSON API with the session cookie: changes need the page's CSRF header.
     let r = b
         .post(app.url(&format!("/api/v1/machines/{a}/mark-broken")))

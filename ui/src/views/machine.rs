@@ -202,6 +202,7 @@ pub struct MachineDetail {
     pub deploy_form: Option<DeployForm>,
     pub release_form: bool,
     pub can_edit: bool,
+    pub name_form: Option<NameForm>,
     pub power_types: Vec<PowerTypeView>,
     pub power_type: String,
     pub errors: FieldErrors,
@@ -225,6 +226,17 @@ pub struct DetailInputs<'a> {
     pub deploy_values: BTreeMap<String, String>,
     /// Kiln's default DNS domain (a machine that names none is in it).
     pub default_domain: &'a str,
+    /// Every DNS domain's name, for the name form's choice.
+    pub domains: &'a [String],
+}
+
+/// The admin's form for a machine's hostname and DNS domain.
+#[derive(Debug, Clone, Serialize)]
+pub struct NameForm {
+    pub hostname: String,
+    /// The domain's name (the default domain's when the machine names none).
+    pub domain: String,
+    pub domains: Vec<Choice>,
 }
 
 pub fn machine_detail(m: &api::Machine, i: DetailInputs<'_>) -> MachineDetail {
@@ -409,10 +421,41 @@ pub fn machine_detail(m: &api::Machine, i: DetailInputs<'_>) -> MachineDetail {
         deploy_form,
         release_form: i.actions.contains(&api::MachineAction::Release),
         can_edit: i.can_edit,
+        name_form: i.can_edit.then(|| name_form(m, &i)),
         power_types: power_form(m, i.schemas, i.secrets_set, &i.errors),
         power_type: m.power_type.clone(),
         errors: i.errors,
         self_link: format!("/machines/{}", m.system_id),
+    }
+}
+
+fn name_form(m: &api::Machine, i: &DetailInputs<'_>) -> NameForm {
+    let current = m.domain.as_deref().unwrap_or(i.default_domain);
+    let mut domains: Vec<Choice> = i
+        .domains
+        .iter()
+        .map(|d| {
+            let label = if d == i.default_domain {
+                format!("{d} (default)")
+            } else {
+                d.clone()
+            };
+            Choice::new(d.clone(), label)
+        })
+        .collect();
+    if !i.domains.iter().any(|d| d == current) {
+        domains.push(Choice::new(current, current));
+    }
+    let value = |k: &str, dflt: &str| {
+        i.deploy_values
+            .get(k)
+            .cloned()
+            .unwrap_or_else(|| dflt.to_string())
+    };
+    NameForm {
+        hostname: value("hostname", &m.hostname),
+        domain: value("domain", current),
+        domains,
     }
 }
 
