@@ -205,13 +205,32 @@ async fn forward(forwarders: &[SocketAddr], query: &[u8]) -> Option<Message> {
     None
 }
 
+/// A query ID nobody on the path can predict (the client's own is put back on the answer).
+fn fresh_id() -> u16 {
+    use std::hash::BuildHasher;
+    static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    // RandomState is seeded from the OS's randomness.
+    (std::collections::hash_map::RandomState::new().hash_one(n) & 0xffff) as u16
+}
+
+/// Whether `up` answers `sent`: a response with its ID and the same question.
+fn answers(up: &Message, sent: &Message) -> bool {
+    up.metadata.id == sent.metadata.id
+        && up.metadata.message_type == MessageType::Response
+        && up.queries == sent.queries
+}
+
 async fn ask(to: SocketAddr, query: &[u8]) -> std::io::Result<Message> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let bad = |e: String| std::io::Error::new(std::io::ErrorKind::InvalidData, e);
-    let id = query
-        .get(..2)
-        .map(|b| u16::from_be_bytes([b[0], b[1]]))
-        .ok_or_else(|| bad("short query".into()))?;
+    let mut sent = Message::from_vec(query).map_err(|e| bad(e.to_string()))?;
+    // The upstream sees an ID of Kiln's choosing, not the client's: a spoofer must guess it and
+    // the source port.
+    let mut wire = query.to_vec();
+    let id = fresh_id();
+    wire[..2].copy_from_slice(&id.to_be_bytes());
+    sent.metadata.id = id;
     let local: SocketAddr = if to.is_ipv4() {
         (Ipv4Addr::UNSPECIFIED, 0).into()
     } else {
@@ -219,15 +238,13 @@ async fn ask(to: SocketAddr, query: &[u8]) -> std::io::Result<Message> {
     };
     let sock = tokio::net::UdpSocket::bind(local).await?;
     sock.connect(to).await?;
-    sock.send(query).await?;
-    let mut buf = vec![0u8; 4096];
+    sock.send(&wire).await?;
+    let mut buf = vec![0u8; 65_535];
     let msg = loop {
         let n = sock.recv(&mut buf).await?;
         match Message::from_vec(&buf[..n]) {
             // Only the answer to this question (a connected socket hears only the forwarder).
-            Ok(m) if m.metadata.id == id && m.metadata.message_type == MessageType::Response => {
-                break m
-            }
+            Ok(m) if answers(&m, &sent) => break m,
             _ => continue,
         }
     };
@@ -235,13 +252,17 @@ async fn ask(to: SocketAddr, query: &[u8]) -> std::io::Result<Message> {
         return Ok(msg);
     }
     let mut tcp = tokio::net::TcpStream::connect(to).await?;
-    let len = u16::try_from(query.len()).map_err(|_| bad("query too long".into()))?;
+    let len = u16::try_from(wire.len()).map_err(|_| bad("query too long".into()))?;
     tcp.write_all(&len.to_be_bytes()).await?;
-    tcp.write_all(query).await?;
+    tcp.write_all(&wire).await?;
     let n = usize::from(tcp.read_u16().await?);
     let mut body = vec![0u8; n];
     tcp.read_exact(&mut body).await?;
-    Message::from_vec(&body).map_err(|e| bad(e.to_string()))
+    let m = Message::from_vec(&body).map_err(|e| bad(e.to_string()))?;
+    if !answers(&m, &sent) {
+        return Err(bad("the TCP answer is not for this question".into()));
+    }
+    Ok(m)
 }
 
 /// What the zones were last built from (to rebuild only on a change).
@@ -318,6 +339,21 @@ fn build(
     )
 }
 
+/// Whether forwarding to `f` reaches the server bound at `bind` (an address of this host on the
+/// same port: one the host can bind to).
+fn forwards_to_itself(bind: SocketAddr, f: SocketAddr) -> bool {
+    if f.port() != bind.port() {
+        return false;
+    }
+    if f.ip() == bind.ip() {
+        return true;
+    }
+    bind.ip().is_unspecified()
+        && (f.ip().is_loopback()
+            || f.ip().is_unspecified()
+            || std::net::UdpSocket::bind((f.ip(), 0)).is_ok())
+}
+
 /// Binds `cfg.bind` for UDP and TCP (before anything else starts: a port that is taken stops the
 /// rack with a sentence saying so).
 pub fn bind(cfg: &DnsConfig) -> Result<(std::net::UdpSocket, std::net::TcpListener)> {
@@ -327,6 +363,14 @@ pub fn bind(cfg: &DnsConfig) -> Result<(std::net::UdpSocket, std::net::TcpListen
             cfg.bind
         ))
     };
+    for f in &cfg.forwarders {
+        if forwards_to_itself(cfg.bind, *f) {
+            return Err(Error::Config(format!(
+                "--dns-forwarder {f} is this rack's own DNS server (--dns-bind {}): queries would loop; name an upstream resolver",
+                cfg.bind
+            )));
+        }
+    }
     let udp = std::net::UdpSocket::bind(cfg.bind).map_err(|e| taken("UDP", e))?;
     let tcp = std::net::TcpListener::bind(cfg.bind).map_err(|e| taken("TCP", e))?;
     udp.set_nonblocking(true)?;
@@ -419,4 +463,69 @@ pub async fn serve(
     server
         .await
         .map_err(|e| Error::Internal(format!("DNS server thread: {e}")))?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hickory_server::proto::op::Query;
+    use hickory_server::proto::rr::{Name, RecordType};
+
+    fn query(id: u16, name: &str) -> Message {
+        let mut m = Message::query();
+        m.metadata.id = id;
+        m.metadata.recursion_desired = true;
+        m.add_query(Query::query(Name::from_ascii(name).unwrap(), RecordType::A));
+        m
+    }
+
+    #[test]
+    fn a_forwarder_that_is_the_rack_itself_is_refused() {
+        let any: SocketAddr = "0.0.0.0:53".parse().unwrap();
+        let lo: SocketAddr = "127.0.0.1:53".parse().unwrap();
+        assert!(forwards_to_itself(any, lo));
+        assert!(forwards_to_itself(lo, lo));
+        assert!(forwards_to_itself(any, "127.0.0.53:53".parse().unwrap()));
+        assert!(!forwards_to_itself(any, "127.0.0.1:5353".parse().unwrap()));
+        assert!(!forwards_to_itself(lo, "127.0.0.2:53".parse().unwrap()));
+        // An address this host does not have is somebody else's resolver.
+        assert!(!forwards_to_itself(any, "192.0.2.53:53".parse().unwrap()));
+        let cfg = DnsConfig {
+            bind: "127.0.0.1:0".parse().unwrap(),
+            forwarders: vec!["127.0.0.1:0".parse().unwrap()],
+        };
+        let e = bind(&cfg).unwrap_err().to_string();
+        assert!(e.contains("would loop"), "{e}");
+    }
+
+    /// A real UDP peer on loopback answers first with another question, then with this one: only
+    /// the second is taken, it was asked under an ID other than the client's.
+    #[tokio::test]
+    async fn forwarding_takes_only_the_answer_to_its_question_under_its_own_id() {
+        let up = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let to = up.local_addr().unwrap();
+        let client = query(0x1234, "example.org.");
+        let wire = client.to_vec().unwrap();
+        let peer = tokio::spawn(async move {
+            let mut buf = vec![0u8; 4096];
+            let (n, from) = up.recv_from(&mut buf).await.unwrap();
+            let asked = Message::from_vec(&buf[..n]).unwrap();
+            let mut wrong = query(asked.metadata.id, "evil.example.");
+            wrong.metadata.message_type = MessageType::Response;
+            up.send_to(&wrong.to_vec().unwrap(), from).await.unwrap();
+            let mut right = asked.clone();
+            right.metadata.message_type = MessageType::Response;
+            right.metadata.response_code = ResponseCode::NXDomain;
+            up.send_to(&right.to_vec().unwrap(), from).await.unwrap();
+            asked.metadata.id
+        });
+        let got = tokio::time::timeout(Duration::from_secs(5), ask(to, &wire))
+            .await
+            .unwrap()
+            .unwrap();
+        let upstream_id = peer.await.unwrap();
+        assert_eq!(got.queries, client.queries);
+        assert_eq!(got.metadata.response_code, ResponseCode::NXDomain);
+        assert_ne!(upstream_id, 0x1234, "the client's ID went upstream");
+    }
 }

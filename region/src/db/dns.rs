@@ -183,6 +183,23 @@ pub fn machines_named(
         .collect())
 }
 
+/// Machines in the default domain (naming none) whose hostname is one of `hostnames`:
+/// `(system_id, hostname)`.
+pub fn default_domain_machines_named(
+    conn: &mut DbConn,
+    hostnames: &[String],
+) -> Result<Vec<(String, String)>> {
+    if hostnames.is_empty() {
+        return Ok(Vec::new());
+    }
+    Ok(machines::table
+        .filter(machines::domain_id.is_null())
+        .filter(machines::hostname.eq_any(hostnames))
+        .select((machines::system_id, machines::hostname))
+        .order(machines::hostname)
+        .load(conn)?)
+}
+
 /// For the snapshot's fingerprint: counts and latest changes of both tables.
 pub fn fingerprint(conn: &mut DbConn) -> Result<String> {
     use diesel::dsl::{count_star, max};

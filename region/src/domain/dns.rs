@@ -199,6 +199,7 @@ pub fn add_domain(
                 message: format!("There is a DNS domain '{n}' already."),
             });
         }
+        ensure_domain_takes_nothing(c, &n)?;
         dbd::insert_domain(
             c,
             &DomainRow {
@@ -256,6 +257,7 @@ pub fn patch_domain(
             dbd::set_ttl(c, &d.id, t, now)?;
         }
         if p.is_default == Some(true) && !d.is_default {
+            ensure_default_move_is_clear(c, &d)?;
             dbd::set_default(c, &d.id, now)?;
         }
         Ok(())
@@ -403,6 +405,74 @@ pub fn machine_domain(conn: &mut DbConn, given: &str) -> Result<Option<String>> 
             format!("There is no DNS domain '{key}': add it first (kiln dns domains add {key})."),
         )),
     }
+}
+
+/// Refuses a new domain `n` that would take over names other domains serve: a record at or
+/// under it (served from its parent's zone until now), or a machine named `n` itself.
+fn ensure_domain_takes_nothing(conn: &mut DbConn, n: &str) -> Result<()> {
+    let domains = dbd::domains(conn)?;
+    let under = format!(".{n}");
+    if let Some(r) = dbd::records(conn)?
+        .into_iter()
+        .find(|r| r.name == n || r.name.ends_with(&under))
+    {
+        let of = domains
+            .iter()
+            .find(|d| d.id == r.domain_id)
+            .map_or("another domain", |d| d.name.as_str());
+        return Err(Error::Conflict {
+            code: "names_taken",
+            field: Some("name".into()),
+            message: format!(
+                "The {} record '{}' ({}) is served from the domain {of}, and a domain '{n}' would hide it: delete the record first, then add it again once the domain exists.",
+                r.rtype, r.name, r.id
+            ),
+        });
+    }
+    if let Some((host, parent)) = n.split_once('.') {
+        if let Some(p) = domains.iter().find(|d| d.name == parent) {
+            if let Some(m) = dbd::machines_named(conn, host, &p.id, p.is_default)?.first() {
+                return Err(Error::Conflict {
+                    code: "names_taken",
+                    field: Some("name".into()),
+                    message: format!(
+                        "'{n}' is machine {m}'s name: rename the machine or move it to another domain first."
+                    ),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Refuses to make `d` the default domain when that would name a machine of the default domain
+/// where a CNAME of `d` sits.
+fn ensure_default_move_is_clear(conn: &mut DbConn, d: &DomainRow) -> Result<()> {
+    let suffix = format!(".{}", d.name);
+    let cnames: Vec<RecordRow> = dbd::records(conn)?
+        .into_iter()
+        .filter(|r| r.domain_id == d.id && r.rtype == "CNAME")
+        .collect();
+    let hosts: Vec<String> = cnames
+        .iter()
+        .filter_map(|r| r.name.strip_suffix(&suffix))
+        .filter(|h| !h.contains('.'))
+        .map(str::to_string)
+        .collect();
+    if let Some((id, host)) = dbd::default_domain_machines_named(conn, &hosts)?.first() {
+        let fqdn = format!("{host}{suffix}");
+        let c = cnames.iter().find(|r| r.name == fqdn);
+        return Err(Error::Conflict {
+            code: "cname_conflict",
+            field: Some("is_default".into()),
+            message: format!(
+                "Making '{}' the default domain would name machine {id} '{fqdn}', where a CNAME ({}) sits: delete the CNAME or give the machine a domain of its own first.",
+                d.name,
+                c.map_or("", |c| c.id.as_str())
+            ),
+        });
+    }
+    Ok(())
 }
 
 /// Refuses to name a machine `hostname` in `domain_id` where a CNAME sits.

@@ -302,3 +302,80 @@ both!(
         }
     }
 );
+
+both!(
+    dns_domains_never_hide_names_others_serve,
+    |b: Backend| async move {
+        let app = TestApp::start(b).await;
+        app.machine("node1", "52:54:00:dd:01:01").await;
+        let node2 = app.machine("node2", "52:54:00:dd:01:02").await;
+        let post = |path: &'static str, body: Value| {
+            let app = &app;
+            async move { app.admin(Method::POST, path, Some(body)).await }
+        };
+
+        // A record under a name that would become a domain: the domain is refused, nothing added.
+        let (s, v) = post(
+            "/api/v1/dns/records",
+            json!({"name": "db.lab.kiln", "type": "A", "data": "10.20.0.7"}),
+        )
+        .await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+        let (s, v) = post("/api/v1/dns/domains", json!({"name": "lab.kiln"})).await;
+        assert_eq!(s, StatusCode::CONFLICT, "{v}");
+        assert!(
+            v["message"].as_str().unwrap().contains("db.lab.kiln"),
+            "{v}"
+        );
+        // A machine's own name cannot become a domain either.
+        let (s, v) = post("/api/v1/dns/domains", json!({"name": "node1.kiln"})).await;
+        assert_eq!(s, StatusCode::CONFLICT, "{v}");
+        assert!(v["message"].as_str().unwrap().contains("machine"), "{v}");
+        let (_, v) = app.user(Method::GET, "/api/v1/dns/domains", None).await;
+        assert_eq!(v.as_array().unwrap().len(), 1, "{v}");
+
+        // A CNAME in another domain where a default-domain machine would land if that domain
+        // became the default: refused, the default unchanged.
+        let (s, v) = post("/api/v1/dns/domains", json!({"name": "site"})).await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+        let site = v["id"].as_str().unwrap().to_string();
+        let (s, v) = post(
+            "/api/v1/dns/records",
+            json!({"name": "node2.site", "type": "CNAME", "data": "node1.kiln"}),
+        )
+        .await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+        let cname = v["id"].as_str().unwrap().to_string();
+        let (s, v) = app
+            .admin(
+                Method::PATCH,
+                &format!("/api/v1/dns/domains/{site}"),
+                Some(json!({"is_default": true})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CONFLICT, "{v}");
+        let msg = v["message"].as_str().unwrap();
+        assert!(msg.contains(&node2) && msg.contains(&cname), "{v}");
+        let (_, v) = app
+            .user(Method::GET, "/api/v1/dns/domains/kiln", None)
+            .await;
+        assert_eq!(v["is_default"], true, "{v}");
+        // With the CNAME gone it goes through.
+        let (s, _) = app
+            .admin(
+                Method::DELETE,
+                &format!("/api/v1/dns/records/{cname}"),
+                None,
+            )
+            .await;
+        assert_eq!(s, StatusCode::NO_CONTENT);
+        let (s, v) = app
+            .admin(
+                Method::PATCH,
+                &format!("/api/v1/dns/domains/{site}"),
+                Some(json!({"is_default": true})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+    }
+);

@@ -277,7 +277,14 @@ fn proxy_caches_revalidates_tunnels_and_refuses_with_real_clients() {
     assert_eq!(st, "403", "{}", String::from_utf8_lossy(&body));
     // Other spellings of loopback, as URL parsers read them, are refused too (sent raw: curl
     // would normalise them itself).
-    for sneaky in ["127.1", "2130706433", "0x7f.1", "0"] {
+    for sneaky in [
+        "127.1",
+        "2130706433",
+        "0x7f.1",
+        "0",
+        "[::1]",
+        "[::ffff:127.0.0.1]",
+    ] {
         let script = format!(
             "exec 3<>/dev/tcp/10.20.0.2/8000; printf 'GET http://{sneaky}:5240/healthz HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n' >&3; head -n1 <&3"
         );

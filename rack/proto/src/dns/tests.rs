@@ -192,6 +192,21 @@ fn serials_only_go_up() {
     );
 }
 
+#[test]
+fn txt_is_split_between_characters_into_255_byte_strings() {
+    // 200 two-byte characters: 400 bytes; a byte split at 255 would cut one in half.
+    let data = "é".repeat(200);
+    let parts = zones::txt_strings(&data);
+    assert!(parts.iter().all(|p| p.len() <= 255), "{parts:?}");
+    assert_eq!(parts.concat(), data, "nothing lost or replaced");
+    assert_eq!(parts.len(), 2);
+    assert_eq!(
+        zones::txt_strings("v=spf1 -all"),
+        vec!["v=spf1 -all".to_string()]
+    );
+    assert_eq!(zones::txt_strings(&"a".repeat(510)).len(), 2);
+}
+
 fn query(name: &str, t: RecordType) -> Vec<u8> {
     use hickory_proto::op::{Message, Query};
     let mut m = Message::query();

@@ -104,6 +104,23 @@ pub fn reverse_origins(net: Ipv4Net) -> Vec<String> {
         .collect()
 }
 
+/// TXT data as character-strings of at most 255 bytes each, split between characters (never
+/// inside one, which would make the halves invalid UTF-8).
+pub(crate) fn txt_strings(data: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    for ch in data.chars() {
+        if cur.len() + ch.len_utf8() > 255 {
+            out.push(std::mem::take(&mut cur));
+        }
+        cur.push(ch);
+    }
+    if !cur.is_empty() || out.is_empty() {
+        out.push(cur);
+    }
+    out
+}
+
 /// The record data of an operator's record (already validated by the region; anything that does
 /// not parse is left out rather than served wrong).
 fn rdata(rtype: &str, data: &str) -> Option<RData> {
@@ -112,12 +129,7 @@ fn rdata(rtype: &str, data: &str) -> Option<RData> {
         "A" => RData::A(A(Ipv4Addr::from_str(data).ok()?)),
         "AAAA" => RData::AAAA(AAAA(Ipv6Addr::from_str(data).ok()?)),
         "CNAME" => RData::CNAME(CNAME(fqdn(data)?)),
-        "TXT" => RData::TXT(TXT::new(
-            data.as_bytes()
-                .chunks(255)
-                .map(|c| String::from_utf8_lossy(c).into_owned())
-                .collect(),
-        )),
+        "TXT" => RData::TXT(TXT::new(txt_strings(data))),
         "SRV" if parts.len() == 4 => RData::SRV(SRV::new(
             parts[0].parse().ok()?,
             parts[1].parse().ok()?,
