@@ -9,14 +9,14 @@
 //! Without a parent proxy, the proxy never connects to loopback, link-local or unspecified
 //! addresses (by name or literal): a client cannot reach the rack host's own services through it.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use rack_proto::proxy::{self, Lru, Policy, Request};
+use rack_proto::proxy::{self, Policy, Request};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
@@ -25,6 +25,12 @@ use tokio_util::sync::CancellationToken;
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
 use crate::state::Served;
+
+mod cache;
+#[cfg(test)]
+mod cache_tests;
+
+use cache::{Cache, Meta};
 
 /// `--proxy-bind`, `--proxy-upstream`, `--proxy-cache-mib`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,123 +42,14 @@ pub struct ProxyConfig {
     pub cache_bytes: u64,
 }
 
-/// How long a client may take to send its request head.
+/// How long a client may take to send its whole request head.
 const HEAD_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// A stored response's description (`<key>.meta` beside `<key>.body`).
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-struct Meta {
-    url: String,
-    headers: BTreeMap<String, String>,
-    size: u64,
-}
-
-struct Index {
-    lru: Lru,
-    meta: HashMap<String, Meta>,
-}
-
-/// The on-disk cache and its index.
-struct Cache {
-    dir: PathBuf,
-    index: Mutex<Index>,
-}
-
-impl Cache {
-    /// Opens (or makes) the cache directory and indexes what is there, oldest first.
-    fn open(dir: &Path, cap: u64) -> Result<Cache> {
-        std::fs::create_dir_all(dir)?;
-        let mut found: Vec<(std::time::SystemTime, String, Meta)> = Vec::new();
-        for e in std::fs::read_dir(dir)?.flatten() {
-            let p = e.path();
-            let Some(key) = p
-                .file_name()
-                .and_then(|n| n.to_str())
-                .and_then(|n| n.strip_suffix(".meta"))
-            else {
-                // Leftovers of a download cut short.
-                if p.extension().is_some_and(|x| x == "tmp") {
-                    let _ = std::fs::remove_file(&p);
-                }
-                continue;
-            };
-            let body = dir.join(format!("{key}.body"));
-            let meta = std::fs::read(&p)
-                .ok()
-                .and_then(|b| serde_json::from_slice::<Meta>(&b).ok());
-            match (meta, std::fs::metadata(&body)) {
-                (Some(m), Ok(b)) if b.len() == m.size => {
-                    let t = b.modified().unwrap_or(std::time::UNIX_EPOCH);
-                    found.push((t, key.to_string(), m));
-                }
-                _ => {
-                    let _ = std::fs::remove_file(&p);
-                    let _ = std::fs::remove_file(&body);
-                }
-            }
-        }
-        found.sort_by_key(|(t, _, _)| *t);
-        let mut idx = Index {
-            lru: Lru::new(cap),
-            meta: HashMap::new(),
-        };
-        for (_, key, m) in found {
-            for gone in idx.lru.insert(&key, m.size) {
-                idx.meta.remove(&gone);
-                remove_files(dir, &gone);
-            }
-            idx.meta.insert(key, m);
-        }
-        tracing::info!(
-            objects = idx.meta.len(),
-            bytes = idx.lru.total(),
-            "proxy cache loaded"
-        );
-        Ok(Cache {
-            dir: dir.to_path_buf(),
-            index: Mutex::new(idx),
-        })
-    }
-
-    fn get(&self, key: &str) -> Option<Meta> {
-        let mut idx = self.index.lock().ok()?;
-        let m = idx.meta.get(key).cloned();
-        if m.is_some() {
-            idx.lru.touch(key);
-        }
-        m
-    }
-
-    fn body(&self, key: &str) -> PathBuf {
-        self.dir.join(format!("{key}.body"))
-    }
-
-    /// Keeps a complete download: the body renamed into place, its meta written, the LRU told
-    /// (and what it evicts deleted).
-    fn store(&self, key: &str, meta: Meta, tmp: tempfile::NamedTempFile) -> Result<()> {
-        tmp.persist(self.body(key)).map_err(|e| e.error)?;
-        std::fs::write(
-            self.dir.join(format!("{key}.meta")),
-            serde_json::to_vec(&meta)?,
-        )?;
-        let mut idx = self
-            .index
-            .lock()
-            .map_err(|_| Error::Internal("proxy cache index poisoned".into()))?;
-        let size = meta.size;
-        idx.meta.insert(key.to_string(), meta);
-        for gone in idx.lru.insert(key, size) {
-            idx.meta.remove(&gone);
-            remove_files(&self.dir, &gone);
-        }
-        Ok(())
-    }
-}
-
-fn remove_files(dir: &Path, key: &str) {
-    let _ = std::fs::remove_file(dir.join(format!("{key}.meta")));
-    let _ = std::fs::remove_file(dir.join(format!("{key}.body")));
-}
+/// How long connecting to an origin (or the parent proxy) may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long an origin may stay silent mid-response.
+const READ_TIMEOUT: Duration = Duration::from_secs(60);
+/// Connections served at once; more are answered 503 at once.
+pub const MAX_CONNECTIONS: usize = 1024;
 
 /// Addresses the proxy never connects to on a client's behalf.
 fn forbidden(ip: IpAddr) -> bool {
@@ -196,6 +93,7 @@ struct Shared {
     cache: Cache,
     http: reqwest::Client,
     metrics: Arc<Metrics>,
+    slots: Arc<tokio::sync::Semaphore>,
 }
 
 /// Binds `--proxy-bind` (before anything else starts).
@@ -222,7 +120,8 @@ pub async fn serve(
     let listener = tokio::net::TcpListener::from_std(listener)?;
     let mut b = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
-        .connect_timeout(Duration::from_secs(10));
+        .connect_timeout(CONNECT_TIMEOUT)
+        .read_timeout(READ_TIMEOUT);
     b = match &cfg.upstream {
         Some(u) => b.proxy(
             reqwest::Proxy::all(u)
@@ -236,6 +135,7 @@ pub async fn serve(
         cfg,
         rx,
         metrics,
+        slots: Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS)),
     });
     tracing::info!(bind = %shared.cfg.bind, upstream = ?shared.cfg.upstream, "proxy serving");
     loop {
@@ -250,7 +150,25 @@ pub async fn serve(
             _ = cancel.cancelled() => return Ok(()),
         };
         let shared = shared.clone();
+        let Ok(slot) = shared.slots.clone().try_acquire_owned() else {
+            shared.metrics.inc("proxy_busy");
+            tokio::spawn(async move {
+                let mut sock = sock;
+                let _ = tokio::time::timeout(
+                    Duration::from_secs(2),
+                    error(
+                        &mut sock,
+                        503,
+                        "Service Unavailable",
+                        "The proxy is at its connection limit; try again shortly.",
+                    ),
+                )
+                .await;
+            });
+            continue;
+        };
         tokio::spawn(async move {
+            let _slot = slot;
             if let Err(e) = connection(sock, peer, &shared).await {
                 tracing::debug!(peer = %peer, "proxy connection: {e}");
             }
@@ -304,9 +222,11 @@ async fn connection(mut sock: TcpStream, peer: SocketAddr, sh: &Shared) -> Resul
         .await;
     }
     let mut buf = Vec::with_capacity(4096);
+    // One deadline for the whole head: a client trickling a byte at a time cannot hold a slot.
+    let deadline = tokio::time::Instant::now() + HEAD_TIMEOUT;
     let (req, used) = loop {
         let mut chunk = [0u8; 4096];
-        let n = match tokio::time::timeout(HEAD_TIMEOUT, sock.read(&mut chunk)).await {
+        let n = match tokio::time::timeout_at(deadline, sock.read(&mut chunk)).await {
             Ok(Ok(0)) | Err(_) => return Ok(()),
             Ok(Ok(n)) => n,
             Ok(Err(e)) => return Err(e.into()),
@@ -344,9 +264,12 @@ async fn tunnel(
 ) -> Result<()> {
     let m = &sh.metrics;
     let upstream = match &sh.cfg.upstream {
-        Some(parent) => connect_via(parent, host, port).await,
-        None => connect_checked(host, port).await,
-    };
+        Some(parent) => {
+            tokio::time::timeout(CONNECT_TIMEOUT, connect_via(parent, host, port)).await
+        }
+        None => tokio::time::timeout(CONNECT_TIMEOUT, connect_checked(host, port)).await,
+    }
+    .unwrap_or_else(|_| Err(std::io::Error::other("timed out connecting")));
     let mut up = match upstream {
         Ok(s) => s,
         Err(e) => {
@@ -434,7 +357,7 @@ fn has(headers: &[(String, String)], name: &str) -> Option<String> {
 /// Sends a stored response (304 when the client's validators match it).
 async fn from_cache(
     sock: &mut TcpStream,
-    key: &str,
+    body: std::fs::File,
     meta: &Meta,
     client: &[(String, String)],
     head_only: bool,
@@ -462,7 +385,7 @@ async fn from_cache(
     if not_modified || head_only {
         return Ok(());
     }
-    let mut f = tokio::fs::File::open(sh.cache.body(key)).await?;
+    let mut f = tokio::fs::File::from_std(body);
     let n = tokio::io::copy(&mut f, sock).await?;
     sh.metrics.add("proxy_bytes_hit", n);
     Ok(())
@@ -482,7 +405,13 @@ async fn fetch(
     // The host as the HTTP client reads it (URL parsing turns `127.1`, `2130706433`, `0x7f.1`, a
     // trailing dot… into 127.0.0.1), checked in that form, also with a parent proxy: no spelling
     // of loopback gets through.
-    let literal = reqwest::Url::parse(&format!("http://{host}:{port}/"))
+    // An IPv6 literal goes into a URL in brackets.
+    let authority = if host.contains(':') {
+        format!("[{host}]")
+    } else {
+        host.to_string()
+    };
+    let literal = reqwest::Url::parse(&format!("http://{authority}:{port}/"))
         .ok()
         .and_then(|u| {
             u.host_str().and_then(|h| {
@@ -502,9 +431,9 @@ async fn fetch(
         .await;
     }
     let url = if port == 80 {
-        format!("http://{host}{path}")
+        format!("http://{authority}{path}")
     } else {
-        format!("http://{host}:{port}{path}")
+        format!("http://{authority}:{port}{path}")
     };
     let key = proxy::key(host, port, path);
     let policy = proxy::policy(path);
@@ -515,10 +444,13 @@ async fn fetch(
     } else {
         sh.cache.get(&key)
     };
-    if let (Some(meta), Policy::Immutable) = (&cached, policy) {
-        m.inc("proxy_hits");
-        return from_cache(&mut sock, &key, meta, client, head_only, "HIT", sh).await;
-    }
+    let cached = match (cached, policy) {
+        (Some((meta, body)), Policy::Immutable) => {
+            m.inc("proxy_hits");
+            return from_cache(&mut sock, body, &meta, client, head_only, "HIT", sh).await;
+        }
+        (c, _) => c,
+    };
     // Ask the origin: conditionally when a copy is kept, for the whole object otherwise (the
     // client's own validators and ranges go along only when nothing will be stored).
     let mut rb = sh.http.request(
@@ -545,7 +477,7 @@ async fn fetch(
         }
         rb = rb.header(k.as_str(), v.as_str());
     }
-    if let Some(meta) = &cached {
+    if let Some((meta, _)) = &cached {
         if let Some(e) = meta.headers.get("etag") {
             rb = rb.header("If-None-Match", e.as_str());
         }
@@ -557,9 +489,9 @@ async fn fetch(
         Ok(r) => r,
         Err(e) => {
             m.inc("proxy_upstream_errors");
-            if let Some(meta) = &cached {
+            if let Some((meta, body)) = cached {
                 m.inc("proxy_stale");
-                return from_cache(&mut sock, &key, meta, client, head_only, "STALE", sh).await;
+                return from_cache(&mut sock, body, &meta, client, head_only, "STALE", sh).await;
             }
             return error(
                 &mut sock,
@@ -570,12 +502,15 @@ async fn fetch(
             .await;
         }
     };
-    if resp.status() == reqwest::StatusCode::NOT_MODIFIED {
-        if let Some(meta) = &cached {
+    let cached = match cached {
+        Some((meta, body)) if resp.status() == reqwest::StatusCode::NOT_MODIFIED => {
             m.inc("proxy_revalidated");
-            return from_cache(&mut sock, &key, meta, client, head_only, "REVALIDATED", sh).await;
+            return from_cache(&mut sock, body, &meta, client, head_only, "REVALIDATED", sh).await;
         }
-    }
+        c => c,
+    };
+    // The old copy (if any) is not what goes out: let its file go.
+    drop(cached);
     m.inc("proxy_misses");
     let status = resp.status();
     let headers = header_map(resp.headers());
@@ -605,14 +540,16 @@ async fn fetch(
     }
     let length: Option<u64> = headers.get("content-length").and_then(|v| v.parse().ok());
     // A response to a request with credentials or cookies is that client's own: never shared.
-    let mut tmp = if !ranged && !personal && proxy::storable(status.as_u16(), &headers, policy) {
-        tempfile::Builder::new()
-            .suffix(".tmp")
-            .tempfile_in(&sh.cache.dir)
-            .ok()
-    } else {
-        None
-    };
+    let fits = length.is_none_or(|l| l <= sh.cache.max_object());
+    let mut tmp =
+        if fits && !ranged && !personal && proxy::storable(status.as_u16(), &headers, policy) {
+            tempfile::Builder::new()
+                .suffix(".tmp")
+                .tempfile_in(&sh.cache.dir)
+                .ok()
+        } else {
+            None
+        };
     let mut body = resp.bytes_stream();
     let mut n: u64 = 0;
     let mut client_there = true;
@@ -626,6 +563,10 @@ async fn fetch(
             }
         };
         n += chunk.len() as u64;
+        if n > sh.cache.max_object() {
+            // Larger than the whole cache (a response without a length): not kept.
+            tmp = None;
+        }
         if let Some(t) = tmp.as_mut() {
             use std::io::Write;
             if t.write_all(&chunk).is_err() {
@@ -651,6 +592,7 @@ async fn fetch(
                 url: url.clone(),
                 headers: kept,
                 size: n,
+                body: String::new(),
             };
             if let Err(e) = sh.cache.store(&key, meta, t) {
                 tracing::warn!("proxy: cannot keep {url}: {e}");
