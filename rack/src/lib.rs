@@ -30,6 +30,7 @@ pub mod http;
 pub mod ifaces;
 pub mod images;
 pub mod metrics;
+pub mod pods;
 pub mod power;
 pub mod proxy;
 pub mod ra;
@@ -185,6 +186,10 @@ pub async fn run(cfg: RackConfig, cancel: CancellationToken) -> Result<()> {
             ..Default::default()
         };
         tasks.spawn(async move { power::serve(client, pcfg, cancel).await });
+    }
+    {
+        let (client, cancel) = (client.clone(), cancel.clone());
+        tasks.spawn(async move { pods::serve(client, cancel).await });
     }
     {
         let (cfg, cancel) = (cfg.clone(), cancel.clone());

@@ -203,6 +203,37 @@ impl RegionClient {
         }
     }
 
+    /// Pod jobs (discover, compose, decompose) for this rack, waiting up to `wait` seconds.
+    pub async fn pod_jobs(&self, wait: u64, max: usize) -> Result<Vec<api::RackPodJob>> {
+        let url = format!("{}/api/v1/rack/pod-jobs?wait={wait}&max={max}", self.base);
+        let resp = self
+            .authed(self.http.get(url).timeout(Duration::from_secs(wait + 20)))
+            .await?;
+        if !resp.status().is_success() {
+            return Err(Error::Region(format!(
+                "pod jobs: {}: {}",
+                resp.status(),
+                resp.text().await.unwrap_or_default()
+            )));
+        }
+        Ok(resp.json().await?)
+    }
+
+    /// Reports how a pod job ended.
+    pub async fn pod_result(&self, job: &str, r: &api::RackPodResult) -> Result<()> {
+        let resp = self
+            .authed(
+                self.http
+                    .post(format!("{}/api/v1/rack/pod-jobs/{job}", self.base))
+                    .json(r),
+            )
+            .await?;
+        match resp.status() {
+            s if s.is_success() || s == reqwest::StatusCode::NOT_FOUND => Ok(()),
+            s => Err(Error::Region(format!("pod result: {s}"))),
+        }
+    }
+
     /// The iSCSI state the next heartbeat reports; a change is reported at once.
     pub fn set_iscsi(&self, st: api::RackIscsi) {
         let mut g = self.iscsi.lock().unwrap_or_else(|p| p.into_inner());

@@ -12,6 +12,7 @@ pub mod ipxe;
 pub mod iscsi;
 pub mod leases;
 pub mod netconf;
+pub mod pods;
 pub mod power;
 pub mod proxy;
 pub mod tftp;

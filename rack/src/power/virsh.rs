@@ -72,36 +72,7 @@ impl Virsh {
     }
 
     fn open(&self) -> DriverResult<Connect> {
-        let r = if self.pass.is_empty() {
-            Connect::open(Some(&self.uri))
-        } else {
-            PASSWORD.with(|p| *p.borrow_mut() = self.pass.clone());
-            let mut auth = ConnectAuth::new(
-                vec![
-                    ConnectCredentialType::Passphrase,
-                    ConnectCredentialType::NoEchoPrompt,
-                ],
-                fill_password,
-            );
-            let r = Connect::open_auth(Some(&self.uri), &mut auth, 0);
-            PASSWORD.with(|p| p.borrow_mut().clear());
-            r
-        };
-        r.map_err(|e| {
-            let text = format!("cannot connect to libvirt at {}: {}", self.uri, e.message());
-            // A transport tool that is missing (ssh for qemu+ssh://, the command of qemu+ext://)
-            // or a hypervisor driver libvirt lacks: retrying cannot help.
-            let m = e.message();
-            if m.contains("no connection driver available")
-                || m.contains("cannot execute binary")
-                || (m.contains("Cannot find") && m.contains("in path"))
-                || m.contains("unsupported")
-            {
-                DriverError::Fatal(text)
-            } else {
-                DriverError::Retryable(text)
-            }
-        })
+        connect(&self.uri, &self.pass)
     }
 
     fn err(&self, what: &str, e: virt::error::Error) -> DriverError {
@@ -114,13 +85,52 @@ impl Virsh {
     }
 }
 
-/// Puts `first` then the other of network/hd as the `<os>` boot order of a domain's XML.
-/// Devices with their own `<boot order=.../>` are left alone (libvirt refuses both at once).
+/// Opens a libvirt connection, answering libvirt's password prompt with `pass` when it is set.
+/// Errors say whether retrying can help.
+pub fn connect(uri: &str, pass: &str) -> DriverResult<Connect> {
+    // Errors come back to the caller in words; libvirt's default handler would also print them.
+    static QUIET: std::sync::Once = std::sync::Once::new();
+    QUIET.call_once(virt::error::clear_error_callback);
+    let r = if pass.is_empty() {
+        Connect::open(Some(uri))
+    } else {
+        PASSWORD.with(|p| *p.borrow_mut() = pass.to_string());
+        let mut auth = ConnectAuth::new(
+            vec![
+                ConnectCredentialType::Passphrase,
+                ConnectCredentialType::NoEchoPrompt,
+            ],
+            fill_password,
+        );
+        let r = Connect::open_auth(Some(uri), &mut auth, 0);
+        PASSWORD.with(|p| p.borrow_mut().clear());
+        r
+    };
+    r.map_err(|e| {
+        let text = format!("cannot connect to libvirt at {}: {}", uri, e.message());
+        // A transport tool that is missing (ssh for qemu+ssh://, the command of qemu+ext://)
+        // or a hypervisor driver libvirt lacks: retrying cannot help.
+        let m = e.message();
+        if m.contains("no connection driver available")
+            || m.contains("cannot execute binary")
+            || (m.contains("Cannot find") && m.contains("in path"))
+            || m.contains("unsupported")
+        {
+            DriverError::Fatal(text)
+        } else {
+            DriverError::Retryable(text)
+        }
+    })
+}
+
+/// Puts `first` then the other of network/hd first in a domain's boot order. A domain with
+/// per-device `<boot order=N/>` (every VM Kiln composes) has those renumbered, never an
+/// `<os><boot dev>` added (libvirt refuses both at once, and OVMF fights `<boot dev>`); other
+/// domains get `<os><boot dev=.../>` rewritten.
 pub fn with_boot_order(xml: &str, dev: BootDevice) -> Result<String, String> {
     if xml.contains("<boot order=") {
-        return Err(
-            "the domain sets per-device boot order; Kiln only edits <os><boot dev=.../>".into(),
-        );
+        return rack_proto::pods::xml::with_device_boot_order(xml, dev)?
+            .ok_or_else(|| "the domain's per-device boot order is not on a disk or NIC".into());
     }
     let os_start = xml
         .find("<os")
@@ -201,11 +211,13 @@ mod tests {
         assert!(
             disk.find("<boot dev='hd'/>").unwrap() < disk.find("<boot dev='network'/>").unwrap()
         );
-        assert!(with_boot_order(
-            "<domain><disk><boot order='1'/></disk><os></os></domain>",
-            BootDevice::Pxe
-        )
-        .is_err());
+        // Per-device order: renumbered, no <boot dev> added.
+        let dev = "<domain><os></os><devices><disk device='disk'><boot order='1'/></disk>\
+                   <interface type='bridge'><boot order='2'/></interface></devices></domain>";
+        let pxe = with_boot_order(dev, BootDevice::Pxe).unwrap();
+        assert!(!pxe.contains("<boot dev"), "{pxe}");
+        assert!(pxe.contains("<disk device='disk'><boot order='2'/></disk>"), "{pxe}");
+        assert!(pxe.contains("<boot order='1'/></interface>"), "{pxe}");
         assert!(with_boot_order("<domain/>", BootDevice::Pxe).is_err());
     }
 }

@@ -12,19 +12,19 @@ use rack::power::{self, DriverError, Policy};
 use region_api_types::{BootDevice, PowerAction, PowerState};
 use serde_json::{json, Map, Value};
 
-fn peers() -> PathBuf {
+pub(crate) fn peers() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/peers")
 }
 
 /// A peer started by `tests/peers/<kind>/start.sh DIR ARGS`, stopped on drop.
-struct Peer {
+pub(crate) struct Peer {
     kind: &'static str,
     dir: tempfile::TempDir,
-    stdout: String,
+    pub(crate) stdout: String,
 }
 
 impl Peer {
-    fn start(kind: &'static str, args: &[&str]) -> Peer {
+    pub(crate) fn start(kind: &'static str, args: &[&str]) -> Peer {
         let dir = tempfile::tempdir().unwrap();
         let out = Command::new(peers().join(kind).join("start.sh"))
             .arg(dir.path())
@@ -44,7 +44,7 @@ impl Peer {
         }
     }
 
-    fn path(&self, p: &str) -> PathBuf {
+    pub(crate) fn path(&self, p: &str) -> PathBuf {
         self.dir.path().join(p)
     }
 }
@@ -71,11 +71,11 @@ fn free_port(udp: bool) -> u16 {
     }
 }
 
-fn params(v: Value) -> Map<String, Value> {
+pub(crate) fn params(v: Value) -> Map<String, Value> {
     v.as_object().unwrap().clone()
 }
 
-fn fast(settle: u64) -> Policy {
+pub(crate) fn fast(settle: u64) -> Policy {
     Policy {
         attempts: 3,
         backoff: Duration::from_millis(300),
@@ -84,7 +84,7 @@ fn fast(settle: u64) -> Policy {
     }
 }
 
-async fn run(
+pub(crate) async fn run(
     ty: &str,
     p: &Map<String, Value>,
     a: PowerAction,

@@ -12,8 +12,10 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 mod dns;
+mod pods;
 mod volumes;
 pub use dns::*;
+pub use pods::*;
 pub use volumes::*;
 
 /// Lifecycle status of a machine (MAAS's node statuses, in snake_case).
@@ -265,6 +267,9 @@ pub struct Machine {
     /// The root volume of its current (or last) iSCSI deployment.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub boot_volume: Option<BootVolume>,
+    /// The pod this machine was composed on (absent for bare metal).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod: Option<MachinePod>,
     pub created_at: String,
     pub updated_at: String,
 }
@@ -1180,6 +1185,13 @@ pub struct PowerStatus {
     pub checked_at: Option<String>,
     /// The job that answered (absent for `manual` machines and cached answers).
     pub job: Option<PowerJob>,
+}
+
+/// The pod a composed machine lives on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct MachinePod {
+    pub id: String,
+    pub name: String,
 }
 
 /// A power job handed to a rack (`GET /api/v1/rack/power-jobs`). Carries decrypted secrets: only

@@ -42,6 +42,8 @@ pub struct MachineRow {
     pub skip_bmc_config: bool,
     /// The DNS domain it is named in (`None`: the default domain).
     pub domain_id: Option<String>,
+    /// The pod it was composed on.
+    pub pod_id: Option<String>,
 }
 
 impl MachineRow {
@@ -388,6 +390,15 @@ fn hydrate(conn: &mut DbConn, rows: Vec<MachineRow>, all: bool) -> Result<Vec<ap
         }
         m
     };
+    let pods: HashMap<String, String> = if rows.iter().any(|r| r.pod_id.is_some()) {
+        super::schema::pods::table
+            .select((super::schema::pods::id, super::schema::pods::name))
+            .load::<(String, String)>(conn)?
+            .into_iter()
+            .collect()
+    } else {
+        HashMap::new()
+    };
     let domains: HashMap<String, String> = if rows.iter().any(|r| r.domain_id.is_some()) {
         super::dns::domains(conn)?
             .into_iter()
@@ -403,7 +414,13 @@ fn hydrate(conn: &mut DbConn, rows: Vec<MachineRow>, all: bool) -> Result<Vec<ap
             let i = ifaces.remove(&r.system_id).unwrap_or_default();
             let t = tags.remove(&r.system_id).unwrap_or_default();
             let d = r.domain_id.as_ref().and_then(|d| domains.get(d).cloned());
-            to_api(r, i, t, owner, d)
+            let pod = r.pod_id.as_ref().map(|p| api::MachinePod {
+                id: p.clone(),
+                name: pods.get(p).cloned().unwrap_or_default(),
+            });
+            let mut m = to_api(r, i, t, owner, d);
+            m.pod = pod;
+            m
         })
         .collect())
 }
@@ -454,6 +471,7 @@ fn to_api(
         skip_bmc_config: r.skip_bmc_config,
         deployment: None,
         boot_volume: None,
+        pod: None,
         created_at: fmt_time(r.created_at),
         updated_at: fmt_time(r.updated_at),
     }

@@ -71,6 +71,50 @@ diesel::table! {
         power_state_at -> Nullable<BigInt>,
         skip_bmc_config -> Bool,
         domain_id -> Nullable<Text>,
+        pod_id -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    pods (id) {
+        id -> Text,
+        name -> Text,
+        pod_type -> Text,
+        power_address -> Text,
+        power_secrets -> Text,
+        cpu_over_commit_ratio -> Double,
+        memory_over_commit_ratio -> Double,
+        default_storage_pool -> Nullable<Text>,
+        default_network -> Nullable<Text>,
+        tags -> Text,
+        zone -> Text,
+        pool -> Text,
+        state -> Text,
+        message -> Nullable<Text>,
+        discovered -> Nullable<Text>,
+        rack_id -> Nullable<Text>,
+        refreshed_at -> Nullable<BigInt>,
+        version -> BigInt,
+        created_at -> BigInt,
+        updated_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    pod_jobs (id) {
+        id -> Text,
+        pod_id -> Text,
+        kind -> Text,
+        system_id -> Nullable<Text>,
+        spec -> Nullable<Text>,
+        status -> Text,
+        rack_id -> Nullable<Text>,
+        taken_by -> Nullable<Text>,
+        message -> Nullable<Text>,
+        requested_by -> Nullable<Text>,
+        created_at -> BigInt,
+        taken_at -> Nullable<BigInt>,
+        finished_at -> Nullable<BigInt>,
     }
 }
 
@@ -344,4 +388,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     volumes,
     dns_domains,
     dns_records,
+    pods,
+    pod_jobs,
 );

@@ -252,6 +252,7 @@ pub fn create(
             power_state_at: None,
             skip_bmc_config: req.skip_bmc_config.unwrap_or(false),
             domain_id: domain_id.clone(),
+            pod_id: None,
         };
         let iface_rows: Vec<InterfaceRow> = ifaces
             .iter()

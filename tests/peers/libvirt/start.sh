@@ -10,15 +10,16 @@
 # (the driver looks that compiled-in user up before reading qemu.conf; Debian's
 # libvirt-daemon-system, which would create it, is not installed).
 # env LIBVIRT_CAPS_CACHE: dir to keep libvirt's QEMU capabilities cache between starts
-#   (default /var/cache/kiln/libvirt-caps; libvirt re-probes by itself if it is stale)
-# Gotchas: use <domain type='qemu'> (no usable KVM); guest files written by QEMU under /etc, /run or
+#   (default /var/cache/kiln/libvirt-caps-tcg; libvirt re-probes when QEMU changes, not when
+#   /dev/kvm does: this cache holds the TCG-only view)
+# Gotchas: use <domain type='qemu'> (/dev/kvm is hidden from it: TCG only, on every host); guest files written by QEMU under /etc, /run or
 # /var land in the overlay, not on the host; domain logs: DIR/ov/var/up/log/libvirt/qemu/NAME.log.
 set -euo pipefail
 [ $# -ge 1 ] || { echo "usage: $0 DIR" >&2; exit 2; }
 HERE=$(cd "$(dirname "$0")" && pwd)
 mkdir -p "$1"; DIR=$(cd "$1" && pwd)
 URI="qemu:///system?socket=$DIR/sock/libvirt-sock"
-CAPS=${LIBVIRT_CAPS_CACHE:-/var/cache/kiln/libvirt-caps}
+CAPS=${LIBVIRT_CAPS_CACHE:-/var/cache/kiln/libvirt-caps-tcg}
 CAPS_IN=$DIR/ov/var/up/cache/libvirt/qemu/capabilities
 
 # fresh state every start
@@ -55,6 +56,21 @@ DIR=$1
 for d in etc run var; do
   mount -t overlay overlay -o "lowerdir=/$d,upperdir=$DIR/ov/$d/up,workdir=$DIR/ov/$d/work" "/$d"
 done
+# TCG only, on hosts with and without KVM: this libvirtd gets a /dev without kvm (the host's other
+# nodes bound in). A /dev/kvm that exists but does not work would make libvirt re-probe QEMU on
+# every call; one that is absent is simply "no KVM".
+if [ -e /dev/kvm ]; then
+  mkdir -p "$DIR/hostdev"; mount --rbind /dev "$DIR/hostdev"
+  mount -t tmpfs -o mode=755 tmpfs /dev
+  for e in "$DIR"/hostdev/*; do
+    n=${e##*/}; [ "$n" = kvm ] && continue
+    # the pty multiplexer must sit beside the devpts it serves
+    if [ "$n" = ptmx ]; then ln -s pts/ptmx /dev/ptmx; continue; fi
+    if [ -L "$e" ]; then cp -P "$e" "/dev/$n"
+    elif [ -d "$e" ]; then mkdir "/dev/$n"; mount --rbind "$e" "/dev/$n"
+    else : > "/dev/$n"; mount --bind "$e" "/dev/$n"; fi
+  done
+fi
 getent passwd libvirt-qemu >/dev/null || echo 'libvirt-qemu:x:64055:64055:Libvirt Qemu:/var/lib/libvirt:/usr/sbin/nologin' >> /etc/passwd
 getent group libvirt-qemu >/dev/null || echo 'libvirt-qemu:x:64055:' >> /etc/group
 exec libvirtd -f "$DIR/libvirtd.conf" -p "$DIR/libvirtd.daemon.pid"

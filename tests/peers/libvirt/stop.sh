@@ -29,6 +29,6 @@ if [ -s "$DIR/mntns" ]; then
   done
 fi
 # keep QEMU capabilities probed during this run for the next start (see start.sh)
-CAPS=${LIBVIRT_CAPS_CACHE:-/var/cache/kiln/libvirt-caps}
+CAPS=${LIBVIRT_CAPS_CACHE:-/var/cache/kiln/libvirt-caps-tcg}
 if [ -d "$CAPS" ]; then cp -p "$DIR"/ov/var/up/cache/libvirt/qemu/capabilities/*.xml "$CAPS"/ 2>/dev/null || true; fi
 rm -f "$F" "$DIR/mntns"
