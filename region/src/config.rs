@@ -37,6 +37,8 @@ pub struct Power {
     pub poll_secs: u64,
     /// A job no rack finished in this time fails ("no rack answered").
     pub job_timeout_secs: u64,
+    /// How often each KVM pod's host is discovered again (0: never).
+    pub pod_refresh_secs: u64,
 }
 
 impl Default for Power {
@@ -44,6 +46,7 @@ impl Default for Power {
         Power {
             poll_secs: 300,
             job_timeout_secs: 300,
+            pod_refresh_secs: 300,
         }
     }
 }

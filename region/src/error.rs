@@ -51,6 +51,9 @@ pub enum Error {
     /// A body larger than allowed (413).
     #[error("{0}")]
     TooLarge(String),
+    /// A pod's host (or the rack reaching it) failed or refused (502), in its words.
+    #[error("{0}")]
+    Pod(String),
     /// A power action the BMC (or the rack driving it) did not complete (502); the message is the
     /// BMC's answer in words.
     #[error("{0}")]
@@ -112,6 +115,7 @@ impl Error {
             Error::Checksum(_) => "checksum_mismatch",
             Error::TooLarge(_) => "payload_too_large",
             Error::Power(_) => "power_failed",
+            Error::Pod(_) => "pod_failed",
             Error::Db(diesel::result::Error::NotFound) => "not_found",
             Error::Db(_) | Error::Pool(_) | Error::Migration(_) => "database_error",
             Error::Io(_) | Error::Config(_) | Error::Internal(_) => "internal_error",
@@ -119,7 +123,7 @@ impl Error {
     }
 
     fn is_internal(&self) -> bool {
-        self.status_code().is_server_error() && !matches!(self, Error::Power(_))
+        self.status_code().is_server_error() && !matches!(self, Error::Power(_) | Error::Pod(_))
     }
 
     /// What the user is told.
@@ -164,7 +168,7 @@ impl ResponseError for Error {
             }
             Error::InvalidTransition(_) | Error::Conflict { .. } => StatusCode::CONFLICT,
             Error::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            Error::Power(_) => StatusCode::BAD_GATEWAY,
+            Error::Power(_) | Error::Pod(_) => StatusCode::BAD_GATEWAY,
             Error::Db(e) if is_busy(e) => StatusCode::SERVICE_UNAVAILABLE,
             Error::Db(_)
             | Error::Pool(_)

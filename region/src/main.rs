@@ -141,6 +141,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Volumes(a) => rt.block_on(cli::volumes::volumes(a)),
         Command::Settings(a) => rt.block_on(cli::settings::settings(a)),
         Command::Dns(a) => rt.block_on(cli::dns::dns(a)),
+        Command::Pods(a) => rt.block_on(cli::pods::pods(a)),
         Command::Bench(b) => rt.block_on(cli::bench::run(b)),
     }
 }

@@ -66,6 +66,8 @@ impl Region {
             secrets,
             power_wake: Arc::new(tokio::sync::Notify::new()),
             power_done: Arc::new(tokio::sync::Notify::new()),
+            pod_wake: Arc::new(tokio::sync::Notify::new()),
+            pod_done: Arc::new(tokio::sync::Notify::new()),
             shutdown: tokio_util::sync::CancellationToken::new(),
         };
         let listener = (state.pool.backend() == crate::db::Backend::Postgres).then(|| {
@@ -113,6 +115,8 @@ impl Region {
         let every = Duration::from_secs(cfg.lifecycle.deadline_check_secs);
         let file_cfg = cfg.clone();
         let wake = state.power_wake.clone();
+        let pod_wake = state.pod_wake.clone();
+        let lifecycle = cfg.lifecycle.clone();
         let deadlines = tokio::spawn(async move {
             let mut last_poll = 0i64;
             loop {
@@ -160,6 +164,26 @@ impl Region {
                             wake.notify_waiters();
                         }
                         Err(e) => tracing::warn!("power polling failed: {e}"),
+                    }
+                }
+                let lc = lifecycle.clone();
+                match p
+                    .run(move |c| crate::domain::pod_jobs::expire(c, &lc, now_ms(), timeout))
+                    .await
+                {
+                    Ok(0) => {}
+                    Ok(n) => tracing::warn!("{n} pod job(s) failed: no rack finished them in time"),
+                    Err(e) => tracing::warn!("pod job expiry failed: {e}"),
+                }
+                let refresh_ms = i64::try_from(power_cfg.pod_refresh_secs).unwrap_or(0) * 1000;
+                if refresh_ms > 0 {
+                    match p
+                        .run(move |c| crate::domain::pod_jobs::enqueue_refreshes(c, now_ms(), refresh_ms))
+                        .await
+                    {
+                        Ok(0) => {}
+                        Ok(_) => pod_wake.notify_waiters(),
+                        Err(e) => tracing::warn!("pod refresh failed: {e}"),
                     }
                 }
                 tokio::time::sleep(every).await;

@@ -212,6 +212,17 @@ pub async fn delete(
     path: web::Path<String>,
 ) -> Result<HttpResponse> {
     let id = path.into_inner();
+    // A composed machine goes with its VM: the host destroys it first.
+    let composed = state
+        .pool
+        .run({
+            let id = id.clone();
+            move |c| Ok(crate::db::machines::get_row(c, &id)?.and_then(|m| m.pod_id))
+        })
+        .await?;
+    if composed.is_some() {
+        return super::pods::decompose_and_wait(&state, caller, None, id, 120).await;
+    }
     let (cfg, sb) = (state.cfg.clone(), state.secrets.clone());
     let delete = Action::Other(MachineAction::Delete, None);
     state

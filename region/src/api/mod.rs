@@ -27,6 +27,7 @@ pub mod events;
 pub mod health;
 pub mod machines;
 pub mod metadata;
+pub mod pods;
 pub mod power;
 pub mod rack_api;
 pub mod racks;
@@ -48,6 +49,10 @@ pub struct AppState {
     pub power_wake: Arc<tokio::sync::Notify>,
     /// Wakes API calls waiting for a power job's answer.
     pub power_done: Arc<tokio::sync::Notify>,
+    /// Wakes racks waiting for pod jobs.
+    pub pod_wake: Arc<tokio::sync::Notify>,
+    /// Wakes API calls waiting for a pod job's answer.
+    pub pod_done: Arc<tokio::sync::Notify>,
     /// Cancelled when the region stops (ends the UI's event streams).
     pub shutdown: tokio_util::sync::CancellationToken,
 }
@@ -202,6 +207,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .configure(volumes::configure)
             .configure(settings::configure)
             .configure(dns::configure)
+            .configure(pods::configure)
             .route("/openapi.json", web::get().to(openapi_json)),
     )
     .configure(health::configure)
@@ -242,6 +248,8 @@ async fn openapi_json() -> actix_web::HttpResponse {
         deploy::installed, deploy::failed, deploy::erase_done, deploy::seed, deploy::phone_home,
         dns::list_domains, dns::add_domain, dns::get_domain, dns::patch_domain, dns::delete_domain,
         dns::list_records, dns::add_record, dns::delete_record,
+        pods::list, pods::create, pods::get, pods::update, pods::delete, pods::refresh, pods::compose,
+        pods::decompose, pods::rack_jobs, pods::rack_result,
     ),
     components(schemas(
         region_api_types::Machine, region_api_types::MachineStatus, region_api_types::MachineAction,
@@ -269,6 +277,13 @@ async fn openapi_json() -> actix_web::HttpResponse {
         region_api_types::PowerRequest, region_api_types::PowerJobStatus, region_api_types::PowerJob,
         region_api_types::PowerStatus, region_api_types::RackPowerJob, region_api_types::RackPowerResult,
         region_api_types::BmcReport,
+        region_api_types::Pod, region_api_types::PodCreate, region_api_types::PodUpdate, region_api_types::PodResource,
+        region_api_types::PodStoragePool, region_api_types::PodNetwork, region_api_types::PodVm, region_api_types::PodState,
+        region_api_types::PodMachine, region_api_types::PodDeleted, region_api_types::PodVmLeft, region_api_types::ComposeDisk,
+        region_api_types::ComposeInterface, region_api_types::ComposeRequest, region_api_types::PodJobKind, region_api_types::VmDisk,
+        region_api_types::VmNic, region_api_types::VmSpec, region_api_types::RackPodJob, region_api_types::HostPool,
+        region_api_types::HostDisk, region_api_types::HostVm, region_api_types::PodDiscovery, region_api_types::RackPodResult,
+        region_api_types::MachinePod,
         region_api_types::SshKey, region_api_types::SshKeyCreate, region_api_types::AllocateRequest,
         region_api_types::DeployTarget, region_api_types::StorageLayout, region_api_types::DeployRequest,
         region_api_types::ReleaseRequest, region_api_types::Deployment, region_api_types::DeployPlan,

@@ -207,7 +207,7 @@ pub async fn release(c: &Client, json: bool, a: ReleaseArgs) -> anyhow::Result<(
 
 /// Polls the machine while it is in one of `while_in`, printing each new event as a progress
 /// line (to stderr with --json), and returns it when it leaves them.
-async fn wait(
+pub(super) async fn wait(
     c: &Client,
     system_id: &str,
     while_in: &[api::MachineStatus],

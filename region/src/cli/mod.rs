@@ -13,6 +13,7 @@ pub mod commands;
 pub mod deploy;
 pub mod dns;
 pub mod output;
+pub mod pods;
 pub mod settings;
 pub mod volumes;
 
@@ -62,6 +63,8 @@ pub enum Command {
     Settings(client::ClientArgs<settings::SettingsCommand>),
     /// DNS domains and records every rack serves (through the API).
     Dns(client::ClientArgs<dns::DnsCommand>),
+    /// KVM pods: libvirt hosts Kiln composes VMs on (through the API).
+    Pods(client::ClientArgs<pods::PodsCommand>),
     /// Benchmarks of a running region.
     #[command(subcommand)]
     Bench(bench::BenchCommand),

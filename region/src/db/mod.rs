@@ -25,6 +25,7 @@ pub mod deploy;
 pub mod dns;
 pub mod events;
 pub mod machines;
+pub mod pods;
 pub mod power;
 pub mod racks;
 pub mod schema;

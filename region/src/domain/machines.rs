@@ -570,6 +570,11 @@ pub fn act_with(
             .unwrap_or_default();
 
         let done = match &decision {
+            // A composed machine goes once its VM is gone (the pod job's end deletes it).
+            Decision::Delete if row.pod_id.is_some() => {
+                super::pods::queue_decompose(conn, &row, &caller.username, now)?;
+                return Ok(None);
+            }
             Decision::Delete => conn.transaction::<_, Error, _>(|c| {
                 if !dbm::delete_if_version(c, system_id, row.version)? {
                     return Ok(false);

@@ -163,6 +163,11 @@ pub fn rack_for(
     let Some(ip) = addr.and_then(|a| a.parse::<std::net::Ipv4Addr>().ok()) else {
         return Ok(None);
     };
+    rack_reaching(conn, ip)
+}
+
+/// The rack seen most recently of those with an interface on `ip`'s network.
+pub fn rack_reaching(conn: &mut DbConn, ip: std::net::Ipv4Addr) -> Result<Option<String>> {
     let mut best: Option<(i64, String)> = None;
     for r in crate::db::racks::list(conn)? {
         let ifaces: Vec<api::RackInterface> =

@@ -29,7 +29,7 @@ struct Spec {
     help: &'static str,
 }
 
-const SPECS: [Spec; 5] = [
+const SPECS: [Spec; 6] = [
     Spec {
         name: "lifecycle.node_timeout_secs",
         kind: Kind::Secs { min: 60, max: 86_400, zero_ok: false },
@@ -54,6 +54,11 @@ const SPECS: [Spec; 5] = [
         name: "power.job_timeout_secs",
         kind: Kind::Secs { min: 10, max: 3_600, zero_ok: false },
         help: "How long a power job may wait for a rack before it fails.",
+    },
+    Spec {
+        name: "power.pod_refresh_secs",
+        kind: Kind::Secs { min: 10, max: 86_400, zero_ok: true },
+        help: "How often each KVM pod's host is discovered again, to reconcile its capacity with VMs made outside Kiln (0: never).",
     },
 ];
 
@@ -103,6 +108,7 @@ fn file_value(cfg: &Config, name: &str) -> String {
         "lifecycle.enlist_commission" => cfg.lifecycle.enlist_commission.to_string(),
         "power.poll_secs" => cfg.power.poll_secs.to_string(),
         "power.job_timeout_secs" => cfg.power.job_timeout_secs.to_string(),
+        "power.pod_refresh_secs" => cfg.power.pod_refresh_secs.to_string(),
         _ => String::new(),
     }
 }
@@ -121,6 +127,7 @@ pub fn effective(conn: &mut DbConn, cfg: &Config) -> Result<(Lifecycle, Power)> 
             "lifecycle.enlist_commission" => l.enlist_commission = v == "true",
             "power.poll_secs" => p.poll_secs = n,
             "power.job_timeout_secs" => p.job_timeout_secs = n,
+            "power.pod_refresh_secs" => p.pod_refresh_secs = n,
             _ => {}
         }
     }
