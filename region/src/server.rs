@@ -178,7 +178,9 @@ impl Region {
                 let refresh_ms = i64::try_from(power_cfg.pod_refresh_secs).unwrap_or(0) * 1000;
                 if refresh_ms > 0 {
                     match p
-                        .run(move |c| crate::domain::pod_jobs::enqueue_refreshes(c, now_ms(), refresh_ms))
+                        .run(move |c| {
+                            crate::domain::pod_jobs::enqueue_refreshes(c, now_ms(), refresh_ms)
+                        })
                         .await
                     {
                         Ok(0) => {}

@@ -43,10 +43,7 @@ pub fn run(host: &dyn PodHost, job: &api::RackPodJob) -> api::RackPodResult {
         (PodJobKind::Discover, _) => Ok(String::new()),
         (PodJobKind::Compose, Some(vm)) => host.compose(vm),
         (PodJobKind::Decompose, Some(vm)) => host.decompose(vm),
-        (kind, None) => Err(HostError(format!(
-            "a {} job without its VM",
-            kind.as_str()
-        ))),
+        (kind, None) => Err(HostError(format!("a {} job without its VM", kind.as_str()))),
     };
     // Whatever happened, the region gets the host as it is now.
     let discovery = host.discover();
@@ -90,8 +87,9 @@ pub async fn serve(
     client: crate::region::RegionClient,
     cancel: CancellationToken,
 ) -> crate::Result<()> {
-    let locks: Arc<std::sync::Mutex<std::collections::HashMap<String, Arc<tokio::sync::Mutex<()>>>>> =
-        Arc::default();
+    let locks: Arc<
+        std::sync::Mutex<std::collections::HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    > = Arc::default();
     let mut failures = 0u32;
     loop {
         let fetched = tokio::select! {
@@ -127,7 +125,8 @@ pub async fn serve(
                 .as_ref()
                 .map(|v| v.system_id.clone())
                 .unwrap_or_default();
-            let span = tracing::info_span!("pod", pod = %job.pod_id, job = %job.id, machine.id = %machine);
+            let span =
+                tracing::info_span!("pod", pod = %job.pod_id, job = %job.id, machine.id = %machine);
             tokio::spawn(tracing::Instrument::instrument(
                 async move {
                     let _one = lock.lock().await;

@@ -41,7 +41,10 @@ impl VirshHost {
     }
 }
 
-fn pool_facts(p: &StoragePool) -> Option<(HostPool, Vec<(String, String, i64)>)> {
+/// (name, path, size) of a pool's volumes.
+type Volumes = Vec<(String, String, i64)>;
+
+fn pool_facts(p: &StoragePool) -> Option<(HostPool, Volumes)> {
     let name = p.name().ok()?;
     let (pool_type, path) = p
         .xml_desc(0)
@@ -80,10 +83,7 @@ fn pool_facts(p: &StoragePool) -> Option<(HostPool, Vec<(String, String, i64)>)>
     Some((hp, vols))
 }
 
-fn domain_facts(
-    d: &Domain,
-    vols: &[(String, String, String, i64)],
-) -> Option<HostVm> {
+fn domain_facts(d: &Domain, vols: &[(String, String, String, i64)]) -> Option<HostVm> {
     let x = d.xml_desc(0).ok()?;
     let f = xml::parse_domain(&x).ok()?;
     let disks = f
@@ -140,7 +140,10 @@ impl VirshHost {
             .map_err(|e| self.err("cannot list storage pools", &e))?
         {
             if let Some((hp, v)) = pool_facts(&p) {
-                vols.extend(v.into_iter().map(|(n, path, s)| (hp.name.clone(), n, path, s)));
+                vols.extend(
+                    v.into_iter()
+                        .map(|(n, path, s)| (hp.name.clone(), n, path, s)),
+                );
                 pools.push(hp);
             }
         }
@@ -282,7 +285,11 @@ impl PodHost for VirshHost {
         let undo = |made: &[StorageVol]| {
             for v in made {
                 if let Err(e) = v.delete(0) {
-                    tracing::warn!("removing volume {:?} after a failed compose: {}", v.name(), e.message());
+                    tracing::warn!(
+                        "removing volume {:?} after a failed compose: {}",
+                        v.name(),
+                        e.message()
+                    );
                 }
             }
         };
@@ -314,7 +321,11 @@ impl PodHost for VirshHost {
                 vm.disks.len(),
                 vm.nics.len(),
                 vm.firmware,
-                if vm.secure_boot { " with Secure Boot" } else { "" }
+                if vm.secure_boot {
+                    " with Secure Boot"
+                } else {
+                    ""
+                }
             )),
             Err(e) => {
                 undo(&made);

@@ -216,7 +216,10 @@ mod tests {
                    <interface type='bridge'><boot order='2'/></interface></devices></domain>";
         let pxe = with_boot_order(dev, BootDevice::Pxe).unwrap();
         assert!(!pxe.contains("<boot dev"), "{pxe}");
-        assert!(pxe.contains("<disk device='disk'><boot order='2'/></disk>"), "{pxe}");
+        assert!(
+            pxe.contains("<disk device='disk'><boot order='2'/></disk>"),
+            "{pxe}"
+        );
         assert!(pxe.contains("<boot order='1'/></interface>"), "{pxe}");
         assert!(with_boot_order("<domain/>", BootDevice::Pxe).is_err());
     }

@@ -83,7 +83,16 @@ async fn pod_host_against_libvirtd() {
     mark("libvirtd up");
     let uri = d.stdout.lines().last().unwrap().trim().to_string();
     let pool_dir = d.path("pool");
-    virsh(&uri, &["pool-define-as", "kiln", "dir", "--target", pool_dir.to_str().unwrap()]);
+    virsh(
+        &uri,
+        &[
+            "pool-define-as",
+            "kiln",
+            "dir",
+            "--target",
+            pool_dir.to_str().unwrap(),
+        ],
+    );
     virsh(&uri, &["pool-build", "kiln"]);
     virsh(&uri, &["pool-start", "kiln"]);
     let host = VirshHost::new(&uri, "");
@@ -99,7 +108,10 @@ async fn pod_host_against_libvirtd() {
     assert_eq!(before.cores, i64::try_from(cpus).unwrap(), "{before:?}");
     assert_eq!(before.memory_mib, host_memory_mib());
     assert_eq!(before.architecture, "x86_64");
-    assert!(before.uefi && before.secure_boot, "Debian's OVMF has both: {before:?}");
+    assert!(
+        before.uefi && before.secure_boot,
+        "Debian's OVMF has both: {before:?}"
+    );
     let st = nix::sys::statvfs::statvfs(&pool_dir).unwrap();
     let fs_bytes = i64::try_from(st.blocks() * st.fragment_size()).unwrap();
     let p = pool(&before);
@@ -124,7 +136,11 @@ async fn pod_host_against_libvirtd() {
     assert!(!xml.contains("<boot dev="), "{xml}");
     assert!(xml.contains("<boot order='1'/>"), "{xml}");
     let after = host.discover().unwrap();
-    let v = after.vms.iter().find(|v| v.name == "kiln-pod-uefi").unwrap();
+    let v = after
+        .vms
+        .iter()
+        .find(|v| v.name == "kiln-pod-uefi")
+        .unwrap();
     assert_eq!(v.system_id.as_deref(), Some("pod001"));
     assert_eq!((v.cores, v.memory_mib), (1, 256));
     assert_eq!(v.disks[0].size_bytes, 1 << 30);
@@ -133,11 +149,21 @@ async fn pod_host_against_libvirtd() {
     mark("The power driver's boot order");
     // The power driver's boot order on it: disk first, by renumbering, never <os><boot dev>.
     let pp = params(json!({"power_address": uri, "power_id": "kiln-pod-uefi"}));
-    let r = run("virsh", &pp, PowerAction::On, Some(BootDevice::Disk), &fast(30)).await;
+    let r = run(
+        "virsh",
+        &pp,
+        PowerAction::On,
+        Some(BootDevice::Disk),
+        &fast(30),
+    )
+    .await;
     assert!(r.ok && r.power_state == PowerState::On, "{r:?}");
     let xml = virsh(&uri, &["dumpxml", "kiln-pod-uefi"]);
     assert!(!xml.contains("<boot dev="), "{xml}");
-    assert!(xml.contains("loader") && xml.contains("OVMF"), "OVMF picked: {xml}");
+    assert!(
+        xml.contains("loader") && xml.contains("OVMF"),
+        "OVMF picked: {xml}"
+    );
     let nvram = nvram_of(&xml);
     let nvram_file = d.path("ov/var/up").join(nvram.trim_start_matches("/var/"));
     assert!(nvram_file.exists(), "per-VM NVRAM {}", nvram_file.display());
@@ -172,15 +198,23 @@ async fn pod_host_against_libvirtd() {
     let e = host.compose(&bad).unwrap_err();
     assert!(e.0.contains("cannot define VM 'kiln-pod-bad'"), "{e}");
     assert!(!pool_dir.join("kiln-pod-bad-disk0").exists());
-    let e = host.compose(&spec("pod004", "hand-made", "bios", false, vec![])).unwrap_err();
+    let e = host
+        .compose(&spec("pod004", "hand-made", "bios", false, vec![]))
+        .unwrap_err();
     assert!(e.0.contains("already has a VM named 'hand-made'"), "{e}");
     assert!(!pool_dir.join("hand-made-disk0").exists());
     // A NIC on a bridge: defined (it is checked when the VM starts).
-    let nic = vec![VmNic { mac: "52:54:00:aa:00:01".into(), network: None, bridge: Some("br-kiln".into()) }];
-    host.compose(&spec("pod005", "kiln-pod-nic", "bios", false, nic)).unwrap();
+    let nic = vec![VmNic {
+        mac: "52:54:00:aa:00:01".into(),
+        network: None,
+        bridge: Some("br-kiln".into()),
+    }];
+    host.compose(&spec("pod005", "kiln-pod-nic", "bios", false, nic))
+        .unwrap();
     let xml = virsh(&uri, &["dumpxml", "--inactive", "kiln-pod-nic"]);
     let (ni, di) = (xml.find("<interface").unwrap(), xml.find("<disk").unwrap());
-    let order_in = |from: usize| &xml[from + xml[from..].find("<boot order='").unwrap() + 13..][..1];
+    let order_in =
+        |from: usize| &xml[from + xml[from..].find("<boot order='").unwrap() + 13..][..1];
     assert_eq!((order_in(ni), order_in(di)), ("1", "2"), "{xml}");
 
     mark("(4) Decompose a running VM");
@@ -194,7 +228,10 @@ async fn pod_host_against_libvirtd() {
     assert!(host.decompose(&vm).unwrap().contains("nothing to remove"));
     let mut other = vm.clone();
     other.name = "hand-made".into();
-    assert!(host.decompose(&other).unwrap().contains("nothing to remove"));
+    assert!(host
+        .decompose(&other)
+        .unwrap()
+        .contains("nothing to remove"));
     assert!(virsh(&uri, &["list", "--all", "--name"]).contains("hand-made"));
     for v in [&sb, &spec("pod005", "kiln-pod-nic", "bios", false, vec![])] {
         host.decompose(v).unwrap();

@@ -202,7 +202,17 @@ pub async fn patch(
     Ok(HttpResponse::Ok().json(m))
 }
 
-/// Delete a machine (admins; not while an operation is in progress).
+/// Whether the machine was composed on a pod.
+async fn composed(state: &web::Data<AppState>, id: &str) -> Result<bool> {
+    let id = id.to_string();
+    state
+        .pool
+        .run(move |c| Ok(crate::db::machines::get_row(c, &id)?.is_some_and(|m| m.pod_id.is_some())))
+        .await
+}
+
+/// Delete a machine (admins; not while an operation is in progress). A machine composed on a
+/// pod is decomposed first (its VM, NVRAM and volumes destroyed; 502 in words if the host fails).
 #[utoipa::path(delete, path = "/api/v1/machines/{system_id}", tag = "machines",
     params(("system_id" = String, Path, description = "The machine's system_id")),
     responses((status = 204), (status = 404, body = api::ErrorBody), (status = 409, body = api::ErrorBody)))]
@@ -213,14 +223,7 @@ pub async fn delete(
 ) -> Result<HttpResponse> {
     let id = path.into_inner();
     // A composed machine goes with its VM: the host destroys it first.
-    let composed = state
-        .pool
-        .run({
-            let id = id.clone();
-            move |c| Ok(crate::db::machines::get_row(c, &id)?.and_then(|m| m.pod_id))
-        })
-        .await?;
-    if composed.is_some() {
+    if composed(&state, &id).await? {
         return super::pods::decompose_and_wait(&state, caller, None, id, 120).await;
     }
     let (cfg, sb) = (state.cfg.clone(), state.secrets.clone());
@@ -255,6 +258,9 @@ pub async fn action(
             MachineAction::ALL.map(|a| a.as_str()).join(", ")
         ))
     })?;
+    if action == MachineAction::Delete && composed(&state, &id).await? {
+        return super::pods::decompose_and_wait(&state, caller, None, id, 120).await;
+    }
     let act = match action {
         MachineAction::Deploy => Action::Deploy(parse_body(&body)?),
         MachineAction::Release => Action::Release(parse_body(&body)?),

@@ -26,13 +26,20 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/pods/{id}", web::delete().to(delete))
         .route("/pods/{id}/refresh", web::post().to(refresh))
         .route("/pods/{id}/compose", web::post().to(compose))
-        .route("/pods/{id}/decompose/{system_id}", web::post().to(decompose))
+        .route(
+            "/pods/{id}/decompose/{system_id}",
+            web::post().to(decompose),
+        )
         .route("/rack/pod-jobs", web::get().to(rack_jobs))
         .route("/rack/pod-jobs/{id}", web::post().to(rack_result));
 }
 
 /// Waits up to `secs` for a job to end; `None` when it has not.
-pub(crate) async fn wait_job(state: &web::Data<AppState>, id: &str, secs: u32) -> Result<Option<PodJobRow>> {
+pub(crate) async fn wait_job(
+    state: &web::Data<AppState>,
+    id: &str,
+    secs: u32,
+) -> Result<Option<PodJobRow>> {
     state.pod_wake.notify_waiters();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(u64::from(secs.min(300)));
     loop {
@@ -59,10 +66,17 @@ pub(crate) async fn wait_job(state: &web::Data<AppState>, id: &str, secs: u32) -
 }
 
 fn failed(what: &str, j: &PodJobRow) -> Error {
-    Error::Pod(format!("{what}: {}.", j.message.as_deref().unwrap_or("no reason given")))
+    Error::Pod(format!(
+        "{what}: {}.",
+        j.message.as_deref().unwrap_or("no reason given")
+    ))
 }
 
-async fn pod(state: &web::Data<AppState>, caller: crate::domain::Caller, id: String) -> Result<api::Pod> {
+async fn pod(
+    state: &web::Data<AppState>,
+    caller: crate::domain::Caller,
+    id: String,
+) -> Result<api::Pod> {
     state.pool.run(move |c| pods::get(c, &caller, &id)).await
 }
 
@@ -79,7 +93,11 @@ pub async fn list(state: web::Data<AppState>, Auth(caller): Auth) -> Result<Http
 #[utoipa::path(post, path = "/api/v1/pods", tag = "pods", request_body = api::PodCreate,
     responses((status = 201, body = api::Pod), (status = 400, body = api::ErrorBody), (status = 409, body = api::ErrorBody),
               (status = 502, body = api::ErrorBody, description = "The host could not be discovered (in words)")))]
-pub async fn create(state: web::Data<AppState>, Auth(caller): Auth, body: web::Json<api::PodCreate>) -> Result<HttpResponse> {
+pub async fn create(
+    state: web::Data<AppState>,
+    Auth(caller): Auth,
+    body: web::Json<api::PodCreate>,
+) -> Result<HttpResponse> {
     let req = body.into_inner();
     let wait = req.wait_secs.unwrap_or(60);
     let (id, job) = state
@@ -112,7 +130,11 @@ async fn dbjob(state: &web::Data<AppState>, id: &str) -> Result<Option<PodJobRow
 #[utoipa::path(get, path = "/api/v1/pods/{id}", tag = "pods",
     params(("id" = String, Path, description = "The pod's id or name")),
     responses((status = 200, body = api::Pod), (status = 404, body = api::ErrorBody)))]
-pub async fn get(state: web::Data<AppState>, Auth(caller): Auth, path: web::Path<String>) -> Result<HttpResponse> {
+pub async fn get(
+    state: web::Data<AppState>,
+    Auth(caller): Auth,
+    path: web::Path<String>,
+) -> Result<HttpResponse> {
     Ok(HttpResponse::Ok().json(pod(&state, caller, path.into_inner()).await?))
 }
 
@@ -129,8 +151,13 @@ pub struct WaitParams {
 #[utoipa::path(patch, path = "/api/v1/pods/{id}", tag = "pods", request_body = api::PodUpdate,
     params(("id" = String, Path, description = "The pod's id or name"), WaitParams),
     responses((status = 200, body = api::Pod), (status = 400, body = api::ErrorBody), (status = 404, body = api::ErrorBody)))]
-pub async fn update(state: web::Data<AppState>, Auth(caller): Auth, path: web::Path<String>,
-    q: web::Query<WaitParams>, body: web::Json<api::PodUpdate>) -> Result<HttpResponse> {
+pub async fn update(
+    state: web::Data<AppState>,
+    Auth(caller): Auth,
+    path: web::Path<String>,
+    q: web::Query<WaitParams>,
+    body: web::Json<api::PodUpdate>,
+) -> Result<HttpResponse> {
     let id = path.into_inner();
     let req = body.into_inner();
     let job = state
@@ -150,7 +177,12 @@ pub async fn update(state: web::Data<AppState>, Auth(caller): Auth, path: web::P
 #[utoipa::path(post, path = "/api/v1/pods/{id}/refresh", tag = "pods",
     params(("id" = String, Path, description = "The pod's id or name"), WaitParams),
     responses((status = 200, body = api::Pod), (status = 202, body = api::Pod), (status = 404, body = api::ErrorBody), (status = 502, body = api::ErrorBody)))]
-pub async fn refresh(state: web::Data<AppState>, Auth(caller): Auth, path: web::Path<String>, q: web::Query<WaitParams>) -> Result<HttpResponse> {
+pub async fn refresh(
+    state: web::Data<AppState>,
+    Auth(caller): Auth,
+    path: web::Path<String>,
+    q: web::Query<WaitParams>,
+) -> Result<HttpResponse> {
     let id = path.into_inner();
     let job = state
         .pool
@@ -160,7 +192,9 @@ pub async fn refresh(state: web::Data<AppState>, Auth(caller): Auth, path: web::
         })
         .await?;
     match wait_job(&state, &job, q.wait_secs.unwrap_or(60)).await? {
-        Some(j) if j.status == "failed" => Err(failed("The pod's host could not be discovered", &j)),
+        Some(j) if j.status == "failed" => {
+            Err(failed("The pod's host could not be discovered", &j))
+        }
         Some(j) => Ok(HttpResponse::Ok().json(pod(&state, caller, j.pod_id).await?)),
         None => Ok(HttpResponse::Accepted().json(pod(&state, caller, id).await?)),
     }
@@ -173,7 +207,12 @@ pub async fn refresh(state: web::Data<AppState>, Auth(caller): Auth, path: web::
     params(("id" = String, Path, description = "The pod's id or name")),
     responses((status = 201, body = api::Machine), (status = 202, body = api::Machine, description = "The host has not answered yet"),
               (status = 400, body = api::ErrorBody), (status = 409, body = api::ErrorBody), (status = 502, body = api::ErrorBody)))]
-pub async fn compose(state: web::Data<AppState>, Auth(caller): Auth, path: web::Path<String>, body: web::Json<api::ComposeRequest>) -> Result<HttpResponse> {
+pub async fn compose(
+    state: web::Data<AppState>,
+    Auth(caller): Auth,
+    path: web::Path<String>,
+    body: web::Json<api::ComposeRequest>,
+) -> Result<HttpResponse> {
     let id = path.into_inner();
     let req = body.into_inner();
     let wait = req.wait_secs.unwrap_or(120);
@@ -181,7 +220,7 @@ pub async fn compose(state: web::Data<AppState>, Auth(caller): Auth, path: web::
         .pool
         .run({
             let (sb, caller) = (state.secrets.clone(), caller.clone());
-            move |c| pods::compose(c, &sb, &caller, &id, &req, now_ms())
+            move |c| crate::domain::pod_compose::compose(c, &sb, &caller, &id, &req, now_ms())
         })
         .await?;
     let j = wait_job(&state, &job, wait).await?;
@@ -200,8 +239,12 @@ pub async fn compose(state: web::Data<AppState>, Auth(caller): Auth, path: web::
         })
         .await?;
     Ok(match j {
-        Some(_) => HttpResponse::Created().insert_header(("Location", format!("/api/v1/machines/{system_id}"))).json(m),
-        None => HttpResponse::Accepted().insert_header(("Location", format!("/api/v1/machines/{system_id}"))).json(m),
+        Some(_) => HttpResponse::Created()
+            .insert_header(("Location", format!("/api/v1/machines/{system_id}")))
+            .json(m),
+        None => HttpResponse::Accepted()
+            .insert_header(("Location", format!("/api/v1/machines/{system_id}")))
+            .json(m),
     })
 }
 
@@ -212,14 +255,31 @@ pub async fn compose(state: web::Data<AppState>, Auth(caller): Auth, path: web::
     params(("id" = String, Path, description = "The pod's id or name"), ("system_id" = String, Path, description = "The machine's system_id"), WaitParams),
     responses((status = 204), (status = 202, description = "The host has not answered yet"), (status = 404, body = api::ErrorBody),
               (status = 409, body = api::ErrorBody), (status = 502, body = api::ErrorBody)))]
-pub async fn decompose(state: web::Data<AppState>, Auth(caller): Auth, path: web::Path<(String, String)>, q: web::Query<WaitParams>) -> Result<HttpResponse> {
+pub async fn decompose(
+    state: web::Data<AppState>,
+    Auth(caller): Auth,
+    path: web::Path<(String, String)>,
+    q: web::Query<WaitParams>,
+) -> Result<HttpResponse> {
     let (pod_id, system_id) = path.into_inner();
-    decompose_and_wait(&state, caller, Some(pod_id), system_id, q.wait_secs.unwrap_or(120)).await
+    decompose_and_wait(
+        &state,
+        caller,
+        Some(pod_id),
+        system_id,
+        q.wait_secs.unwrap_or(120),
+    )
+    .await
 }
 
 /// Shared with `DELETE /machines/{id}` of a composed machine.
-pub(crate) async fn decompose_and_wait(state: &web::Data<AppState>, caller: crate::domain::Caller,
-    pod_id: Option<String>, system_id: String, wait: u32) -> Result<HttpResponse> {
+pub(crate) async fn decompose_and_wait(
+    state: &web::Data<AppState>,
+    caller: crate::domain::Caller,
+    pod_id: Option<String>,
+    system_id: String,
+    wait: u32,
+) -> Result<HttpResponse> {
     let job = state
         .pool
         .run(move |c| pods::decompose(c, &caller, pod_id.as_deref(), &system_id, now_ms()))
@@ -237,7 +297,12 @@ pub(crate) async fn decompose_and_wait(state: &web::Data<AppState>, caller: crat
 #[utoipa::path(delete, path = "/api/v1/pods/{id}", tag = "pods",
     params(("id" = String, Path, description = "The pod's id or name"), WaitParams),
     responses((status = 200, body = api::PodDeleted), (status = 404, body = api::ErrorBody), (status = 409, body = api::ErrorBody)))]
-pub async fn delete(state: web::Data<AppState>, Auth(caller): Auth, path: web::Path<String>, q: web::Query<WaitParams>) -> Result<HttpResponse> {
+pub async fn delete(
+    state: web::Data<AppState>,
+    Auth(caller): Auth,
+    path: web::Path<String>,
+    q: web::Query<WaitParams>,
+) -> Result<HttpResponse> {
     let id = path.into_inner();
     let force = q.force;
     let (pod_id, jobs) = state
@@ -247,10 +312,13 @@ pub async fn delete(state: web::Data<AppState>, Auth(caller): Auth, path: web::P
             move |c| pods::delete(c, &caller, &id, force, now_ms())
         })
         .await?;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(u64::from(q.wait_secs.unwrap_or(120).min(300)));
+    let deadline = tokio::time::Instant::now()
+        + Duration::from_secs(u64::from(q.wait_secs.unwrap_or(120).min(300)));
     let mut decomposed = Vec::new();
     for job in jobs {
-        let left = deadline.saturating_duration_since(tokio::time::Instant::now()).as_secs();
+        let left = deadline
+            .saturating_duration_since(tokio::time::Instant::now())
+            .as_secs();
         if let Some(j) = wait_job(&state, &job, u32::try_from(left).unwrap_or(0)).await? {
             if j.status == "done" {
                 decomposed.extend(j.system_id);
@@ -277,7 +345,11 @@ pub struct RackJobsParams {
 /// the host's password; only racks get them.
 #[utoipa::path(get, path = "/api/v1/rack/pod-jobs", tag = "racks", params(RackJobsParams),
     responses((status = 200, body = Vec<api::RackPodJob>), (status = 401, body = api::ErrorBody)))]
-pub async fn rack_jobs(state: web::Data<AppState>, rack: RackAuth, q: web::Query<RackJobsParams>) -> Result<HttpResponse> {
+pub async fn rack_jobs(
+    state: web::Data<AppState>,
+    rack: RackAuth,
+    q: web::Query<RackJobsParams>,
+) -> Result<HttpResponse> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(q.wait.min(60));
     let max = q.max.unwrap_or(16).clamp(1, 64);
     loop {
@@ -303,7 +375,12 @@ pub async fn rack_jobs(state: web::Data<AppState>, rack: RackAuth, q: web::Query
 #[utoipa::path(post, path = "/api/v1/rack/pod-jobs/{id}", tag = "racks", request_body = api::RackPodResult,
     params(("id" = String, Path, description = "The job's id")),
     responses((status = 204), (status = 401, body = api::ErrorBody), (status = 404, body = api::ErrorBody)))]
-pub async fn rack_result(state: web::Data<AppState>, rack: RackAuth, path: web::Path<String>, body: web::Json<api::RackPodResult>) -> Result<HttpResponse> {
+pub async fn rack_result(
+    state: web::Data<AppState>,
+    rack: RackAuth,
+    path: web::Path<String>,
+    body: web::Json<api::RackPodResult>,
+) -> Result<HttpResponse> {
     let id = path.into_inner();
     let r = body.into_inner();
     let cfg = state.cfg.clone();

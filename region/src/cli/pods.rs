@@ -102,10 +102,25 @@ pub enum PodsCommand {
 
 fn table(ps: &[api::Pod]) {
     output::table(
-        &["ID", "NAME", "STATE", "ADDRESS", "CORES FREE", "MEMORY FREE", "STORAGE FREE", "VMS", "MACHINES"],
+        &[
+            "ID",
+            "NAME",
+            "STATE",
+            "ADDRESS",
+            "CORES FREE",
+            "MEMORY FREE",
+            "STORAGE FREE",
+            "VMS",
+            "MACHINES",
+        ],
         ps.iter()
             .map(|p| {
-                let storage: i64 = p.storage_pools.iter().filter(|s| s.active).map(|s| s.free_bytes).sum();
+                let storage: i64 = p
+                    .storage_pools
+                    .iter()
+                    .filter(|s| s.active)
+                    .map(|s| s.free_bytes)
+                    .sum();
                 vec![
                     p.id.clone(),
                     p.name.clone(),
@@ -134,8 +149,14 @@ fn show(p: &api::Pod) {
             .iter()
             .map(|s| {
                 let g = |b: i64| format!("{:.1} GiB", b as f64 / f64::from(1u32 << 30));
-                vec![s.name.clone(), s.pool_type.clone(), g(s.capacity_bytes), g(s.committed_bytes), g(s.free_bytes),
-                    if s.default { "yes".into() } else { "-".into() }]
+                vec![
+                    s.name.clone(),
+                    s.pool_type.clone(),
+                    g(s.capacity_bytes),
+                    g(s.committed_bytes),
+                    g(s.free_bytes),
+                    if s.default { "yes".into() } else { "-".into() },
+                ]
             })
             .collect(),
     );
@@ -144,8 +165,15 @@ fn show(p: &api::Pod) {
         &["VM", "CORES", "MEMORY", "RUNNING", "MACHINE"],
         p.vms
             .iter()
-            .map(|v| vec![v.name.clone(), v.cores.to_string(), format!("{} MiB", v.memory_mib),
-                if v.running { "yes".into() } else { "no".into() }, v.system_id.clone().unwrap_or_else(|| "-".into())])
+            .map(|v| {
+                vec![
+                    v.name.clone(),
+                    v.cores.to_string(),
+                    format!("{} MiB", v.memory_mib),
+                    if v.running { "yes".into() } else { "no".into() },
+                    v.system_id.clone().unwrap_or_else(|| "-".into()),
+                ]
+            })
             .collect(),
     );
 }
@@ -207,15 +235,24 @@ pub async fn pods(a: ClientArgs<PodsCommand>) -> anyhow::Result<()> {
             Ok(())
         }
         PodsCommand::Show { id } => one(c.get(&format!("/api/v1/pods/{}", seg(id))).await?),
-        PodsCommand::Update { id, name, settings } => {
-            one(c.patch(&format!("/api/v1/pods/{}", seg(id)), &settings_update(name.clone(), settings)).await?)
-        }
-        PodsCommand::Refresh { id } => {
-            one(c.post(&format!("/api/v1/pods/{}/refresh", seg(id)), &serde_json::json!({})).await?)
-        }
+        PodsCommand::Update { id, name, settings } => one(c
+            .patch(
+                &format!("/api/v1/pods/{}", seg(id)),
+                &settings_update(name.clone(), settings),
+            )
+            .await?),
+        PodsCommand::Refresh { id } => one(c
+            .post(
+                &format!("/api/v1/pods/{}/refresh", seg(id)),
+                &serde_json::json!({}),
+            )
+            .await?),
         PodsCommand::Delete { id, force } => {
             let out: api::PodDeleted = c
-                .send(c.request(Method::DELETE, &format!("/api/v1/pods/{}", seg(id))).query(&[("force", *force)]))
+                .send(
+                    c.request(Method::DELETE, &format!("/api/v1/pods/{}", seg(id)))
+                        .query(&[("force", *force)]),
+                )
                 .await?;
             if a.json {
                 return output::json(&out);
@@ -225,22 +262,48 @@ pub async fn pods(a: ClientArgs<PodsCommand>) -> anyhow::Result<()> {
                 println!("decomposed {s}");
             }
             for l in &out.left_on_host {
-                println!("removed {} ({}); its VM is still on the host: {}", l.system_id, l.hostname, l.reason);
+                println!(
+                    "removed {} ({}); its VM is still on the host: {}",
+                    l.system_id, l.hostname, l.reason
+                );
             }
             Ok(())
         }
-        PodsCommand::Compose { id, cores, memory, disks, bridges, networks, hostname, firmware, secure_boot, wait, timeout } => {
+        PodsCommand::Compose {
+            id,
+            cores,
+            memory,
+            disks,
+            bridges,
+            networks,
+            hostname,
+            firmware,
+            secure_boot,
+            wait,
+            timeout,
+        } => {
             let mut ds = Vec::new();
             for d in disks {
                 let (size, pool) = match d.split_once(':') {
                     Some((s, p)) => (s, Some(p.to_string())),
                     None => (d.as_str(), None),
                 };
-                let size_gib = size.trim_end_matches(['G', 'g']).parse().map_err(|_| anyhow::anyhow!("--disk {d}: give a size in GiB, optionally SIZE:POOL"))?;
+                let size_gib = size.trim_end_matches(['G', 'g']).parse().map_err(|_| {
+                    anyhow::anyhow!("--disk {d}: give a size in GiB, optionally SIZE:POOL")
+                })?;
                 ds.push(api::ComposeDisk { size_gib, pool });
             }
-            let mut ifs: Vec<api::ComposeInterface> = bridges.iter().map(|b| api::ComposeInterface { network: None, bridge: Some(b.clone()) }).collect();
-            ifs.extend(networks.iter().map(|n| api::ComposeInterface { network: Some(n.clone()), bridge: None }));
+            let mut ifs: Vec<api::ComposeInterface> = bridges
+                .iter()
+                .map(|b| api::ComposeInterface {
+                    network: None,
+                    bridge: Some(b.clone()),
+                })
+                .collect();
+            ifs.extend(networks.iter().map(|n| api::ComposeInterface {
+                network: Some(n.clone()),
+                bridge: None,
+            }));
             let body = api::ComposeRequest {
                 cores: Some(*cores),
                 memory_mib: Some(*memory),
@@ -251,13 +314,25 @@ pub async fn pods(a: ClientArgs<PodsCommand>) -> anyhow::Result<()> {
                 secure_boot: Some(*secure_boot),
                 wait_secs: None,
             };
-            let m: api::Machine = c.post(&format!("/api/v1/pods/{}/compose", seg(id)), &body).await?;
+            let m: api::Machine = c
+                .post(&format!("/api/v1/pods/{}/compose", seg(id)), &body)
+                .await?;
             if !a.json {
-                println!("composed {} ({}): {}", m.system_id, m.hostname, m.status_label);
+                println!(
+                    "composed {} ({}): {}",
+                    m.system_id, m.hostname, m.status_label
+                );
             }
             let m = if *wait {
                 use api::MachineStatus as S;
-                super::deploy::wait(&c, &m.system_id, &[S::New, S::Commissioning, S::Testing], *timeout, a.json).await?
+                super::deploy::wait(
+                    &c,
+                    &m.system_id,
+                    &[S::New, S::Commissioning, S::Testing],
+                    *timeout,
+                    a.json,
+                )
+                .await?
             } else {
                 m
             };
@@ -270,7 +345,11 @@ pub async fn pods(a: ClientArgs<PodsCommand>) -> anyhow::Result<()> {
             Ok(())
         }
         PodsCommand::Decompose { id, system_id } => {
-            c.send::<serde_json::Value>(c.request(Method::POST, &format!("/api/v1/pods/{}/decompose/{}", seg(id), seg(system_id)))).await?;
+            c.send::<serde_json::Value>(c.request(
+                Method::POST,
+                &format!("/api/v1/pods/{}/decompose/{}", seg(id), seg(system_id)),
+            ))
+            .await?;
             if !a.json {
                 println!("decomposed {system_id}");
             }

@@ -155,7 +155,11 @@ pub fn open_jobs(conn: &mut DbConn, pod_id: &str) -> Result<Vec<PodJobRow>> {
 pub fn pending_for(conn: &mut DbConn, rack_id: &str, limit: i64) -> Result<Vec<PodJobRow>> {
     Ok(pod_jobs::table
         .filter(pod_jobs::status.eq("pending"))
-        .filter(pod_jobs::rack_id.is_null().or(pod_jobs::rack_id.eq(rack_id)))
+        .filter(
+            pod_jobs::rack_id
+                .is_null()
+                .or(pod_jobs::rack_id.eq(rack_id)),
+        )
         .order((pod_jobs::created_at.asc(), pod_jobs::id.asc()))
         .limit(limit)
         .select(PodJobRow::as_select())
@@ -222,7 +226,11 @@ pub fn due_for_refresh(conn: &mut DbConn, before: i64) -> Result<Vec<String>> {
         .filter(pod_jobs::status.eq_any(["pending", "running"]))
         .select(pod_jobs::pod_id);
     Ok(pods::table
-        .filter(pods::refreshed_at.is_null().or(pods::refreshed_at.lt(before)))
+        .filter(
+            pods::refreshed_at
+                .is_null()
+                .or(pods::refreshed_at.lt(before)),
+        )
         .filter(pods::id.ne_all(open))
         .select(pods::id)
         .load(conn)?)

@@ -12,6 +12,7 @@ pub mod images;
 pub mod inventory;
 pub mod lifecycle;
 pub mod machines;
+pub mod pod_compose;
 pub mod pod_jobs;
 pub mod pods;
 pub mod power;

@@ -66,7 +66,11 @@ pub fn take_jobs(
         let pass = match super::pods::password(sb, &p) {
             Ok(pw) => pw,
             Err(e) => {
-                let r = api::RackPodResult { ok: false, message: e.to_string(), discovery: None };
+                let r = api::RackPodResult {
+                    ok: false,
+                    message: e.to_string(),
+                    discovery: None,
+                };
                 finish(conn, &Lifecycle::default(), rack_id, &j.id, &r, now)?;
                 continue;
             }
@@ -164,7 +168,12 @@ pub fn finish(
 }
 
 /// Fails jobs no rack finished within `timeout_ms` (in words), prunes old ones.
-pub fn expire(conn: &mut DbConn, lifecycle: &Lifecycle, now: i64, timeout_ms: i64) -> Result<usize> {
+pub fn expire(
+    conn: &mut DbConn,
+    lifecycle: &Lifecycle,
+    now: i64,
+    timeout_ms: i64,
+) -> Result<usize> {
     let mut n = 0;
     for j in dbp::stale(conn, now - timeout_ms)? {
         let msg = if j.status == "pending" {
@@ -173,13 +182,20 @@ pub fn expire(conn: &mut DbConn, lifecycle: &Lifecycle, now: i64, timeout_ms: i6
                 None => "no rack took the job; is a rack registered and running?".into(),
             }
         } else {
-            format!("rack {} took the job but never answered", j.taken_by.as_deref().unwrap_or("?"))
+            format!(
+                "rack {} took the job but never answered",
+                j.taken_by.as_deref().unwrap_or("?")
+            )
         };
         let rack = j.taken_by.clone().unwrap_or_default();
         if j.status == "pending" && !dbp::take(conn, &j.id, &rack, now)? {
             continue;
         }
-        let r = api::RackPodResult { ok: false, message: msg, discovery: None };
+        let r = api::RackPodResult {
+            ok: false,
+            message: msg,
+            discovery: None,
+        };
         finish(conn, lifecycle, &rack, &j.id, &r, now)?;
         n += 1;
     }
@@ -207,9 +223,21 @@ mod tests {
     fn hosts_of_libvirt_uris() {
         assert_eq!(uri_host("qemu:///system"), None);
         assert_eq!(uri_host("qemu:///system?socket=/x/sock"), None);
-        assert_eq!(uri_host("qemu+ssh://kiln@10.0.0.5/system").as_deref(), Some("10.0.0.5"));
-        assert_eq!(uri_host("qemu+tcp://10.0.0.6:16509/system").as_deref(), Some("10.0.0.6"));
-        assert_eq!(uri_host("qemu+ssh://[fd00::1]:22/system").as_deref(), Some("fd00::1"));
-        assert_eq!(uri_host("qemu+ssh://host.example/system?keyfile=/k").as_deref(), Some("host.example"));
+        assert_eq!(
+            uri_host("qemu+ssh://kiln@10.0.0.5/system").as_deref(),
+            Some("10.0.0.5")
+        );
+        assert_eq!(
+            uri_host("qemu+tcp://10.0.0.6:16509/system").as_deref(),
+            Some("10.0.0.6")
+        );
+        assert_eq!(
+            uri_host("qemu+ssh://[fd00::1]:22/system").as_deref(),
+            Some("fd00::1")
+        );
+        assert_eq!(
+            uri_host("qemu+ssh://host.example/system?keyfile=/k").as_deref(),
+            Some("host.example")
+        );
     }
 }

@@ -50,12 +50,15 @@ fn uri(field: &str, s: &str) -> Result<String> {
         ));
     }
     if s.len() > 1024 || s.chars().any(char::is_control) {
-        return Err(Error::validation(field, "The URI is too long or has control characters."));
+        return Err(Error::validation(
+            field,
+            "The URI is too long or has control characters.",
+        ));
     }
     Ok(s.to_string())
 }
 
-fn opt_name(field: &str, v: &Option<String>) -> Result<Option<String>> {
+pub(super) fn opt_name(field: &str, v: &Option<String>) -> Result<Option<String>> {
     match v.as_deref().map(str::trim) {
         None | Some("") => Ok(None),
         Some(n) => Ok(Some(validate::text(field, n, 255)?)),
@@ -75,15 +78,19 @@ fn clean_tags(tags: &[String]) -> Result<Vec<String>> {
 }
 
 fn seal_pass(sb: &SecretBox, pod_id: &str, pass: &str) -> Result<String> {
-    let mut m = Map::new();
-    if !pass.is_empty() {
-        m.insert("power_pass".into(), Value::String(pass.to_string()));
+    if pass.is_empty() {
+        return Ok(String::new());
     }
+    let mut m = Map::new();
+    m.insert("power_pass".into(), Value::String(pass.to_string()));
     sb.seal(&format!("pod:{pod_id}"), &m)
 }
 
 /// The host's password, opened.
 pub fn password(sb: &SecretBox, p: &PodRow) -> Result<String> {
+    if p.power_secrets.is_empty() {
+        return Ok(String::new());
+    }
     Ok(sb
         .open(&format!("pod:{}", p.id), &p.power_secrets)?
         .get("power_pass")
@@ -102,12 +109,16 @@ fn reserved(conn: &mut DbConn, pod_id: &str) -> Result<Vec<Reserved>> {
             name: s.name,
             cores: i64::from(s.cores),
             memory_mib: s.memory_mib,
-            disks: s.disks.into_iter().map(|d| (d.pool, d.size_bytes)).collect(),
+            disks: s
+                .disks
+                .into_iter()
+                .map(|d| (d.pool, d.size_bytes))
+                .collect(),
         })
         .collect())
 }
 
-fn capacity(conn: &mut DbConn, p: &PodRow) -> Result<proto::Capacity> {
+pub(super) fn capacity(conn: &mut DbConn, p: &PodRow) -> Result<proto::Capacity> {
     let d = p.discovery().unwrap_or_default();
     Ok(proto::capacity(
         &d,
@@ -144,8 +155,8 @@ pub fn to_api(conn: &mut DbConn, p: &PodRow) -> Result<api::Pod> {
         name: p.name.clone(),
         pod_type: p.pod_type.clone(),
         power_address: p.power_address.clone(),
-        power_pass_set: p.power_secrets.len() > 0
-            && !matches!(p.power_secrets.as_str(), "" | "{}"),
+        // Stored empty when there is no password.
+        power_pass_set: !p.power_secrets.is_empty(),
         cpu_over_commit_ratio: p.cpu_over_commit_ratio,
         memory_over_commit_ratio: p.memory_over_commit_ratio,
         default_storage_pool: p.default_storage_pool.clone(),
@@ -257,7 +268,11 @@ pub fn create(
     }
     let power_address = uri("power_address", &req.power_address)?;
     let cpu = ratio("cpu_over_commit_ratio", req.cpu_over_commit_ratio, 1.0)?;
-    let mem = ratio("memory_over_commit_ratio", req.memory_over_commit_ratio, 1.0)?;
+    let mem = ratio(
+        "memory_over_commit_ratio",
+        req.memory_over_commit_ratio,
+        1.0,
+    )?;
     let default_storage_pool = opt_name("default_storage_pool", &req.default_storage_pool)?;
     let default_network = opt_name("default_network", &req.default_network)?;
     let tags = clean_tags(req.tags.as_deref().unwrap_or_default())?;
@@ -342,11 +357,15 @@ pub fn update(
             p.power_secrets = seal_pass(sb, &p.id, pw)?;
         }
         if req.cpu_over_commit_ratio.is_some() {
-            p.cpu_over_commit_ratio = ratio("cpu_over_commit_ratio", req.cpu_over_commit_ratio, 1.0)?;
+            p.cpu_over_commit_ratio =
+                ratio("cpu_over_commit_ratio", req.cpu_over_commit_ratio, 1.0)?;
         }
         if req.memory_over_commit_ratio.is_some() {
-            p.memory_over_commit_ratio =
-                ratio("memory_over_commit_ratio", req.memory_over_commit_ratio, 1.0)?;
+            p.memory_over_commit_ratio = ratio(
+                "memory_over_commit_ratio",
+                req.memory_over_commit_ratio,
+                1.0,
+            )?;
         }
         if req.default_storage_pool.is_some() {
             p.default_storage_pool = opt_name("default_storage_pool", &req.default_storage_pool)?;
@@ -374,7 +393,10 @@ pub fn update(
                     continue;
                 };
                 let mut params = m.power_parameters();
-                params.insert("power_address".into(), Value::String(p.power_address.clone()));
+                params.insert(
+                    "power_address".into(),
+                    Value::String(p.power_address.clone()),
+                );
                 params.insert("power_pass".into(), Value::String(pass.clone()));
                 let (public, sealed) = super::power::seal(sb, &system_id, &params)?;
                 rows.push((system_id, public, sealed));
@@ -389,7 +411,14 @@ pub fn update(
             }
             dbp::set_machines_power(c, &p.id, &machines_power)?;
             crate::db::users::audit(c, now, &caller.username, "pod.update", &p.id, &p.name)?;
-            Ok(Some(queue(c, &p, PodJobKind::Discover, None, &caller.username, now)?))
+            Ok(Some(queue(
+                c,
+                &p,
+                PodJobKind::Discover,
+                None,
+                &caller.username,
+                now,
+            )?))
         })?;
         if let Some(job) = done {
             return Ok(job);
@@ -415,201 +444,20 @@ pub fn refresh(conn: &mut DbConn, caller: &Caller, id: &str, now: i64) -> Result
     queue(conn, &p, PodJobKind::Discover, None, &caller.username, now)
 }
 
-/// The machine's architecture for a host's.
-fn architecture(host: &str) -> String {
-    match host {
-        "aarch64" => "arm64/generic",
-        "ppc64le" => "ppc64el/generic",
-        "s390x" => "s390x/generic",
-        _ => "amd64/generic",
-    }
-    .into()
-}
-
-fn new_mac(conn: &mut DbConn, taken: &[String]) -> Result<String> {
-    use rand::Rng;
-    for _ in 0..100 {
-        let b: [u8; 3] = rand::thread_rng().gen();
-        let mac = format!("52:54:00:{:02x}:{:02x}:{:02x}", b[0], b[1], b[2]);
-        if !taken.contains(&mac) && dbm::machine_with_mac(conn, &mac)?.is_none() {
-            return Ok(mac);
-        }
-    }
-    Err(Error::Internal("no free MAC address found".into()))
-}
-
-/// Composes a VM (admins): checks it fits, makes the machine (New, power type `virsh`, the pod
-/// recorded) and queues the rack's job. Returns (system_id, job id); the job's end commissions the
-/// machine or removes it.
-pub fn compose(
-    conn: &mut DbConn,
-    sb: &SecretBox,
-    caller: &Caller,
-    id: &str,
-    req: &api::ComposeRequest,
-    now: i64,
-) -> Result<(String, String)> {
-    require_admin(caller, "compose machines")?;
-    let p = row(conn, id)?;
-    let Some(d) = p.discovery() else {
-        return Err(Error::conflict(
-            "pod_not_discovered",
-            None,
-            format!("Pod {} has not been discovered yet ({}); refresh it first.", p.name, p.message.as_deref().unwrap_or("no answer")),
-        ));
-    };
-    let cores = req.cores.unwrap_or(1);
-    if !(1..=1024).contains(&cores) {
-        return Err(Error::validation("cores", "Give 1 to 1024 cores."));
-    }
-    let memory_mib = req.memory_mib.unwrap_or(2048);
-    if !(128..=16 << 20).contains(&memory_mib) {
-        return Err(Error::validation("memory_mib", "Give at least 128 MiB of memory (and at most 16 TiB)."));
-    }
-    let firmware = req.firmware.as_deref().unwrap_or("uefi");
-    if firmware != "uefi" && firmware != "bios" {
-        return Err(Error::validation("firmware", format!("'{firmware}' is not a firmware Kiln composes: use uefi or bios.")));
-    }
-    let secure_boot = req.secure_boot.unwrap_or(false);
-    if secure_boot && firmware != "uefi" {
-        return Err(Error::validation("secure_boot", "Secure Boot needs firmware uefi."));
-    }
-    if firmware == "uefi" && !d.uefi {
-        return Err(Error::conflict("no_uefi", Some("firmware"), format!("Pod {}'s host has no OVMF (UEFI firmware for VMs); install ovmf there, refresh the pod, or compose with firmware bios.", p.name)));
-    }
-    if secure_boot && !d.secure_boot {
-        return Err(Error::conflict("no_secure_boot", Some("secure_boot"), format!("Pod {}'s host has no OVMF build with Secure Boot; compose without it or install one.", p.name)));
-    }
-    let default_pool = proto::default_pool_name(&d, p.default_storage_pool.as_deref());
-    let disks_req = req.disks.clone().unwrap_or_else(|| vec![api::ComposeDisk { size_gib: 8, pool: None }]);
-    if disks_req.is_empty() || disks_req.len() > 16 {
-        return Err(Error::validation("disks", "Give 1 to 16 disks."));
-    }
-    let mut disks = Vec::new();
-    for (i, dr) in disks_req.iter().enumerate() {
-        if !(1..=65536).contains(&dr.size_gib) {
-            return Err(Error::validation(format!("disks[{i}].size_gib"), "Give 1 to 65536 GiB."));
-        }
-        let pool = match opt_name(&format!("disks[{i}].pool"), &dr.pool)?.or(default_pool.clone()) {
-            Some(pl) => pl,
-            None => return Err(Error::validation(format!("disks[{i}].pool"), format!("Pod {}'s host has no active storage pool; define one there (virsh pool-define-as) and refresh the pod.", p.name))),
-        };
-        disks.push((pool, i64::from(dr.size_gib) << 30));
-    }
-    let hostname = match &req.hostname {
-        Some(h) => validate::hostname("hostname", h)?,
-        None => format!("{}-{}", p.name, random_id(5)),
-    };
-    let ifaces_req = req.interfaces.clone().unwrap_or_else(|| vec![api::ComposeInterface::default()]);
-    if ifaces_req.is_empty() || ifaces_req.len() > 8 {
-        return Err(Error::validation("interfaces", "Give 1 to 8 interfaces."));
-    }
-    let mut nics = Vec::new();
-    let mut macs: Vec<String> = Vec::new();
-    for (i, ir) in ifaces_req.iter().enumerate() {
-        let field = format!("interfaces[{i}]");
-        let (network, bridge) = match (opt_name(&field, &ir.network)?, opt_name(&field, &ir.bridge)?) {
-            (Some(_), Some(_)) => return Err(Error::validation(field, "Give a network or a bridge, not both.")),
-            (Some(n), None) => (Some(n), None),
-            (None, Some(b)) => (None, Some(b)),
-            (None, None) => match &p.default_network {
-                Some(n) if d.networks.iter().any(|x| &x.name == n) => (Some(n.clone()), None),
-                Some(b) => (None, Some(b.clone())),
-                None if d.networks.iter().any(|x| x.name == "default") => (Some("default".into()), None),
-                None => return Err(Error::validation(field, format!("Name a bridge or network for it: pod {} has no default_network and its host no libvirt network 'default'.", p.name))),
-            },
-        };
-        if let Some(n) = &network {
-            if !d.networks.iter().any(|x| &x.name == n) {
-                let have: Vec<&str> = d.networks.iter().map(|x| x.name.as_str()).collect();
-                return Err(Error::validation(format!("{field}.network"), format!("Pod {}'s host has no libvirt network '{n}' (it has: {}).", p.name, if have.is_empty() { "none".into() } else { have.join(", ") })));
-            }
-        }
-        let mac = new_mac(conn, &macs)?;
-        macs.push(mac.clone());
-        nics.push(api::VmNic { mac, network, bridge });
-    }
-    let pass = password(sb, &p)?;
-    for _ in 0..5 {
-        let p = row(conn, &p.id)?;
-        let cap = capacity(conn, &p)?;
-        proto::check_fit(&cap, p.cpu_over_commit_ratio, p.memory_over_commit_ratio, i64::from(cores), memory_mib, &disks)
-            .map_err(|why| Error::conflict("over_capacity", None, format!("Pod {} cannot hold this VM: {why}.", p.name)))?;
-        if d.vms.iter().any(|v| v.name == hostname) {
-            return Err(Error::conflict("duplicate_hostname", Some("hostname"), format!("Pod {}'s host already has a VM named {hostname}; choose another hostname.", p.name)));
-        }
-        let mut params = Map::new();
-        params.insert("power_address".into(), Value::String(p.power_address.clone()));
-        params.insert("power_id".into(), Value::String(hostname.clone()));
-        if !pass.is_empty() {
-            params.insert("power_pass".into(), Value::String(pass.clone()));
-        }
-        let mreq = api::MachineCreate {
-            hostname: Some(hostname.clone()),
-            architecture: Some(architecture(&d.architecture)),
-            power_type: Some("virsh".into()),
-            power_parameters: Some(params),
-            skip_bmc_config: Some(true),
-            zone: Some(p.zone.clone()),
-            pool: Some(p.pool.clone()),
-            tags: Some(p.tags()),
-            description: Some(format!("Composed on pod {}.", p.name)),
-            interfaces: Some(nics.iter().enumerate().map(|(i, n)| api::InterfaceCreate { name: format!("eth{i}"), mac: n.mac.clone() }).collect()),
-            cpu_count: Some(i32::try_from(cores).unwrap_or(1)),
-            memory_mib: Some(memory_mib),
-            storage_bytes: Some(disks.iter().map(|(_, b)| b).sum()),
-            ..Default::default()
-        };
-        let res = conn.transaction::<_, Error, _>(|c| {
-            // The pod's version guards the capacity check: a concurrent compose makes us retry.
-            if !dbp::update_if_version(c, &p, p.version)? {
-                return Ok(None);
-            }
-            let m = super::machines::create(c, sb, caller, &mreq, now)?;
-            set_pod(c, &m.system_id, &p.id)?;
-            let vm = VmSpec {
-                system_id: m.system_id.clone(),
-                name: hostname.clone(),
-                cores,
-                memory_mib,
-                virt_type: d.virt_type.clone(),
-                arch: d.architecture.clone(),
-                firmware: firmware.into(),
-                secure_boot,
-                disks: disks.iter().enumerate().map(|(i, (pool, b))| api::VmDisk {
-                    pool: pool.clone(),
-                    name: format!("{hostname}-disk{i}"),
-                    size_bytes: *b,
-                    serial: format!("{}-d{i}", m.system_id),
-                }).collect(),
-                nics: nics.clone(),
-            };
-            let job = queue(c, &p, PodJobKind::Compose, Some(&vm), &caller.username, now)?;
-            crate::db::users::audit(c, now, &caller.username, "pod.compose", &m.system_id, &p.name)?;
-            Ok(Some((m.system_id, job)))
-        })?;
-        if let Some(r) = res {
-            tracing::info!(machine.id = %r.0, pod = %p.id, "machine {} composed on pod {} by {}", r.0, p.name, caller.username);
-            return Ok(r);
-        }
-    }
-    Err(Error::conflict("busy", None, format!("Pod {id} is busy with other composes; try again.")))
-}
-
-fn set_pod(conn: &mut DbConn, system_id: &str, pod_id: &str) -> Result<()> {
-    use crate::db::schema::machines;
-    use diesel::prelude::*;
-    diesel::update(machines::table.find(system_id))
-        .set(machines::pod_id.eq(pod_id))
-        .execute(conn)?;
-    Ok(())
-}
-
 /// Queues the destruction of a composed machine's VM (its row goes once the host confirms), or
 /// returns the one already queued.
-pub fn queue_decompose(conn: &mut DbConn, m: &dbm::MachineRow, requested_by: &str, now: i64) -> Result<String> {
+pub fn queue_decompose(
+    conn: &mut DbConn,
+    m: &dbm::MachineRow,
+    requested_by: &str,
+    now: i64,
+) -> Result<String> {
     let Some(pod_id) = &m.pod_id else {
-        return Err(Error::conflict("not_composed", None, format!("Machine {} was not composed on a pod.", m.system_id)));
+        return Err(Error::conflict(
+            "not_composed",
+            None,
+            format!("Machine {} was not composed on a pod.", m.system_id),
+        ));
     };
     let p = dbp::get(conn, pod_id)?.ok_or_else(|| not_found(pod_id))?;
     if let Some(j) = dbp::open_jobs(conn, &p.id)?
@@ -636,18 +484,35 @@ pub fn queue_decompose(conn: &mut DbConn, m: &dbm::MachineRow, requested_by: &st
         disks: vec![],
         nics: vec![],
     };
-    queue(conn, &p, PodJobKind::Decompose, Some(&vm), requested_by, now)
+    queue(
+        conn,
+        &p,
+        PodJobKind::Decompose,
+        Some(&vm),
+        requested_by,
+        now,
+    )
 }
 
 /// `POST /pods/{id}/decompose/{system_id}` and deleting a composed machine (admins; refused in the
 /// statuses that refuse delete).
-pub fn decompose(conn: &mut DbConn, caller: &Caller, pod: Option<&str>, system_id: &str, now: i64) -> Result<String> {
+pub fn decompose(
+    conn: &mut DbConn,
+    caller: &Caller,
+    pod: Option<&str>,
+    system_id: &str,
+    now: i64,
+) -> Result<String> {
     require_admin(caller, "decompose machines")?;
-    let m = dbm::get_row(conn, system_id)?.ok_or_else(|| Error::not_found(format!("machine {system_id}")))?;
+    let m = dbm::get_row(conn, system_id)?
+        .ok_or_else(|| Error::not_found(format!("machine {system_id}")))?;
     if let Some(pid) = pod {
         let p = row(conn, pid)?;
         if m.pod_id.as_deref() != Some(p.id.as_str()) {
-            return Err(Error::not_found(format!("machine {system_id} on pod {}", p.name)));
+            return Err(Error::not_found(format!(
+                "machine {system_id} on pod {}",
+                p.name
+            )));
         }
     }
     super::machines::precheck(conn, caller, &m, api::MachineAction::Delete)?;
@@ -658,7 +523,13 @@ pub fn decompose(conn: &mut DbConn, caller: &Caller, pod: Option<&str>, system_i
 
 /// Deleting a pod (admins): refused while it has composed machines unless `force`, which queues
 /// the decomposition of each (the caller waits, then calls [`finish_delete`]).
-pub fn delete(conn: &mut DbConn, caller: &Caller, id: &str, force: bool, now: i64) -> Result<(String, Vec<String>)> {
+pub fn delete(
+    conn: &mut DbConn,
+    caller: &Caller,
+    id: &str,
+    force: bool,
+    now: i64,
+) -> Result<(String, Vec<String>)> {
     require_admin(caller, "delete pods")?;
     let p = row(conn, id)?;
     let ms = dbp::machines_of(conn, &p.id)?;
@@ -678,9 +549,18 @@ pub fn delete(conn: &mut DbConn, caller: &Caller, id: &str, force: bool, now: i6
 }
 
 /// Removes the pod and whatever machines of it are left (their VMs stay on the host).
-pub fn finish_delete(conn: &mut DbConn, caller: &Caller, id: &str, decomposed: Vec<String>, now: i64) -> Result<api::PodDeleted> {
+pub fn finish_delete(
+    conn: &mut DbConn,
+    caller: &Caller,
+    id: &str,
+    decomposed: Vec<String>,
+    now: i64,
+) -> Result<api::PodDeleted> {
     let p = row(conn, id)?;
-    let mut out = api::PodDeleted { decomposed, left_on_host: vec![] };
+    let mut out = api::PodDeleted {
+        decomposed,
+        left_on_host: vec![],
+    };
     conn.transaction::<_, Error, _>(|c| {
         for (system_id, hostname, _) in dbp::machines_of(c, &p.id)? {
             let reason = dbp::open_jobs(c, &p.id)?

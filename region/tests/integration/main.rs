@@ -20,6 +20,7 @@ mod db;
 mod e2e;
 mod e2e_deploy;
 mod e2e_iscsi;
+mod e2e_pods;
 mod e2e_ui;
 mod netns;
 mod rack_boot;

@@ -48,8 +48,8 @@ pub fn capacity(
         .iter()
         .filter(|r| !d.vms.iter().any(|v| v.name == r.name))
         .collect();
-    let cores_used = d.vms.iter().map(|v| v.cores).sum::<i64>()
-        + pending.iter().map(|r| r.cores).sum::<i64>();
+    let cores_used =
+        d.vms.iter().map(|v| v.cores).sum::<i64>() + pending.iter().map(|r| r.cores).sum::<i64>();
     let mem_used = d.vms.iter().map(|v| v.memory_mib).sum::<i64>()
         + pending.iter().map(|r| r.memory_mib).sum::<i64>();
     let default = default_pool_name(d, default_pool);
@@ -91,11 +91,7 @@ pub fn capacity(
 pub fn default_pool_name(d: &PodDiscovery, configured: Option<&str>) -> Option<String> {
     match configured {
         Some(c) if !c.is_empty() => Some(c.to_string()),
-        _ => d
-            .pools
-            .iter()
-            .find(|p| p.active)
-            .map(|p| p.name.clone()),
+        _ => d.pools.iter().find(|p| p.active).map(|p| p.name.clone()),
     }
 }
 
@@ -199,13 +195,39 @@ mod tests {
     #[test]
     fn capacity_counts_foreign_vms_and_pending_reservations_once() {
         let reserved = vec![
-            Reserved { name: "new".into(), cores: 2, memory_mib: 2048, disks: vec![("default".into(), 10 << 30)] },
+            Reserved {
+                name: "new".into(),
+                cores: 2,
+                memory_mib: 2048,
+                disks: vec![("default".into(), 10 << 30)],
+            },
             // Already on the host: counted through the discovery, not twice.
-            Reserved { name: "hand".into(), cores: 1, memory_mib: 1024, disks: vec![] },
+            Reserved {
+                name: "hand".into(),
+                cores: 1,
+                memory_mib: 1024,
+                disks: vec![],
+            },
         ];
         let c = capacity(&host(), 2.0, 1.5, None, &reserved);
-        assert_eq!(c.cores, PodResource { total: 4, limit: 8, used: 3, free: 5 });
-        assert_eq!(c.memory_mib, PodResource { total: 8192, limit: 12288, used: 3072, free: 9216 });
+        assert_eq!(
+            c.cores,
+            PodResource {
+                total: 4,
+                limit: 8,
+                used: 3,
+                free: 5
+            }
+        );
+        assert_eq!(
+            c.memory_mib,
+            PodResource {
+                total: 8192,
+                limit: 12288,
+                used: 3072,
+                free: 9216
+            }
+        );
         let p = &c.pools[0];
         assert!(p.default);
         assert_eq!(p.committed_bytes, 30 << 30);
@@ -225,12 +247,35 @@ mod tests {
     fn over_capacity_is_refused_with_every_shortage_in_words() {
         let c = capacity(&host(), 1.0, 1.0, None, &[]);
         assert!(check_fit(&c, 1.0, 1.0, 3, 7168, &[("default".into(), 20 << 30)]).is_ok());
-        let e = check_fit(&c, 1.0, 1.0, 4, 8192, &[("default".into(), 25 << 30), ("default".into(), 25 << 30)]).unwrap_err();
-        assert!(e.contains("4 cores were asked for but 3 are free (4 host cores × overcommit 1 = 4, 1 in use)"), "{e}");
-        assert!(e.contains("8192 MiB of memory was asked for but 7168 MiB is free"), "{e}");
-        assert!(e.contains("50 GiB of disk in pool 'default' was asked for but 40 GiB is free"), "{e}");
-        let e = check_fit(&c, 1.0, 1.0, 1, 1, &[("nope".into(), 1), ("off".into(), 1)]).unwrap_err();
-        assert!(e.contains("no storage pool 'nope' (it has: default, off)"), "{e}");
+        let e = check_fit(
+            &c,
+            1.0,
+            1.0,
+            4,
+            8192,
+            &[("default".into(), 25 << 30), ("default".into(), 25 << 30)],
+        )
+        .unwrap_err();
+        assert!(
+            e.contains(
+                "4 cores were asked for but 3 are free (4 host cores × overcommit 1 = 4, 1 in use)"
+            ),
+            "{e}"
+        );
+        assert!(
+            e.contains("8192 MiB of memory was asked for but 7168 MiB is free"),
+            "{e}"
+        );
+        assert!(
+            e.contains("50 GiB of disk in pool 'default' was asked for but 40 GiB is free"),
+            "{e}"
+        );
+        let e =
+            check_fit(&c, 1.0, 1.0, 1, 1, &[("nope".into(), 1), ("off".into(), 1)]).unwrap_err();
+        assert!(
+            e.contains("no storage pool 'nope' (it has: default, off)"),
+            "{e}"
+        );
         assert!(e.contains("'off' is not active"), "{e}");
     }
 

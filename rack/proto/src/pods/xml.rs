@@ -48,7 +48,11 @@ pub fn domain_xml(s: &VmSpec) -> String {
         "  <memory unit='MiB'>{}</memory>\n  <vcpu>{}</vcpu>\n",
         s.memory_mib, s.cores
     ));
-    let machine = if s.arch == "x86_64" { " machine='q35'" } else { "" };
+    let machine = if s.arch == "x86_64" {
+        " machine='q35'"
+    } else {
+        ""
+    };
     if s.firmware == "uefi" {
         let sb = if s.secure_boot { "yes" } else { "no" };
         x.push_str(&format!(
@@ -103,7 +107,8 @@ pub fn domain_xml(s: &VmSpec) -> String {
 /// (`Disk`), keeping the order within each kind. Only devices that already boot are renumbered.
 /// `Ok(None)`: the domain has no per-device boot order.
 pub fn with_device_boot_order(xml: &str, first: BootDevice) -> Result<Option<String>, String> {
-    let doc = roxmltree::Document::parse(xml).map_err(|e| format!("the domain XML is not valid: {e}"))?;
+    let doc =
+        roxmltree::Document::parse(xml).map_err(|e| format!("the domain XML is not valid: {e}"))?;
     // (range of the <boot> element, is a NIC, old order)
     let mut boots: Vec<(std::ops::Range<usize>, bool, u32)> = Vec::new();
     for dev in doc
@@ -139,7 +144,10 @@ pub fn with_device_boot_order(xml: &str, first: BootDevice) -> Result<Option<Str
     let mut idx: Vec<usize> = (0..boots.len()).collect();
     idx.sort_by_key(|&i| std::cmp::Reverse(boots[i].0.start));
     for i in idx {
-        out.replace_range(boots[i].0.clone(), &format!("<boot order='{}'/>", new_order[i]));
+        out.replace_range(
+            boots[i].0.clone(),
+            &format!("<boot order='{}'/>", new_order[i]),
+        );
     }
     Ok(Some(out))
 }
@@ -190,7 +198,8 @@ fn kib(value: &str, unit: Option<&str>) -> i64 {
 
 /// Reads a domain's name, uuid, vCPUs, memory, disks and Kiln marker.
 pub fn parse_domain(xml: &str) -> Result<DomainFacts, String> {
-    let doc = roxmltree::Document::parse(xml).map_err(|e| format!("the domain XML is not valid: {e}"))?;
+    let doc =
+        roxmltree::Document::parse(xml).map_err(|e| format!("the domain XML is not valid: {e}"))?;
     let root = doc.root_element();
     let mut f = DomainFacts {
         name: text_of(root, "name").unwrap_or_default().to_string(),
@@ -205,10 +214,16 @@ pub fn parse_domain(xml: &str) -> Result<DomainFacts, String> {
     }
     for n in root.descendants() {
         if n.tag_name().namespace() == Some(KILN_NS) && n.tag_name().name() == "system_id" {
-            f.system_id = n.text().map(|t| t.trim().to_string()).filter(|t| !t.is_empty());
+            f.system_id = n
+                .text()
+                .map(|t| t.trim().to_string())
+                .filter(|t| !t.is_empty());
         }
         if n.has_tag_name("nvram") {
-            f.nvram = n.text().map(|t| t.trim().to_string()).filter(|t| !t.is_empty());
+            f.nvram = n
+                .text()
+                .map(|t| t.trim().to_string())
+                .filter(|t| !t.is_empty());
         }
     }
     for d in root
@@ -232,7 +247,8 @@ pub fn parse_domain(xml: &str) -> Result<DomainFacts, String> {
 
 /// A storage pool's type and target path.
 pub fn parse_pool(xml: &str) -> Result<(String, Option<String>), String> {
-    let doc = roxmltree::Document::parse(xml).map_err(|e| format!("the pool XML is not valid: {e}"))?;
+    let doc =
+        roxmltree::Document::parse(xml).map_err(|e| format!("the pool XML is not valid: {e}"))?;
     let root = doc.root_element();
     let kind = root.attribute("type").unwrap_or("").to_string();
     let path = root
@@ -248,11 +264,7 @@ pub fn parse_pool(xml: &str) -> Result<(String, Option<String>), String> {
 pub fn parse_firmware_caps(xml: &str) -> Result<(bool, bool), String> {
     let doc = roxmltree::Document::parse(xml)
         .map_err(|e| format!("the domain capabilities are not valid XML: {e}"))?;
-    let Some(os) = doc
-        .root_element()
-        .children()
-        .find(|c| c.has_tag_name("os"))
-    else {
+    let Some(os) = doc.root_element().children().find(|c| c.has_tag_name("os")) else {
         return Ok((false, false));
     };
     let values = |parent: roxmltree::Node<'_, '_>, name: &str| -> Vec<String> {
@@ -266,9 +278,10 @@ pub fn parse_firmware_caps(xml: &str) -> Result<(bool, bool), String> {
     let loader = os.children().find(|c| c.has_tag_name("loader"));
     let uefi = values(os, "firmware").iter().any(|v| v == "efi")
         || loader.is_some_and(|l| {
-            l.children()
-                .filter(|v| v.has_tag_name("value"))
-                .any(|v| v.text().is_some_and(|t| t.contains("OVMF") || t.contains("edk2")))
+            l.children().filter(|v| v.has_tag_name("value")).any(|v| {
+                v.text()
+                    .is_some_and(|t| t.contains("OVMF") || t.contains("edk2"))
+            })
         });
     let secure = uefi && loader.is_some_and(|l| values(l, "secure").iter().any(|v| v == "yes"));
     Ok((uefi, secure))
@@ -322,14 +335,22 @@ mod tests {
     fn uefi_domain_boots_nics_then_disks_per_device_and_reads_back() {
         let x = domain_xml(&spec("uefi", false));
         assert!(x.contains("<os firmware='efi'>"), "{x}");
-        assert!(x.contains("<feature enabled='no' name='secure-boot'/>"), "{x}");
+        assert!(
+            x.contains("<feature enabled='no' name='secure-boot'/>"),
+            "{x}"
+        );
         assert!(!x.contains("<boot dev"), "never <os><boot dev>: {x}");
         assert!(!x.contains("<smm"), "{x}");
         assert!(x.contains("<name>vm-&lt;1&gt;</name>"), "escaped: {x}");
-        let orders: Vec<&str> = x.match_indices("<boot order='").map(|(i, _)| &x[i + 13..i + 14]).collect();
+        let orders: Vec<&str> = x
+            .match_indices("<boot order='")
+            .map(|(i, _)| &x[i + 13..i + 14])
+            .collect();
         assert_eq!(orders, ["1", "2", "3", "4"]);
         let nic = x.find("<source bridge='br0'/>").unwrap();
-        let disk = x.find("<source pool='default' volume='vm-disk0'/>").unwrap();
+        let disk = x
+            .find("<source pool='default' volume='vm-disk0'/>")
+            .unwrap();
         assert!(nic < disk);
         let f = parse_domain(&x).unwrap();
         assert_eq!(f.name, "vm-<1>");
@@ -339,8 +360,14 @@ mod tests {
         assert_eq!(
             f.disks,
             vec![
-                DiskSource::Volume { pool: "default".into(), volume: "vm-disk0".into() },
-                DiskSource::Volume { pool: "fast".into(), volume: "vm-disk1".into() },
+                DiskSource::Volume {
+                    pool: "default".into(),
+                    volume: "vm-disk0".into()
+                },
+                DiskSource::Volume {
+                    pool: "fast".into(),
+                    volume: "vm-disk1".into()
+                },
             ]
         );
     }
@@ -348,18 +375,29 @@ mod tests {
     #[test]
     fn secure_boot_turns_on_smm_and_the_firmware_features_and_bios_has_no_firmware() {
         let x = domain_xml(&spec("uefi", true));
-        assert!(x.contains("<feature enabled='yes' name='secure-boot'/>"), "{x}");
-        assert!(x.contains("<feature enabled='yes' name='enrolled-keys'/>"), "{x}");
+        assert!(
+            x.contains("<feature enabled='yes' name='secure-boot'/>"),
+            "{x}"
+        );
+        assert!(
+            x.contains("<feature enabled='yes' name='enrolled-keys'/>"),
+            "{x}"
+        );
         assert!(x.contains("<smm state='on'/>"), "{x}");
         let b = domain_xml(&spec("bios", false));
         assert!(!b.contains("firmware"), "{b}");
-        assert!(b.contains("<type arch='x86_64' machine='q35'>hvm</type>"), "{b}");
+        assert!(
+            b.contains("<type arch='x86_64' machine='q35'>hvm</type>"),
+            "{b}"
+        );
     }
 
     #[test]
     fn device_boot_order_is_renumbered_within_devices_only() {
         let x = domain_xml(&spec("uefi", false));
-        let disk_first = with_device_boot_order(&x, BootDevice::Disk).unwrap().unwrap();
+        let disk_first = with_device_boot_order(&x, BootDevice::Disk)
+            .unwrap()
+            .unwrap();
         let pos = |s: &str, needle: &str| s.find(needle).unwrap();
         // Disks get 1 and 2, NICs 3 and 4, each kind in its old order.
         let order_after = |s: &str, anchor: &str| {
@@ -372,11 +410,17 @@ mod tests {
         assert_eq!(order_after(&disk_first, "bridge='br0'"), "3");
         assert_eq!(order_after(&disk_first, "network='default'"), "4");
         assert!(!disk_first.contains("<boot dev"));
-        let back = with_device_boot_order(&disk_first, BootDevice::Pxe).unwrap().unwrap();
+        let back = with_device_boot_order(&disk_first, BootDevice::Pxe)
+            .unwrap()
+            .unwrap();
         assert_eq!(back, x, "network first again is the original");
         // A domain without per-device order is not this function's.
-        let plain = "<domain><os><boot dev='hd'/></os><devices><disk device='disk'/></devices></domain>";
-        assert_eq!(with_device_boot_order(plain, BootDevice::Pxe).unwrap(), None);
+        let plain =
+            "<domain><os><boot dev='hd'/></os><devices><disk device='disk'/></devices></domain>";
+        assert_eq!(
+            with_device_boot_order(plain, BootDevice::Pxe).unwrap(),
+            None
+        );
         assert!(with_device_boot_order("<domain", BootDevice::Pxe).is_err());
     }
 
@@ -390,15 +434,26 @@ mod tests {
         let f = parse_domain(x).unwrap();
         assert_eq!((f.cores, f.memory_mib), (3, 2048));
         assert_eq!(f.system_id, None);
-        assert_eq!(f.nvram.as_deref(), Some("/var/lib/libvirt/qemu/nvram/hand_VARS.fd"));
-        assert_eq!(f.disks, vec![DiskSource::Path("/var/lib/libvirt/images/hand.qcow2".into())]);
+        assert_eq!(
+            f.nvram.as_deref(),
+            Some("/var/lib/libvirt/qemu/nvram/hand_VARS.fd")
+        );
+        assert_eq!(
+            f.disks,
+            vec![DiskSource::Path(
+                "/var/lib/libvirt/images/hand.qcow2".into()
+            )]
+        );
         assert_eq!(kib("1073741824", Some("bytes")), 1 << 20);
     }
 
     #[test]
     fn pools_and_firmware_capabilities() {
         let p = "<pool type='dir'><name>default</name><target><path>/var/lib/libvirt/images</path></target></pool>";
-        assert_eq!(parse_pool(p).unwrap(), ("dir".into(), Some("/var/lib/libvirt/images".into())));
+        assert_eq!(
+            parse_pool(p).unwrap(),
+            ("dir".into(), Some("/var/lib/libvirt/images".into()))
+        );
         let caps = "<domainCapabilities><os supported='yes'><enum name='firmware'><value>bios</value><value>efi</value></enum>\
                     <loader supported='yes'><value>/usr/share/OVMF/OVMF_CODE_4M.ms.fd</value>\
                     <enum name='secure'><value>yes</value><value>no</value></enum></loader></os></domainCapabilities>";
@@ -410,7 +465,12 @@ mod tests {
 
     #[test]
     fn volumes_are_sparse_raw() {
-        let v = volume_xml(&VmDisk { pool: "p".into(), name: "a&b".into(), size_bytes: 5, serial: "s".into() });
+        let v = volume_xml(&VmDisk {
+            pool: "p".into(),
+            name: "a&b".into(),
+            size_bytes: 5,
+            serial: "s".into(),
+        });
         assert!(v.contains("<name>a&amp;b</name>"));
         assert!(v.contains("<capacity unit='bytes'>5</capacity>"));
         assert!(v.contains("<allocation unit='bytes'>0</allocation>"));
