@@ -28,6 +28,8 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("images.html", include_str!("../templates/images.html")),
     ("subnets.html", include_str!("../templates/subnets.html")),
     ("dns.html", include_str!("../templates/dns.html")),
+    ("pods.html", include_str!("../templates/pods.html")),
+    ("pod.html", include_str!("../templates/pod.html")),
     ("racks.html", include_str!("../templates/racks.html")),
     ("users.html", include_str!("../templates/users.html")),
     ("keys.html", include_str!("../templates/keys.html")),

@@ -441,3 +441,59 @@ fn other_pages() {
     };
     insta::assert_snapshot!("error", ui.render("error.html", &err).unwrap());
 }
+
+#[test]
+fn pod_pages() {
+    let ui = ui();
+    let pod: api::Pod = serde_json::from_value(json!({
+        "id": "p1", "name": "kvm-1", "type": "virsh", "power_address": "qemu+ssh://kiln@10.0.0.5/system",
+        "power_pass_set": true, "cpu_over_commit_ratio": 2.0, "memory_over_commit_ratio": 1.0,
+        "default_storage_pool": null, "default_network": "br0", "tags": ["kvm"], "zone": "default", "pool": "default",
+        "state": "ok", "message": null, "architecture": "x86_64", "hypervisor": "libvirt 9.0.0, QEMU 7.2.0", "virt_type": "kvm",
+        "uefi": true, "secure_boot": true,
+        "cores": {"total": 8, "limit": 16, "used": 5, "free": 11},
+        "memory_mib": {"total": 32768, "limit": 32768, "used": 9216, "free": 23552},
+        "storage_pools": [{"name": "default", "pool_type": "dir", "path": "/var/lib/libvirt/images", "active": true,
+            "capacity_bytes": 536870912000u64, "allocation_bytes": 107374182400u64, "available_bytes": 429496729600u64,
+            "committed_bytes": 42949672960u64, "free_bytes": 429496729600u64, "default": true}],
+        "networks": [{"name": "default", "bridge": "virbr0", "active": true}],
+        "vms": [{"name": "node-a", "uuid": "u1", "cores": 4, "memory_mib": 8192, "disk_bytes": 42949672960u64, "running": true, "system_id": "abc123"},
+                {"name": "hand-made", "uuid": "u2", "cores": 1, "memory_mib": 1024, "disk_bytes": 0, "running": false, "system_id": null}],
+        "machines": [{"system_id": "abc123", "hostname": "node-a", "status": "ready", "status_label": "Ready"}],
+        "rack": "rack-1", "refreshed_at": "2026-12-03T10:00:00.000Z", "created_at": "2026-12-01T08:00:00.000Z", "updated_at": "2026-12-03T10:00:00.000Z"
+    })).unwrap();
+    let mut errors = views::FieldErrors::new();
+    errors.insert(
+        "power_address".into(),
+        "'vmware://x' is not a libvirt QEMU URI.".into(),
+    );
+    let list = views::Pods {
+        pods: vec![views::pod_view(&pod)],
+        values: BTreeMap::from([("power_address".to_string(), "vmware://x".to_string())]),
+        errors,
+    };
+    insta::assert_snapshot!(
+        "pods",
+        ui.render("pods.html", &page("KVM pods", true, list))
+            .unwrap()
+    );
+    let mut errors = views::FieldErrors::new();
+    errors.insert(
+        "form".into(),
+        "Pod kvm-1 cannot hold this VM: 64 cores were asked for but 11 are free.".into(),
+    );
+    let one = views::PodPage {
+        p: views::pod_view(&pod),
+        values: BTreeMap::from([("cores".to_string(), "64".to_string())]),
+        errors,
+    };
+    let html = ui
+        .render("pod.html", &page("Pod kvm-1", true, one))
+        .unwrap();
+    assert!(
+        html.contains("<meter id=\"m-cores\" min=\"0\" max=\"16\" value=\"5\">"),
+        "{html}"
+    );
+    assert!(html.contains("not Kiln's"), "{html}");
+    insta::assert_snapshot!("pod", html);
+}

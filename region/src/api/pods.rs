@@ -72,7 +72,7 @@ fn failed(what: &str, j: &PodJobRow) -> Error {
     ))
 }
 
-async fn pod(
+pub(crate) async fn pod(
     state: &web::Data<AppState>,
     caller: crate::domain::Caller,
     id: String,
@@ -98,7 +98,16 @@ pub async fn create(
     Auth(caller): Auth,
     body: web::Json<api::PodCreate>,
 ) -> Result<HttpResponse> {
-    let req = body.into_inner();
+    let p = add(&state, caller, body.into_inner()).await?;
+    Ok(HttpResponse::Created().json(p))
+}
+
+/// Registers a pod and waits for its first discovery; on failure nothing is kept (shared with the UI).
+pub(crate) async fn add(
+    state: &web::Data<AppState>,
+    caller: crate::domain::Caller,
+    req: api::PodCreate,
+) -> Result<api::Pod> {
     let wait = req.wait_secs.unwrap_or(60);
     let (id, job) = state
         .pool
@@ -107,12 +116,11 @@ pub async fn create(
             move |c| pods::create(c, &sb, &caller, &req, now_ms())
         })
         .await?;
-    let j = wait_job(&state, &job, wait).await?;
-    if let Some(j) = j.filter(|j| j.status == "done") {
-        let _ = j;
-        return Ok(HttpResponse::Created().json(pod(&state, caller, id).await?));
+    let j = wait_job(state, &job, wait).await?;
+    if j.is_some_and(|j| j.status == "done") {
+        return pod(state, caller, id).await;
     }
-    let why = match dbjob(&state, &job).await? {
+    let why = match dbjob(state, &job).await? {
         Some(j) if j.status == "failed" => j.message.unwrap_or_default(),
         _ => format!("no rack reached the host within {wait} s"),
     };
@@ -184,19 +192,38 @@ pub async fn refresh(
     q: web::Query<WaitParams>,
 ) -> Result<HttpResponse> {
     let id = path.into_inner();
+    Ok(
+        match refresh_and_wait(
+            &state,
+            caller.clone(),
+            id.clone(),
+            q.wait_secs.unwrap_or(60),
+        )
+        .await?
+        {
+            true => HttpResponse::Ok().json(pod(&state, caller, id).await?),
+            false => HttpResponse::Accepted().json(pod(&state, caller, id).await?),
+        },
+    )
+}
+
+/// Discovers the host again; true once it answered, 502 in its words when it failed.
+pub(crate) async fn refresh_and_wait(
+    state: &web::Data<AppState>,
+    caller: crate::domain::Caller,
+    id: String,
+    wait: u32,
+) -> Result<bool> {
     let job = state
         .pool
-        .run({
-            let (caller, id) = (caller.clone(), id.clone());
-            move |c| pods::refresh(c, &caller, &id, now_ms())
-        })
+        .run(move |c| pods::refresh(c, &caller, &id, now_ms()))
         .await?;
-    match wait_job(&state, &job, q.wait_secs.unwrap_or(60)).await? {
+    match wait_job(state, &job, wait).await? {
         Some(j) if j.status == "failed" => {
             Err(failed("The pod's host could not be discovered", &j))
         }
-        Some(j) => Ok(HttpResponse::Ok().json(pod(&state, caller, j.pod_id).await?)),
-        None => Ok(HttpResponse::Accepted().json(pod(&state, caller, id).await?)),
+        Some(_) => Ok(true),
+        None => Ok(false),
     }
 }
 
@@ -213,8 +240,23 @@ pub async fn compose(
     path: web::Path<String>,
     body: web::Json<api::ComposeRequest>,
 ) -> Result<HttpResponse> {
-    let id = path.into_inner();
-    let req = body.into_inner();
+    let (m, done) = compose_and_wait(&state, caller, path.into_inner(), body.into_inner()).await?;
+    let loc = ("Location", format!("/api/v1/machines/{}", m.system_id));
+    Ok(if done {
+        HttpResponse::Created().insert_header(loc).json(m)
+    } else {
+        HttpResponse::Accepted().insert_header(loc).json(m)
+    })
+}
+
+/// Composes and waits for the host: the machine, and whether the host has made it (shared with
+/// the UI).
+pub(crate) async fn compose_and_wait(
+    state: &web::Data<AppState>,
+    caller: crate::domain::Caller,
+    id: String,
+    req: api::ComposeRequest,
+) -> Result<(api::Machine, bool)> {
     let wait = req.wait_secs.unwrap_or(120);
     let (system_id, job) = state
         .pool
@@ -223,7 +265,7 @@ pub async fn compose(
             move |c| crate::domain::pod_compose::compose(c, &sb, &caller, &id, &req, now_ms())
         })
         .await?;
-    let j = wait_job(&state, &job, wait).await?;
+    let j = wait_job(state, &job, wait).await?;
     // The compose's end queued the commissioning's power job.
     state.power_wake.notify_waiters();
     if let Some(j) = &j {
@@ -233,19 +275,9 @@ pub async fn compose(
     }
     let m = state
         .pool
-        .run({
-            let (caller, sid) = (caller.clone(), system_id.clone());
-            move |c| machines::get(c, &caller, &sid)
-        })
+        .run(move |c| machines::get(c, &caller, &system_id))
         .await?;
-    Ok(match j {
-        Some(_) => HttpResponse::Created()
-            .insert_header(("Location", format!("/api/v1/machines/{system_id}")))
-            .json(m),
-        None => HttpResponse::Accepted()
-            .insert_header(("Location", format!("/api/v1/machines/{system_id}")))
-            .json(m),
-    })
+    Ok((m, j.is_some()))
 }
 
 /// Decompose a composed machine (admins): its VM is destroyed with its NVRAM and volumes, then the
@@ -303,33 +335,48 @@ pub async fn delete(
     path: web::Path<String>,
     q: web::Query<WaitParams>,
 ) -> Result<HttpResponse> {
-    let id = path.into_inner();
-    let force = q.force;
+    let out = delete_and_wait(
+        &state,
+        caller,
+        path.into_inner(),
+        q.force,
+        q.wait_secs.unwrap_or(120),
+    )
+    .await?;
+    Ok(HttpResponse::Ok().json(out))
+}
+
+/// Deletes a pod, decomposing its machines first when `force` (shared with the UI).
+pub(crate) async fn delete_and_wait(
+    state: &web::Data<AppState>,
+    caller: crate::domain::Caller,
+    id: String,
+    force: bool,
+    wait: u32,
+) -> Result<api::PodDeleted> {
     let (pod_id, jobs) = state
         .pool
         .run({
-            let (caller, id) = (caller.clone(), id.clone());
+            let caller = caller.clone();
             move |c| pods::delete(c, &caller, &id, force, now_ms())
         })
         .await?;
-    let deadline = tokio::time::Instant::now()
-        + Duration::from_secs(u64::from(q.wait_secs.unwrap_or(120).min(300)));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(u64::from(wait.min(300)));
     let mut decomposed = Vec::new();
     for job in jobs {
         let left = deadline
             .saturating_duration_since(tokio::time::Instant::now())
             .as_secs();
-        if let Some(j) = wait_job(&state, &job, u32::try_from(left).unwrap_or(0)).await? {
+        if let Some(j) = wait_job(state, &job, u32::try_from(left).unwrap_or(0)).await? {
             if j.status == "done" {
                 decomposed.extend(j.system_id);
             }
         }
     }
-    let out = state
+    state
         .pool
         .run(move |c| pods::finish_delete(c, &caller, &pod_id, decomposed.clone(), now_ms()))
-        .await?;
-    Ok(HttpResponse::Ok().json(out))
+        .await
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]

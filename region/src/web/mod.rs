@@ -25,6 +25,7 @@ use crate::error::Error;
 pub mod dns;
 pub mod machines;
 pub mod pages;
+pub mod pods;
 pub mod session;
 pub mod stream;
 
@@ -39,7 +40,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .configure(session::configure)
         .configure(machines::configure)
         .configure(pages::configure)
-        .configure(dns::configure);
+        .configure(dns::configure)
+        .configure(pods::configure);
 }
 
 async fn root() -> HttpResponse {
@@ -352,7 +354,8 @@ pub fn field_errors(e: &Error, known: &[&str]) -> FieldErrors {
 
 /// Whether `e` is the user's mistake (shown beside the form) rather than a failure of Kiln.
 pub fn is_user_error(e: &Error) -> bool {
-    !actix_web::ResponseError::status_code(e).is_server_error() || matches!(e, Error::Power(_))
+    !actix_web::ResponseError::status_code(e).is_server_error()
+        || matches!(e, Error::Power(_) | Error::Pod(_))
 }
 
 #[cfg(test)]

@@ -116,6 +116,77 @@ fn files_in(d: &Path) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// A logged-in browser session, as curl inside the lab's namespace.
+struct Web<'a> {
+    lab: &'a Lab,
+    jar: String,
+}
+
+impl<'a> Web<'a> {
+    fn login(lab: &'a Lab) -> Web<'a> {
+        let w = Web {
+            lab,
+            jar: lab.dir.join("cookies").to_str().unwrap().to_string(),
+        };
+        let csrf = csrf_of(&w.get("/login").1);
+        let (code, body) = w.post(
+            "/login",
+            &[
+                ("username", "admin"),
+                ("password", "admin-password"),
+                ("csrf", &csrf),
+                ("next", "/pods"),
+            ],
+        );
+        assert_eq!(
+            code,
+            303,
+            "login: {body}\n{}",
+            std::fs::read_to_string(&w.jar).unwrap_or_default()
+        );
+        w
+    }
+
+    fn curl(&self, extra: &[&str]) -> (u16, String) {
+        let mut args = vec![
+            "curl",
+            "-s",
+            "-b",
+            &self.jar,
+            "-c",
+            &self.jar,
+            "-w",
+            "\n%{http_code}",
+        ];
+        args.extend_from_slice(extra);
+        let out = self.lab.ns_cmd(&args);
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let (body, code) = text.rsplit_once('\n').unwrap();
+        (code.trim().parse().unwrap(), body.to_string())
+    }
+
+    fn get(&self, path: &str) -> (u16, String) {
+        self.curl(&[&format!("http://127.0.0.1:5240{path}")])
+    }
+
+    fn post(&self, path: &str, form: &[(&str, &str)]) -> (u16, String) {
+        let pairs: Vec<String> = form.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let mut args: Vec<&str> = Vec::new();
+        for p in &pairs {
+            args.extend(["--data-urlencode", p.as_str()]);
+        }
+        let url = format!("http://127.0.0.1:5240{path}");
+        args.push(&url);
+        self.curl(&args)
+    }
+}
+
+fn csrf_of(html: &str) -> String {
+    let needle = "name=\"csrf\" value=\"";
+    let i = html.find(needle).expect(html) + needle.len();
+    html[i..i + html[i..].find('"').unwrap()].to_string()
+}
+
 #[test]
 fn e2e_pod_composes_a_uefi_vm_that_commissions_and_decomposes_cleanly() {
     let lab = Lab::new("pods");
@@ -265,6 +336,38 @@ fn e2e_pod_composes_a_uefi_vm_that_commissions_and_decomposes_cleanly() {
         .unwrap()
         .iter()
         .any(|v| v["system_id"] == sid.as_str()));
+    // The pod's page: capacity bars, the VMs (the hand-made one too), the composed machine; the
+    // compose form refuses what does not fit, in words, beside the form.
+    let web = Web::login(&lab);
+    let (code, html) = web.get(&format!("/pods/{id}"));
+    assert_eq!(code, 200, "{html}");
+    assert!(
+        html.contains("<meter id=\"m-cores\" min=\"0\" max=\"8\" value=\"3\">"),
+        "{html}"
+    );
+    assert!(
+        html.contains("hand-made") && html.contains("not Kiln's"),
+        "{html}"
+    );
+    assert!(
+        html.contains(&format!("<a href=\"/machines/{sid}\">vm-pod1</a>")),
+        "{html}"
+    );
+    let (code, html) = web.post(
+        &format!("/pods/{id}/compose"),
+        &[
+            ("csrf", &csrf_of(&html)),
+            ("cores", "64"),
+            ("disk_gib", "2"),
+        ],
+    );
+    assert_eq!(code, 409, "{html}");
+    assert!(html.contains("64 cores were asked for"), "{html}");
+    let (_, list) = web.get("/pods");
+    assert!(
+        list.contains(&format!("<a href=\"/pods/{id}\">lab</a>")),
+        "{list}"
+    );
     let nvram_before = files_in(&lv.nvram_dir());
     assert!(
         nvram_before.iter().any(|f| f.contains("vm-pod1")),

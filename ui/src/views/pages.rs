@@ -381,3 +381,95 @@ pub struct ErrorPage {
     pub message: String,
     pub back: String,
 }
+
+/// A pod as the pages show it: the API's pod and its storage in words.
+#[derive(Debug, Clone, Serialize)]
+pub struct PodView {
+    pub pod: api::Pod,
+    /// Free / total of the active pools, e.g. `12.5 GiB` / `250 GiB`.
+    pub storage_free: String,
+    pub storage_total: String,
+    pub storage_committed_bytes: i64,
+    pub storage_capacity_bytes: i64,
+    pub pools: Vec<PoolRow>,
+    pub vms: Vec<VmRow>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PoolRow {
+    pub name: String,
+    pub pool_type: String,
+    pub path: String,
+    pub active: bool,
+    pub default: bool,
+    pub capacity: String,
+    pub committed: String,
+    pub free: String,
+    pub capacity_bytes: i64,
+    pub committed_bytes: i64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct VmRow {
+    pub name: String,
+    pub cores: i64,
+    pub memory_mib: i64,
+    pub disk: String,
+    pub running: bool,
+    pub system_id: Option<String>,
+}
+
+pub fn pod_view(p: &api::Pod) -> PodView {
+    let active: Vec<&api::PodStoragePool> = p.storage_pools.iter().filter(|s| s.active).collect();
+    PodView {
+        storage_free: format::bytes(active.iter().map(|s| s.free_bytes).sum()),
+        storage_total: format::bytes(active.iter().map(|s| s.capacity_bytes).sum()),
+        storage_committed_bytes: active.iter().map(|s| s.committed_bytes).sum(),
+        storage_capacity_bytes: active.iter().map(|s| s.capacity_bytes).sum(),
+        pools: p
+            .storage_pools
+            .iter()
+            .map(|s| PoolRow {
+                name: s.name.clone(),
+                pool_type: s.pool_type.clone(),
+                path: s.path.clone().unwrap_or_default(),
+                active: s.active,
+                default: s.default,
+                capacity: format::bytes(s.capacity_bytes),
+                committed: format::bytes(s.committed_bytes),
+                free: format::bytes(s.free_bytes),
+                capacity_bytes: s.capacity_bytes,
+                committed_bytes: s.committed_bytes.min(s.capacity_bytes),
+            })
+            .collect(),
+        vms: p
+            .vms
+            .iter()
+            .map(|v| VmRow {
+                name: v.name.clone(),
+                cores: v.cores,
+                memory_mib: v.memory_mib,
+                disk: format::bytes(v.disk_bytes),
+                running: v.running,
+                system_id: v.system_id.clone(),
+            })
+            .collect(),
+        pod: p.clone(),
+    }
+}
+
+/// The KVM pods page: every pod with its capacity, and the form that adds one.
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct Pods {
+    pub pods: Vec<PodView>,
+    pub values: BTreeMap<String, String>,
+    pub errors: FieldErrors,
+}
+
+/// One pod: capacity bars, storage pools, networks, VMs, its machines, and the compose form.
+#[derive(Debug, Clone, Serialize)]
+pub struct PodPage {
+    pub p: PodView,
+    pub values: BTreeMap<String, String>,
+    pub errors: FieldErrors,
+}
