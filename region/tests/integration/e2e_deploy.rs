@@ -272,7 +272,7 @@ fn apt_goes_through_the_rack_proxy(lab: &Lab, ip: &str) {
 }
 
 /// The machine is Deployed and is what was asked for, seen over SSH with the owner's key.
-fn check_deployed(lab: &Lab, id: &str, vm: &str, firmware: &str) -> String {
+pub(crate) fn check_deployed_over_ssh(lab: &Lab, id: &str, vm: &str, firmware: &str) -> String {
     let key = ssh_key(lab);
     let m = lab.json(&["machines", "show", id]);
     assert_eq!(m["status"], "deployed", "{m:#}");
@@ -297,6 +297,13 @@ fn check_deployed(lab: &Lab, id: &str, vm: &str, firmware: &str) -> String {
         "{got}"
     );
     assert_eq!(lines.get(3).copied(), Some(firmware), "{got}");
+    ip
+}
+
+/// The machine is Deployed as [`check_deployed_over_ssh`] sees it, and its serial console shows
+/// the installer's end and the local-disk boot.
+fn check_deployed(lab: &Lab, id: &str, vm: &str, firmware: &str) -> String {
+    let ip = check_deployed_over_ssh(lab, id, vm, firmware);
     // The machine booted its disk through Kiln's local-boot script, not the installer again.
     let serial = lab.serial(vm);
     assert!(serial.contains("KILN-DEPLOY-INSTALLED"), "{serial}");

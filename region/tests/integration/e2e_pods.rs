@@ -295,9 +295,9 @@ fn e2e_pod_composes_a_uefi_vm_that_commissions_and_decomposes_cleanly() {
         "--cores",
         "2",
         "--memory",
-        "1024",
+        "1536",
         "--disk",
-        "4",
+        "6",
         "--hostname",
         "vm-pod1",
     ]);
@@ -317,9 +317,9 @@ fn e2e_pod_composes_a_uefi_vm_that_commissions_and_decomposes_cleanly() {
     );
     let hw = &m["hardware"];
     assert_eq!(hw["cpu_count"], 2, "{hw:#}");
-    assert_eq!(hw["memory_mib"], 1024, "{hw:#}");
+    assert_eq!(hw["memory_mib"], 1536, "{hw:#}");
     assert_eq!(hw["firmware"], "uefi", "{hw:#}");
-    assert_eq!(hw["disks"][0]["size_bytes"], 4_i64 << 30, "{hw:#}");
+    assert_eq!(hw["disks"][0]["size_bytes"], 6_i64 << 30, "{hw:#}");
     assert_eq!(hw["disks"][0]["serial"], format!("{sid}-d0"), "{hw:#}");
     assert_eq!(hw["nics"][0]["mac"], m["boot_mac"], "{hw:#}");
     // Kiln powered it off at the end, through libvirt.
@@ -330,7 +330,7 @@ fn e2e_pod_composes_a_uefi_vm_that_commissions_and_decomposes_cleanly() {
     });
     let p = lab.json(&["pods", "show", &id]);
     assert_eq!(p["cores"]["used"], 3, "{p:#}");
-    assert_eq!(p["storage_pools"][0]["committed_bytes"], 4_i64 << 30);
+    assert_eq!(p["storage_pools"][0]["committed_bytes"], 6_i64 << 30);
     assert!(p["vms"]
         .as_array()
         .unwrap()
@@ -373,6 +373,30 @@ fn e2e_pod_composes_a_uefi_vm_that_commissions_and_decomposes_cleanly() {
         nvram_before.iter().any(|f| f.contains("vm-pod1")),
         "{nvram_before:?}"
     );
+
+    // (6) It deploys like bare metal: the installer writes its disk, it boots the disk (UEFI,
+    // per-device boot order kept), and SSH with the owner's key reaches it.
+    lab.cli(&["machines", "allocate", &sid]);
+    crate::e2e_deploy::ssh_key(&lab);
+    let ud = crate::e2e_deploy::user_data(&lab);
+    let out = lab.cli(&[
+        "machines",
+        "deploy",
+        &sid,
+        "--user-data",
+        ud.to_str().unwrap(),
+        "--wait",
+        "--timeout",
+        "1500",
+    ]);
+    assert!(
+        out.contains("os_installed") && out.contains("deployed"),
+        "{out}"
+    );
+    // Its disk, UEFI, SSH with the owner's key (its console is libvirt's, not the lab's file).
+    crate::e2e_deploy::check_deployed_over_ssh(&lab, &sid, "vm-pod1", "uefi");
+    let xml = lv.virsh(&["dumpxml", "--inactive", "vm-pod1"]);
+    assert!(!xml.contains("<boot dev="), "{xml}");
 
     // (4) Deleting the machine destroys its VM, NVRAM and volume; capacity comes back.
     lab.cli(&["machines", "delete", &sid]);
