@@ -57,7 +57,7 @@ pub fn require_admin(caller: &Caller, what: &str) -> Result<()> {
     }
 }
 
-fn clean_tags(tags: &[String]) -> Result<Vec<String>> {
+pub(super) fn clean_tags(tags: &[String]) -> Result<Vec<String>> {
     let mut out = Vec::with_capacity(tags.len());
     for t in tags {
         let t = validate::name("tags", t)?;

@@ -172,7 +172,7 @@ pub fn compose(
     let pass = password(sb, &p)?;
     for _ in 0..5 {
         let p = row(conn, &p.id)?;
-        let cap = capacity(conn, &p)?;
+        let cap = capacity(conn, &p, &p.discovery().unwrap_or_default())?;
         proto::check_fit(
             &cap,
             p.cpu_over_commit_ratio,

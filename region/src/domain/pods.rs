@@ -8,7 +8,7 @@ use rack_proto::pods::{self as proto, Reserved};
 use region_api_types::{self as api, PodJobKind, PodState, VmSpec};
 use serde_json::{Map, Value};
 
-use super::machines::require_admin;
+use super::machines::{clean_tags, require_admin};
 use super::secrets::SecretBox;
 use super::{validate, Caller};
 use crate::db::machines as dbm;
@@ -65,18 +65,6 @@ pub(super) fn opt_name(field: &str, v: &Option<String>) -> Result<Option<String>
     }
 }
 
-fn clean_tags(tags: &[String]) -> Result<Vec<String>> {
-    let mut out = Vec::new();
-    for t in tags {
-        let t = validate::name("tags", t)?;
-        if !out.contains(&t) {
-            out.push(t);
-        }
-    }
-    out.sort();
-    Ok(out)
-}
-
 fn seal_pass(sb: &SecretBox, pod_id: &str, pass: &str) -> Result<String> {
     if pass.is_empty() {
         return Ok(String::new());
@@ -118,10 +106,13 @@ fn reserved(conn: &mut DbConn, pod_id: &str) -> Result<Vec<Reserved>> {
         .collect())
 }
 
-pub(super) fn capacity(conn: &mut DbConn, p: &PodRow) -> Result<proto::Capacity> {
-    let d = p.discovery().unwrap_or_default();
+pub(super) fn capacity(
+    conn: &mut DbConn,
+    p: &PodRow,
+    d: &region_api_types::PodDiscovery,
+) -> Result<proto::Capacity> {
     Ok(proto::capacity(
-        &d,
+        d,
         p.cpu_over_commit_ratio,
         p.memory_over_commit_ratio,
         p.default_storage_pool.as_deref(),
@@ -131,8 +122,10 @@ pub(super) fn capacity(conn: &mut DbConn, p: &PodRow) -> Result<proto::Capacity>
 
 /// A pod as the API shows it.
 pub fn to_api(conn: &mut DbConn, p: &PodRow) -> Result<api::Pod> {
-    let d = p.discovery();
-    let c = capacity(conn, p)?;
+    // Parsed once: the view's host fields and the capacity both come from it.
+    let discovered = p.discovered.is_some();
+    let dd = p.discovery().unwrap_or_default();
+    let c = capacity(conn, p, &dd)?;
     let machines: Vec<api::PodMachine> = dbp::machines_of(conn, &p.id)?
         .into_iter()
         .map(|(system_id, hostname, status)| {
@@ -149,7 +142,6 @@ pub fn to_api(conn: &mut DbConn, p: &PodRow) -> Result<api::Pod> {
         Some(r) => crate::db::racks::get(conn, r)?.map(|r| r.name),
         None => None,
     };
-    let dd = d.clone().unwrap_or_default();
     Ok(api::Pod {
         id: p.id.clone(),
         name: p.name.clone(),
@@ -166,9 +158,9 @@ pub fn to_api(conn: &mut DbConn, p: &PodRow) -> Result<api::Pod> {
         pool: p.pool.clone(),
         state: PodState::parse(&p.state),
         message: p.message.clone(),
-        architecture: d.as_ref().map(|d| d.architecture.clone()),
-        hypervisor: d.as_ref().map(|d| d.hypervisor.clone()),
-        virt_type: d.as_ref().map(|d| d.virt_type.clone()),
+        architecture: discovered.then(|| dd.architecture.clone()),
+        hypervisor: discovered.then(|| dd.hypervisor.clone()),
+        virt_type: discovered.then(|| dd.virt_type.clone()),
         uefi: dd.uefi,
         secure_boot: dd.secure_boot,
         cores: c.cores,
