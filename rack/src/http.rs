@@ -193,7 +193,13 @@ async fn script(
                 Boot::LocalDisk => "boot from the local disk".to_string(),
                 Boot::Wait(m) => format!("wait: {m}"),
             };
-            state.event(&mac, "ipxe_script", format!("sent iPXE script: {what}"));
+            // Only the machine itself (or the rack) writes its boot trace: anyone may ask for a
+            // MAC's script, but a stranger's request must not show up in that machine's history.
+            if state.may_act_for(&req, &mac) {
+                state.event(&mac, "ipxe_script", format!("sent iPXE script: {what}"));
+            } else {
+                state.metrics.inc("http_ipxe_untraced");
+            }
             HttpResponse::Ok().content_type("text/plain").body(s)
         }
         Err(e) => {
@@ -300,7 +306,7 @@ async fn grub_local(
         })
     });
     state.metrics.inc("http_bootloader");
-    if let Some(mac) = &mac {
+    if let Some(mac) = mac.as_ref().filter(|m| state.may_act_for(&req, m)) {
         state.event(
             mac,
             "http_sent",

@@ -11,8 +11,9 @@ use region_api_types::MachineStatus;
 #[derive(Debug)]
 pub struct Metrics {
     started: Instant,
-    /// (method, status) → (count, total seconds)
-    requests: Mutex<BTreeMap<(String, u16), (u64, f64)>>,
+    /// (method, status) → (count, total seconds). Methods come from [`METHODS`] (else `other`) and
+    /// statuses are what the server itself answered, so no caller can grow this map.
+    requests: Mutex<BTreeMap<(&'static str, u16), (u64, f64)>>,
 }
 
 impl Default for Metrics {
@@ -24,10 +25,28 @@ impl Default for Metrics {
     }
 }
 
+/// The request methods counted by name; any other is counted as `other`.
+pub const METHODS: [&str; 7] = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
+
+/// The label a request method is counted under: one of [`METHODS`] or `other`.
+pub fn method_label(method: &str) -> &'static str {
+    METHODS
+        .iter()
+        .find(|m| **m == method)
+        .copied()
+        .unwrap_or("other")
+}
+
 impl Metrics {
     pub fn record(&self, method: &str, status: u16, secs: f64) {
+        // A status outside what HTTP defines cannot come from our own server; fold it anyway.
+        let status = if (100..600).contains(&status) {
+            status
+        } else {
+            0
+        };
         if let Ok(mut m) = self.requests.lock() {
-            let e = m.entry((method.to_string(), status)).or_insert((0, 0.0));
+            let e = m.entry((method_label(method), status)).or_insert((0, 0.0));
             e.0 += 1;
             e.1 += secs;
         }
@@ -50,7 +69,7 @@ impl Metrics {
             "# HELP kiln_http_requests_total HTTP requests served, by method and status."
         );
         let _ = writeln!(out, "# TYPE kiln_http_requests_total counter");
-        let snapshot: Vec<((String, u16), (u64, f64))> = self
+        let snapshot: Vec<((&str, u16), (u64, f64))> = self
             .requests
             .lock()
             .map(|m| m.iter().map(|(k, v)| (k.clone(), *v)).collect())
@@ -99,5 +118,21 @@ mod tests {
         );
         assert!(t.contains("kiln_machines{status=\"ready\"} 3"));
         assert!(t.contains("kiln_machines{status=\"new\"} 0"));
+    }
+
+    #[test]
+    fn unknown_methods_count_as_other() {
+        let m = Metrics::default();
+        for i in 0..100 {
+            m.record(&format!("X{i}"), 405, 0.0);
+        }
+        m.record("BREW\"}", 400, 0.0);
+        let t = m.render(&[]);
+        assert!(
+            t.contains("kiln_http_requests_total{method=\"other\",status=\"405\"} 100"),
+            "{t}"
+        );
+        assert!(!t.contains("X1") && !t.contains("BREW"), "{t}");
+        assert_eq!(m.requests.lock().unwrap().len(), 2);
     }
 }

@@ -693,6 +693,47 @@ fn has_event(evs: &[serde_json::Value], event_type: &str, text: &str) -> bool {
     })
 }
 
+/// Anyone may ask the rack for a MAC's iPXE script, but only the machine itself (the address the
+/// rack leased to that MAC) or the rack's host writes the machine's boot trace: a stranger on the
+/// provisioning network asking for it leaves nothing in the machine's history.
+#[test]
+fn a_strangers_script_request_leaves_no_trace() {
+    let b = BootLab::new("kt", "quiet1", "52:54:00:99:00:0a");
+    let script = |from: &str| {
+        b.lab.ok(
+            &b.ns,
+            &[
+                "curl",
+                "-sS",
+                "--interface",
+                from,
+                &format!("http://{from}:5248/boot/ipxe?mac=52:54:00:99:00:0a"),
+            ],
+        )
+    };
+    // 10.20.0.2 is on the provisioning bridge but holds no lease.
+    let s = script("10.20.0.2");
+    assert!(s.starts_with("#!ipxe"), "{s}");
+    // Then the rack's own host asks: that request is traced. Events reach the region in order,
+    // so once this one is there, the stranger's would be too.
+    let s = script("127.0.0.1");
+    assert!(s.starts_with("#!ipxe"), "{s}");
+    b.wait_events(|e| has_event(e, "ipxe_script", ""));
+    std::thread::sleep(Duration::from_secs(2));
+    let out = b.cli(&["machines", "events", &b.system_id, "--json"]);
+    let evs: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let n = evs
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["event_type"] == "ipxe_script")
+        .count();
+    assert_eq!(
+        n, 1,
+        "only the rack host's request is in the trace: {evs:#}"
+    );
+}
+
 /// A QEMU VM (TCG) with iPXE in its NIC ROM PXE-boots from the rack and runs the script Kiln
 /// rendered for it; the serial console and the region's boot trace show it.
 #[test]
