@@ -64,6 +64,12 @@ pub struct Lifecycle {
     /// Whether a machine enlisted by PXE booting starts commissioning at once (MAAS
     /// `enlist_commissioning`, default on); off, it stays New until an operator commissions it.
     pub enlist_commission: bool,
+    /// Machine events older than this many days are removed (0: kept forever).
+    pub event_retention_days: u64,
+    /// Audit-log entries older than this many days are removed (0: kept forever).
+    pub audit_retention_days: u64,
+    /// How often expired sessions, tokens and boot tokens, and old events, are removed.
+    pub prune_secs: u64,
 }
 
 /// API limits.
@@ -100,6 +106,9 @@ impl Default for Lifecycle {
             release_timeout_secs: 5 * 60,
             deadline_check_secs: 10,
             enlist_commission: true,
+            event_retention_days: 90,
+            audit_retention_days: 365,
+            prune_secs: 3600,
         }
     }
 }

@@ -51,6 +51,12 @@ pub enum Error {
     /// A body larger than allowed (413).
     #[error("{0}")]
     TooLarge(String),
+    /// Too many attempts (429); try again after this many seconds (`Retry-After`).
+    #[error("{message}")]
+    RateLimited {
+        message: String,
+        retry_after_secs: u64,
+    },
     /// A pod's host (or the rack reaching it) failed or refused (502), in its words.
     #[error("{0}")]
     Pod(String),
@@ -114,6 +120,7 @@ impl Error {
             Error::Conflict { code, .. } => code,
             Error::Checksum(_) => "checksum_mismatch",
             Error::TooLarge(_) => "payload_too_large",
+            Error::RateLimited { .. } => "rate_limited",
             Error::Power(_) => "power_failed",
             Error::Pod(_) => "pod_failed",
             Error::Db(diesel::result::Error::NotFound) => "not_found",
@@ -168,6 +175,7 @@ impl ResponseError for Error {
             }
             Error::InvalidTransition(_) | Error::Conflict { .. } => StatusCode::CONFLICT,
             Error::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Error::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Error::Power(_) | Error::Pod(_) => StatusCode::BAD_GATEWAY,
             Error::Db(e) if is_busy(e) => StatusCode::SERVICE_UNAVAILABLE,
             Error::Db(_)
@@ -189,8 +197,16 @@ impl ResponseError for Error {
             _ => None,
         };
         let mut resp = HttpResponse::build(self.status_code());
-        if let Error::Unauthorized(_) = self {
-            resp.insert_header(("WWW-Authenticate", "Bearer realm=\"kiln\""));
+        match self {
+            Error::Unauthorized(_) => {
+                resp.insert_header(("WWW-Authenticate", "Bearer realm=\"kiln\""));
+            }
+            Error::RateLimited {
+                retry_after_secs, ..
+            } => {
+                resp.insert_header(("Retry-After", retry_after_secs.to_string()));
+            }
+            _ => {}
         }
         resp.json(ErrorBody {
             error: self.code().to_string(),

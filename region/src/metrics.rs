@@ -8,12 +8,17 @@ use std::time::Instant;
 
 use region_api_types::MachineStatus;
 
+/// A counter's key: (method label, status).
+type Key = (&'static str, u16);
+/// A counter's value: (count, total seconds).
+type Tally = (u64, f64);
+
 #[derive(Debug)]
 pub struct Metrics {
     started: Instant,
     /// (method, status) → (count, total seconds). Methods come from [`METHODS`] (else `other`) and
     /// statuses are what the server itself answered, so no caller can grow this map.
-    requests: Mutex<BTreeMap<(&'static str, u16), (u64, f64)>>,
+    requests: Mutex<BTreeMap<Key, Tally>>,
 }
 
 impl Default for Metrics {
@@ -69,10 +74,10 @@ impl Metrics {
             "# HELP kiln_http_requests_total HTTP requests served, by method and status."
         );
         let _ = writeln!(out, "# TYPE kiln_http_requests_total counter");
-        let snapshot: Vec<((&str, u16), (u64, f64))> = self
+        let snapshot: Vec<(Key, Tally)> = self
             .requests
             .lock()
-            .map(|m| m.iter().map(|(k, v)| (k.clone(), *v)).collect())
+            .map(|m| m.iter().map(|(k, v)| (*k, *v)).collect())
             .unwrap_or_default();
         for ((method, status), (n, _)) in &snapshot {
             let _ = writeln!(

@@ -69,7 +69,9 @@ impl Region {
             pod_wake: Arc::new(tokio::sync::Notify::new()),
             pod_done: Arc::new(tokio::sync::Notify::new()),
             shutdown: tokio_util::sync::CancellationToken::new(),
+            logins: Arc::new(crate::domain::login::Limiter::default()),
         };
+        tokio::task::spawn_blocking(crate::domain::login::warm_up);
         let listener = (state.pool.backend() == crate::db::Backend::Postgres).then(|| {
             crate::changes::listen_postgres(cfg.database_url(), state.pool.changes().clone())
         });
@@ -119,6 +121,7 @@ impl Region {
         let lifecycle = cfg.lifecycle.clone();
         let deadlines = tokio::spawn(async move {
             let mut last_poll = 0i64;
+            let mut last_prune = 0i64;
             loop {
                 let p = pool.clone();
                 match p.run(|c| machines::expire_deadlines(c, now_ms())).await {
@@ -130,16 +133,31 @@ impl Region {
                 }
                 // Operators may change these at run time (domain::settings): read each round.
                 let fc = file_cfg.clone();
-                let power_cfg = match p
+                let (lc_now, power_cfg) = match p
                     .run(move |c| crate::domain::settings::effective(c, &fc))
                     .await
                 {
-                    Ok((_, power)) => power,
+                    Ok(both) => both,
                     Err(e) => {
                         tracing::warn!("reading the settings failed: {e}");
-                        file_cfg.power.clone()
+                        (file_cfg.lifecycle.clone(), file_cfg.power.clone())
                     }
                 };
+                let prune_ms = i64::try_from(lc_now.prune_secs).unwrap_or(3600) * 1000;
+                if prune_ms > 0 && now_ms() - last_prune >= prune_ms {
+                    last_prune = now_ms();
+                    match p
+                        .run(move |c| crate::domain::prune::prune(c, &lc_now, now_ms()))
+                        .await
+                    {
+                        Ok(n) if n.total() == 0 => {}
+                        Ok(n) => tracing::info!(
+                            "removed {} expired session(s) and token(s), {} boot token(s), {} old event(s), {} old audit entries",
+                            n.tokens, n.boot_tokens, n.events, n.audit
+                        ),
+                        Err(e) => tracing::warn!("pruning failed: {e}"),
+                    }
+                }
                 let timeout = i64::try_from(power_cfg.job_timeout_secs).unwrap_or(300) * 1000;
                 match p
                     .run(move |c| crate::domain::power::expire(c, now_ms(), timeout))

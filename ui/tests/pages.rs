@@ -358,7 +358,8 @@ fn other_pages() {
     let user: api::User = serde_json::from_value(json!({"id": "u1", "username": "alice", "is_admin": false, "created_at": "2026-12-01T08:00:00.000Z"})).unwrap();
     let token: api::Token = serde_json::from_value(
         json!({"id": "t1", "name": "ci", "username": "alice", "prefix": "kiln_ab12",
-        "created_at": "2026-12-01T08:00:00.000Z", "last_used_at": null}),
+        "scope": "operator", "created_at": "2026-12-01T08:00:00.000Z", "last_used_at": null,
+        "expires_at": "2026-12-31T08:00:00.000Z"}),
     )
     .unwrap();
     let users = views::Users {

@@ -55,6 +55,8 @@ pub struct AppState {
     pub pod_done: Arc<tokio::sync::Notify>,
     /// Cancelled when the region stops (ends the UI's event streams).
     pub shutdown: tokio_util::sync::CancellationToken,
+    /// Failed logins per address and per user (`domain::login`).
+    pub logins: Arc<crate::domain::login::Limiter>,
 }
 
 /// Name of the UI's session cookie.
@@ -142,6 +144,13 @@ impl FromRequest for Auth {
                 .run(move |c| users::authenticate(c, &token, now_ms()))
                 .await?;
             match caller {
+                // A read-scoped credential changes nothing: refused before any handler runs.
+                Some(c) if unsafe_method && c.scope == region_api_types::TokenScope::Read => {
+                    Err(Error::Forbidden(
+                        "This token's scope is read: it may look but not change anything. Use a token with the operator or admin scope."
+                            .into(),
+                    ))
+                }
                 Some(c) => Ok(Auth(c)),
                 None => Err(Error::Unauthorized(
                     "That token is not valid (revoked, expired or mistyped); create a new one with `kiln admin create-token USER`."

@@ -111,23 +111,27 @@ pub async fn list_tokens(
         .await?;
     Ok(HttpResponse::Ok().json(
         rows.iter()
-            .map(|(t, name)| t.to_api(name))
+            .map(|(t, name, admin)| t.to_api(name, *admin))
             .collect::<Vec<_>>(),
     ))
 }
 
-/// Create an API token for the caller. The secret is in this answer only.
+/// Create an API token for the caller, with a scope (`read`, `operator`, `admin`; default: all the
+/// caller may do, never more) and an optional expiry. The secret is in this answer only.
 #[utoipa::path(post, path = "/api/v1/tokens", request_body = api::TokenCreate, tag = "users",
-    responses((status = 201, body = api::TokenCreated), (status = 400, body = api::ErrorBody)))]
+    responses((status = 201, body = api::TokenCreated), (status = 400, body = api::ErrorBody),
+              (status = 403, body = api::ErrorBody)))]
 pub async fn create_token(
     state: web::Data<AppState>,
     Auth(caller): Auth,
     body: web::Json<api::TokenCreate>,
 ) -> Result<HttpResponse> {
-    let name = body.into_inner().name;
+    let b = body.into_inner();
+    let now = now_ms();
+    let spec = users::TokenSpec::from_api(b.scope, b.expires_at.as_deref(), now)?;
     let t = state
         .pool
-        .run(move |c| users::create_own_token(c, &caller, &name, now_ms()))
+        .run(move |c| users::create_own_token(c, &caller, &b.name, &spec, now))
         .await?;
     Ok(HttpResponse::Created().json(t))
 }
@@ -149,18 +153,27 @@ pub async fn delete_token(
     Ok(HttpResponse::NoContent().finish())
 }
 
-/// Log in with a password; sets the `kiln_session` cookie (12 h) used by the UI.
+/// Log in with a password; sets the `kiln_session` cookie (12 h) used by the UI. Failed logins
+/// are rate-limited per source address (10, then one every 6 s) and per user (20, then one every
+/// 15 s): beyond that, 429 with `Retry-After`. Failures are in the audit log (`login.failed`).
 #[utoipa::path(post, path = "/api/v1/login", request_body = api::LoginRequest, tag = "users", security(()),
-    responses((status = 200, body = api::WhoAmI), (status = 401, body = api::ErrorBody)))]
+    responses((status = 200, body = api::WhoAmI), (status = 401, body = api::ErrorBody),
+              (status = 429, body = api::ErrorBody, headers(("Retry-After" = u64, description = "Seconds to wait")))))]
 pub async fn login(
     state: web::Data<AppState>,
+    req: HttpRequest,
     body: web::Json<api::LoginRequest>,
 ) -> Result<HttpResponse> {
     let b = body.into_inner();
-    let (who, secret) = state
-        .pool
-        .run(move |c| users::password_login(c, &b.username, &b.password, now_ms()))
-        .await?;
+    let peer = req.peer_addr().map(|a| a.ip());
+    let (who, secret) = crate::domain::login::password_login(
+        &state.pool,
+        &state.logins,
+        peer,
+        &b.username,
+        &b.password,
+    )
+    .await?;
     Ok(HttpResponse::Ok()
         .cookie(super::session_cookie(secret))
         .json(who))
@@ -188,6 +201,7 @@ pub async fn whoami(Auth(caller): Auth) -> HttpResponse {
     HttpResponse::Ok().json(api::WhoAmI {
         username: caller.username,
         is_admin: caller.is_admin,
+        scope: caller.scope,
     })
 }
 

@@ -53,7 +53,18 @@ pub fn create_user(
     Ok(())
 }
 
-pub fn create_token(user: &str, token_name: &str, db: &DbArgs) -> anyhow::Result<()> {
+pub fn create_token(
+    user: &str,
+    token_name: &str,
+    scope: Option<region_api_types::TokenScope>,
+    expires: Option<&str>,
+    db: &DbArgs,
+) -> anyhow::Result<()> {
+    let expires_at = expires
+        .map(|e| super::users::expiry(e, chrono::Utc::now()))
+        .transpose()?;
+    let now = now_ms();
+    let spec = users::TokenSpec::from_api(scope, expires_at.as_deref(), now)?;
     let pool = open(db)?;
     let t = pool.run_blocking(|c| {
         let u = crate::db::users::by_username(c, user)?.ok_or_else(|| {
@@ -61,7 +72,15 @@ pub fn create_token(user: &str, token_name: &str, db: &DbArgs) -> anyhow::Result
                 "user {user} (create it with `kiln admin create-user {user} --password-stdin`)"
             ))
         })?;
-        users::create_token(c, &u, token_name, None, now_ms())
+        // The admin CLI has the database itself: the cap is the user's own role.
+        users::create_token(
+            c,
+            &u,
+            token_name,
+            &spec,
+            region_api_types::TokenScope::Admin,
+            now,
+        )
     })?;
     println!("{}", t.secret);
     Ok(())

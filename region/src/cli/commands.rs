@@ -1,4 +1,5 @@
-//! Client subcommands: `kiln machines|subnets|images|users|tokens|racks|events ...`.
+//! Client subcommands: `kiln machines|subnets|images|racks|events|scripts ...` (users and tokens:
+//! [`super::users`]).
 
 use std::path::{Path, PathBuf};
 
@@ -254,7 +255,7 @@ impl MachineFields {
     }
 }
 
-fn client<C: Subcommand>(a: &ClientArgs<C>) -> anyhow::Result<Client> {
+pub(crate) fn client<C: Subcommand>(a: &ClientArgs<C>) -> anyhow::Result<Client> {
     if a.token.is_none() {
         bail!("no API token: set KILN_TOKEN (create one with `kiln admin create-token USER`) or pass --token");
     }
@@ -1272,121 +1273,6 @@ pub async fn images(a: ClientArgs<ImagesCommand>) -> anyhow::Result<()> {
             c.delete(&format!("/api/v1/boot-resources/{}", seg(&id)))
                 .await?;
             eprintln!("deleted boot resource {id}");
-            Ok(())
-        }
-    }
-}
-
-#[derive(Debug, Subcommand)]
-pub enum UsersCommand {
-    /// List users.
-    List,
-    /// Add a user; the password is read from standard input.
-    Create {
-        username: String,
-        #[arg(long)]
-        admin: bool,
-    },
-    /// Delete a user.
-    Delete { username: String },
-}
-
-pub async fn users(a: ClientArgs<UsersCommand>) -> anyhow::Result<()> {
-    let c = client(&a)?;
-    match a.command {
-        UsersCommand::List => {
-            let us: Vec<api::User> = c.get("/api/v1/users").await?;
-            if a.json {
-                return output::json(&us);
-            }
-            output::table(
-                &["USERNAME", "ADMIN", "CREATED"],
-                us.iter()
-                    .map(|u| {
-                        vec![
-                            u.username.clone(),
-                            u.is_admin.to_string(),
-                            u.created_at.clone(),
-                        ]
-                    })
-                    .collect(),
-            );
-            Ok(())
-        }
-        UsersCommand::Create { username, admin } => {
-            let mut line = String::new();
-            std::io::stdin()
-                .read_line(&mut line)
-                .context("cannot read the password from standard input")?;
-            let body = api::UserCreate {
-                username,
-                password: line.trim_end_matches(['\n', '\r']).to_string(),
-                is_admin: admin,
-            };
-            let u: api::User = c.post("/api/v1/users", &body).await?;
-            if a.json {
-                output::json(&u)
-            } else {
-                eprintln!("created user {}", u.username);
-                Ok(())
-            }
-        }
-        UsersCommand::Delete { username } => {
-            c.delete(&format!("/api/v1/users/{}", seg(&username)))
-                .await?;
-            eprintln!("deleted user {username}");
-            Ok(())
-        }
-    }
-}
-
-#[derive(Debug, Subcommand)]
-pub enum TokensCommand {
-    /// List your tokens.
-    List,
-    /// Create a token for yourself; prints only the token.
-    Create { name: String },
-    /// Revoke a token.
-    Delete { id: String },
-}
-
-pub async fn tokens(a: ClientArgs<TokensCommand>) -> anyhow::Result<()> {
-    let c = client(&a)?;
-    match a.command {
-        TokensCommand::List => {
-            let ts: Vec<api::Token> = c.get("/api/v1/tokens").await?;
-            if a.json {
-                return output::json(&ts);
-            }
-            output::table(
-                &["ID", "NAME", "USER", "PREFIX", "CREATED", "LAST USED"],
-                ts.iter()
-                    .map(|t| {
-                        vec![
-                            t.id.clone(),
-                            t.name.clone(),
-                            t.username.clone(),
-                            t.prefix.clone(),
-                            t.created_at.clone(),
-                            opt(&t.last_used_at),
-                        ]
-                    })
-                    .collect(),
-            );
-            Ok(())
-        }
-        TokensCommand::Create { name } => {
-            let t: api::TokenCreated = c.post("/api/v1/tokens", &api::TokenCreate { name }).await?;
-            if a.json {
-                output::json(&t)
-            } else {
-                println!("{}", t.secret);
-                Ok(())
-            }
-        }
-        TokensCommand::Delete { id } => {
-            c.delete(&format!("/api/v1/tokens/{}", seg(&id))).await?;
-            eprintln!("revoked token {id}");
             Ok(())
         }
     }

@@ -15,6 +15,7 @@ pub mod dns;
 pub mod output;
 pub mod pods;
 pub mod settings;
+pub mod users;
 pub mod volumes;
 
 /// Kiln: bare-metal provisioning.
@@ -48,9 +49,9 @@ pub enum Command {
     /// Commissioning scripts (through the API).
     Scripts(client::ClientArgs<commands::ScriptsCommand>),
     /// Users (through the API; admins).
-    Users(client::ClientArgs<commands::UsersCommand>),
+    Users(client::ClientArgs<users::UsersCommand>),
     /// API tokens (through the API).
-    Tokens(client::ClientArgs<commands::TokensCommand>),
+    Tokens(client::ClientArgs<users::TokensCommand>),
     /// Your SSH public keys, which your deployed machines get (through the API).
     Sshkeys(client::ClientArgs<deploy::SshkeysCommand>),
     /// Rack controllers (through the API).
@@ -272,6 +273,12 @@ pub enum AdminCommand {
         /// A label for the token.
         #[arg(long, default_value = "cli")]
         token_name: String,
+        /// What the token may do: read, operator or admin (default: all the user may).
+        #[arg(long, value_parser = users::parse_scope)]
+        scope: Option<region_api_types::TokenScope>,
+        /// When it stops working: after a time (`30d`, `12h`) or at one (RFC 3339).
+        #[arg(long)]
+        expires: Option<String>,
         #[command(flatten)]
         db: DbArgs,
     },

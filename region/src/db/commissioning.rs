@@ -29,6 +29,11 @@ pub fn replace_boot_token(conn: &mut DbConn, row: &BootTokenRow) -> Result<()> {
     Ok(())
 }
 
+/// Removes boot tokens that expired before `now`; how many went.
+pub fn prune_boot_tokens(conn: &mut DbConn, now: i64) -> Result<usize> {
+    Ok(diesel::delete(boot_tokens::table.filter(boot_tokens::expires_at.lt(now))).execute(conn)?)
+}
+
 /// Deletes every credential of a machine (release, a new deployment).
 pub fn delete_boot_tokens(conn: &mut DbConn, system_id: &str) -> Result<()> {
     diesel::delete(boot_tokens::table.filter(boot_tokens::system_id.eq(system_id)))

@@ -90,3 +90,8 @@ pub fn list(
         })
         .collect())
 }
+
+/// Removes events older than `before`; how many went.
+pub fn prune(conn: &mut DbConn, before: i64) -> Result<usize> {
+    Ok(diesel::delete(events::table.filter(events::created_at.lt(before))).execute(conn)?)
+}

@@ -341,7 +341,42 @@ pub fn record_lease(
     if reserved {
         return Ok(Some(sid));
     }
-    let subnet_id = containing(subnets, ip).map(|s| s.id.clone());
+    let here = containing(subnets, ip);
+    // An address is one interface's (a unique index says so). A dynamic address the rack now
+    // leased to this MAC is no longer another machine's: its old lease ended. A static one is
+    // never taken from its owner by a lease report.
+    let ip_text = ip.to_string();
+    let holder: Option<String> = interfaces::table
+        .filter(interfaces::ip.eq(&ip_text))
+        .filter(interfaces::mac.ne(mac))
+        .select(interfaces::system_id)
+        .first(conn)
+        .optional()?;
+    if let Some(other) = holder {
+        if here.is_some_and(|s| dynamic_range_of(s, ip).is_some()) {
+            crate::changes::machine_changed(&other);
+            diesel::update(
+                interfaces::table
+                    .filter(interfaces::ip.eq(&ip_text))
+                    .filter(interfaces::mac.ne(mac)),
+            )
+            .set((
+                interfaces::ip.eq(None::<String>),
+                interfaces::subnet_id.eq(None::<String>),
+            ))
+            .execute(conn)?;
+            diesel::update(machines::table.find(&other))
+                .set(machines::updated_at.eq(super::now_ms()))
+                .execute(conn)?;
+        } else {
+            tracing::warn!(
+                machine.id = %sid,
+                "a rack reported {ip} leased to {mac}, but it is machine {other}'s static address: not recorded"
+            );
+            return Ok(Some(sid));
+        }
+    }
+    let subnet_id = here.map(|s| s.id.clone());
     crate::changes::machine_changed(&sid);
     if current.as_deref() != Some(ip.to_string().as_str()) {
         // A new address is in every rack's DNS: the snapshot's fingerprint must change.

@@ -22,6 +22,7 @@ diesel::table! {
         expires_at -> Nullable<BigInt>,
         created_at -> BigInt,
         last_used_at -> Nullable<BigInt>,
+        scope -> Text,
     }
 }
 

@@ -41,17 +41,29 @@ pub struct TokenRow {
     pub expires_at: Option<i64>,
     pub created_at: i64,
     pub last_used_at: Option<i64>,
+    /// `read`, `operator` or `admin`: see [`TokenRow::scope_for`].
+    pub scope: String,
 }
 
 impl TokenRow {
-    pub fn to_api(&self, username: &str) -> api::Token {
+    /// What the token may do for a user who is (or is not) an administrator: its scope, never
+    /// more than the user's. A scope this region does not know reads as `read`.
+    pub fn scope_for(&self, user_is_admin: bool) -> api::TokenScope {
+        api::TokenScope::parse(&self.scope)
+            .unwrap_or(api::TokenScope::Read)
+            .min(api::TokenScope::of_user(user_is_admin))
+    }
+
+    pub fn to_api(&self, username: &str, user_is_admin: bool) -> api::Token {
         api::Token {
             id: self.id.clone(),
             name: self.name.clone(),
             username: username.to_string(),
             prefix: self.prefix.clone(),
+            scope: self.scope_for(user_is_admin),
             created_at: fmt_time(self.created_at),
             last_used_at: self.last_used_at.map(fmt_time),
+            expires_at: self.expires_at.map(fmt_time),
         }
     }
 }
@@ -137,8 +149,12 @@ pub fn touch_token(conn: &mut DbConn, id: &str, now: i64) -> Result<()> {
     Ok(())
 }
 
-/// API tokens (not UI sessions), with their owners' names; all users' when `user_id` is None.
-pub fn list_tokens(conn: &mut DbConn, user_id: Option<&str>) -> Result<Vec<(TokenRow, String)>> {
+/// API tokens (not UI sessions), with their owners' names and whether they are administrators;
+/// all users' when `user_id` is None.
+pub fn list_tokens(
+    conn: &mut DbConn,
+    user_id: Option<&str>,
+) -> Result<Vec<(TokenRow, String, bool)>> {
     let mut q = api_tokens::table
         .inner_join(users::table)
         .filter(api_tokens::is_session.eq(false))
@@ -147,7 +163,7 @@ pub fn list_tokens(conn: &mut DbConn, user_id: Option<&str>) -> Result<Vec<(Toke
         q = q.filter(api_tokens::user_id.eq(u.to_string()));
     }
     Ok(q.order(api_tokens::created_at)
-        .select((TokenRow::as_select(), users::username))
+        .select((TokenRow::as_select(), users::username, users::is_admin))
         .load(conn)?)
 }
 
@@ -161,6 +177,16 @@ pub fn token_by_id(conn: &mut DbConn, id: &str) -> Result<Option<TokenRow>> {
 
 pub fn delete_token(conn: &mut DbConn, id: &str) -> Result<bool> {
     Ok(diesel::delete(api_tokens::table.find(id)).execute(conn)? == 1)
+}
+
+/// Removes tokens and UI sessions that expired before `now`; how many went.
+pub fn prune_expired_tokens(conn: &mut DbConn, now: i64) -> Result<usize> {
+    Ok(diesel::delete(api_tokens::table.filter(api_tokens::expires_at.lt(now))).execute(conn)?)
+}
+
+/// Removes audit entries older than `before`; how many went.
+pub fn prune_audit(conn: &mut DbConn, before: i64) -> Result<usize> {
+    Ok(diesel::delete(audit_log::table.filter(audit_log::created_at.lt(before))).execute(conn)?)
 }
 
 pub fn delete_token_by_hash(conn: &mut DbConn, hash: &str) -> Result<()> {

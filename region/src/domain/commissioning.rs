@@ -107,6 +107,7 @@ pub fn system_caller() -> Caller {
         user_id: String::new(),
         username: "kiln".into(),
         is_admin: true,
+        scope: api::TokenScope::Admin,
     }
 }
 

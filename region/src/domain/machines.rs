@@ -862,33 +862,63 @@ pub fn set_interface_ip(
                     ),
                 ));
             }
-            let other: Option<String> = interfaces::table
-                .filter(interfaces::ip.eq(addr.to_string()))
-                .filter(interfaces::mac.ne(&mac))
-                .select(interfaces::system_id)
-                .first(conn)
-                .optional()?;
-            if let Some(o) = other {
-                return Err(Error::conflict(
-                    "duplicate_ip",
-                    Some("ip"),
-                    format!("{addr} is already the address of machine {o}."),
-                ));
-            }
             (Some(addr.to_string()), Some(s.id.clone()))
         }
     };
+    let taken = |addr: &str, o: &str| {
+        Error::conflict(
+            "duplicate_ip",
+            Some("ip"),
+            format!("{addr} is already the address of machine {o}."),
+        )
+    };
     conn.transaction::<_, Error, _>(|c| {
+        // Checked inside the transaction (and the unique index on interfaces.ip holds even when two
+        // regions race): the address is nobody else's.
+        if let Some(addr) = &ip {
+            let other: Option<String> = interfaces::table
+                .filter(interfaces::ip.eq(addr))
+                .filter(interfaces::mac.ne(&mac))
+                .select(interfaces::system_id)
+                .first(c)
+                .optional()?;
+            if let Some(o) = other {
+                return Err(taken(addr, &o));
+            }
+        }
+        // Compare-and-set on the version read above: a machine changed meanwhile is not
+        // overwritten with an older version.
+        let moved = diesel::update(
+            machines::table
+                .find(system_id)
+                .filter(machines::version.eq(row.version)),
+        )
+        .set((
+            machines::updated_at.eq(now.max(row.updated_at + 1)),
+            machines::version.eq(row.version + 1),
+        ))
+        .execute(c)?;
+        if moved == 0 {
+            return Err(Error::conflict(
+                "conflict",
+                None,
+                format!("Machine {system_id} changed while its address was being set; try again."),
+            ));
+        }
         diesel::update(interfaces::table.filter(interfaces::mac.eq(&mac)))
             .set((interfaces::ip.eq(&ip), interfaces::subnet_id.eq(&subnet_id)))
-            .execute(c)?;
-        // The machine changes too, so racks see the reservation in their next snapshot.
-        diesel::update(machines::table.find(system_id))
-            .set((
-                machines::updated_at.eq(now.max(row.updated_at + 1)),
-                machines::version.eq(row.version + 1),
-            ))
-            .execute(c)?;
+            .execute(c)
+            .map_err(|e| match (&e, &ip) {
+                (
+                    diesel::result::Error::DatabaseError(
+                        diesel::result::DatabaseErrorKind::UniqueViolation,
+                        _,
+                    ),
+                    Some(a),
+                ) => taken(a, "another machine"),
+                _ => e.into(),
+            })?;
+        crate::changes::machine_changed(system_id);
         let what = match &ip {
             Some(a) => format!(
                 "Static address {a} reserved for {mac} by {}.",

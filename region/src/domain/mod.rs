@@ -11,11 +11,13 @@ pub mod dns;
 pub mod images;
 pub mod inventory;
 pub mod lifecycle;
+pub mod login;
 pub mod machines;
 pub mod pod_compose;
 pub mod pod_jobs;
 pub mod pods;
 pub mod power;
+pub mod prune;
 pub mod reports;
 pub mod search;
 pub mod secrets;
@@ -31,5 +33,9 @@ pub mod volumes;
 pub struct Caller {
     pub user_id: String,
     pub username: String,
+    /// Whether the caller acts as an administrator: the user is one *and* the credential's scope is
+    /// `admin` (an admin's operator-scoped token acts as a user).
     pub is_admin: bool,
+    /// What the credential may do; `read` never writes (the API refuses its writes up front).
+    pub scope: region_api_types::TokenScope,
 }

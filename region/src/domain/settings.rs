@@ -19,6 +19,12 @@ enum Kind {
         max: u64,
         zero_ok: bool,
     },
+    /// Days in `min..=max` (`zero_ok`: 0 also, meaning "forever").
+    Days {
+        min: u64,
+        max: u64,
+        zero_ok: bool,
+    },
     Bool,
 }
 
@@ -29,7 +35,7 @@ struct Spec {
     help: &'static str,
 }
 
-const SPECS: [Spec; 6] = [
+const SPECS: [Spec; 8] = [
     Spec {
         name: "lifecycle.node_timeout_secs",
         kind: Kind::Secs { min: 60, max: 86_400, zero_ok: false },
@@ -60,6 +66,16 @@ const SPECS: [Spec; 6] = [
         kind: Kind::Secs { min: 10, max: 86_400, zero_ok: true },
         help: "How often each KVM pod's host is discovered again, to reconcile its capacity with VMs made outside Kiln (0: never).",
     },
+    Spec {
+        name: "lifecycle.event_retention_days",
+        kind: Kind::Days { min: 1, max: 36_500, zero_ok: true },
+        help: "Machine events older than this many days are removed (0: kept forever).",
+    },
+    Spec {
+        name: "lifecycle.audit_retention_days",
+        kind: Kind::Days { min: 1, max: 36_500, zero_ok: true },
+        help: "Audit-log entries older than this many days are removed (0: kept forever).",
+    },
 ];
 
 fn spec(name: &str) -> Result<&'static Spec> {
@@ -86,18 +102,23 @@ fn parse(s: &Spec, v: &str) -> Result<String> {
                 format!("{} is true or false, not '{v}'.", s.name),
             )),
         },
-        Kind::Secs { min, max, zero_ok } => match v.parse::<u64>() {
-            Ok(0) if zero_ok => Ok("0".into()),
-            Ok(n) if (min..=max).contains(&n) => Ok(n.to_string()),
-            _ => Err(Error::validation(
-                s.name,
-                format!(
-                    "{} is a whole number of seconds from {min} to {max}{}, not '{v}'.",
-                    s.name,
-                    if zero_ok { " (or 0)" } else { "" }
-                ),
-            )),
-        },
+        Kind::Secs { min, max, zero_ok } => whole(s.name, v, min, max, zero_ok, "seconds"),
+        Kind::Days { min, max, zero_ok } => whole(s.name, v, min, max, zero_ok, "days"),
+    }
+}
+
+/// A whole number of `unit` in `min..=max` (or 0 when `zero_ok`), canonical, or why not.
+fn whole(name: &str, v: &str, min: u64, max: u64, zero_ok: bool, unit: &str) -> Result<String> {
+    match v.parse::<u64>() {
+        Ok(0) if zero_ok => Ok("0".into()),
+        Ok(n) if (min..=max).contains(&n) => Ok(n.to_string()),
+        _ => Err(Error::validation(
+            name,
+            format!(
+                "{name} is a whole number of {unit} from {min} to {max}{}, not '{v}'.",
+                if zero_ok { " (or 0)" } else { "" }
+            ),
+        )),
     }
 }
 
@@ -109,6 +130,8 @@ fn file_value(cfg: &Config, name: &str) -> String {
         "power.poll_secs" => cfg.power.poll_secs.to_string(),
         "power.job_timeout_secs" => cfg.power.job_timeout_secs.to_string(),
         "power.pod_refresh_secs" => cfg.power.pod_refresh_secs.to_string(),
+        "lifecycle.event_retention_days" => cfg.lifecycle.event_retention_days.to_string(),
+        "lifecycle.audit_retention_days" => cfg.lifecycle.audit_retention_days.to_string(),
         _ => String::new(),
     }
 }
@@ -128,6 +151,8 @@ pub fn effective(conn: &mut DbConn, cfg: &Config) -> Result<(Lifecycle, Power)> 
             "power.poll_secs" => p.poll_secs = n,
             "power.job_timeout_secs" => p.job_timeout_secs = n,
             "power.pod_refresh_secs" => p.pod_refresh_secs = n,
+            "lifecycle.event_retention_days" => l.event_retention_days = n,
+            "lifecycle.audit_retention_days" => l.audit_retention_days = n,
             _ => {}
         }
     }

@@ -323,8 +323,8 @@ async fn users_view(state: &AppState, v: &Viewer) -> Result<views::Users> {
                 db::users::list_tokens(c, (!caller.is_admin).then_some(caller.user_id.as_str()))?
                     .iter()
                     // Login sessions are not API tokens to manage here.
-                    .filter(|(t, _)| !t.is_session)
-                    .map(|(t, name)| t.to_api(name))
+                    .filter(|(t, _, _)| !t.is_session)
+                    .map(|(t, name, admin)| t.to_api(name, *admin))
                     .collect();
             Ok((users, tokens))
         })
@@ -435,11 +435,17 @@ async fn token_create(state: web::Data<AppState>, v: Viewer, body: web::Bytes) -
     let form = Form::parse(&body);
     v.check(&form)?;
     let (caller, name) = (v.caller.clone(), form.text("name"));
-    match state
-        .pool
-        .run(move |c| users::create_own_token(c, &caller, &name, now_ms()))
-        .await
-    {
+    let now = now_ms();
+    let spec = token_spec(&form, now);
+    match match spec {
+        Ok(spec) => {
+            state
+                .pool
+                .run(move |c| users::create_own_token(c, &caller, &name, &spec, now))
+                .await
+        }
+        Err(e) => Err(e),
+    } {
         Ok(t) => {
             // Shown on this answer only (never in a URL, never again).
             let mut view = users_view(&state, &v).await?;
@@ -455,8 +461,44 @@ async fn token_create(state: web::Data<AppState>, v: Viewer, body: web::Bytes) -
                 view,
             )
         }
-        Err(e) => users_error(&state, &v, e, &["name"], form.values(&[])).await,
+        Err(e) => {
+            users_error(
+                &state,
+                &v,
+                e,
+                &["name", "scope", "expires"],
+                form.values(&[]),
+            )
+            .await
+        }
     }
+}
+
+/// The token form's scope (empty: all the caller may) and expiry in days (empty: never).
+fn token_spec(form: &Form, now: i64) -> crate::error::Result<users::TokenSpec> {
+    use crate::error::Error;
+    let scope = match form.text("scope").as_str() {
+        "" => None,
+        s => Some(region_api_types::TokenScope::parse(s).ok_or_else(|| {
+            Error::validation(
+                "scope",
+                format!("'{s}' is not a scope: read, operator or admin."),
+            )
+        })?),
+    };
+    let expires_at = match form.text("expires").as_str() {
+        "" => None,
+        d => match d.parse::<i64>() {
+            Ok(n) if (1..=3650).contains(&n) => Some(now + n * 86_400_000),
+            _ => {
+                return Err(Error::validation(
+                    "expires",
+                    format!("The token expires after 1 to 3650 days, not '{d}'."),
+                ))
+            }
+        },
+    };
+    Ok(users::TokenSpec { scope, expires_at })
 }
 
 async fn token_delete(

@@ -167,10 +167,10 @@ async fn login(state: web::Data<AppState>, req: HttpRequest, body: web::Bytes) -
     let username = form.text("username");
     let expected = req.cookie(LOGIN_COOKIE).map(|c| c.value().to_string());
     let sent = form.text("csrf");
-    let retry = |error: &str| {
+    let retry_with = |status: StatusCode, error: &str| {
         let token = random_id(32);
         login_form(
-            StatusCode::UNAUTHORIZED,
+            status,
             views::Login {
                 username: username.clone(),
                 next: next.clone(),
@@ -180,15 +180,20 @@ async fn login(state: web::Data<AppState>, req: HttpRequest, body: web::Bytes) -
             Some(token),
         )
     };
+    let retry = |error: &str| retry_with(StatusCode::UNAUTHORIZED, error);
     if !expected.is_some_and(|e| !sent.is_empty() && same_token(&e, &sent)) {
         return retry("This login form had expired; log in again.");
     }
     let password = form.get("password").unwrap_or("").to_string();
-    let u = username.clone();
-    match state
-        .pool
-        .run(move |c| users::password_login(c, &u, &password, now_ms()))
-        .await
+    let peer = req.peer_addr().map(|a| a.ip());
+    match crate::domain::login::password_login(
+        &state.pool,
+        &state.logins,
+        peer,
+        &username,
+        &password,
+    )
+    .await
     {
         Ok((_, secret)) => {
             let cookie = crate::api::session_cookie(secret);
@@ -202,6 +207,18 @@ async fn login(state: web::Data<AppState>, req: HttpRequest, body: web::Bytes) -
                 .finish())
         }
         Err(crate::error::Error::Unauthorized(m)) => retry(&m),
+        Err(crate::error::Error::RateLimited {
+            message,
+            retry_after_secs,
+        }) => retry_with(StatusCode::TOO_MANY_REQUESTS, &message).map(|mut r| {
+            if let Ok(v) =
+                actix_web::http::header::HeaderValue::from_str(&retry_after_secs.to_string())
+            {
+                r.headers_mut()
+                    .insert(actix_web::http::header::RETRY_AFTER, v);
+            }
+            r
+        }),
         Err(e) => Err(e.into()),
     }
 }

@@ -35,7 +35,10 @@ both!(tokens_and_sessions, |b: Backend| async move {
 
     // whoami, create a token through the API, use it, revoke it.
     let (_, v) = app.user(Method::GET, "/api/v1/whoami", None).await;
-    assert_eq!(v, json!({"username": "alice", "is_admin": false}));
+    assert_eq!(
+        v,
+        json!({"username": "alice", "is_admin": false, "scope": "operator"})
+    );
     let (s, v) = app
         .user(
             Method::POST,

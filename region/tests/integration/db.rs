@@ -57,6 +57,7 @@ both!(
                     Option<i64>,
                     i64,
                     Option<i64>,
+                    String,
                 )>(c)?;
             subnets::table
                 .select(subnets::all_columns)

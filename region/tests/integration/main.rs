@@ -14,6 +14,7 @@ mod api_machines;
 mod api_power;
 mod api_racks;
 mod api_subnets;
+mod api_trust;
 mod api_volumes;
 mod crash;
 mod db;

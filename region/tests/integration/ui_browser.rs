@@ -123,6 +123,7 @@ async fn restart_with_node_b_fixed(app: &mut TestApp) {
             user_id: admin.id,
             username: admin.username,
             is_admin: true,
+            scope: region_api_types::TokenScope::Admin,
         };
         let b = region::db::machines::machine_with_hostname(c, "node-b")?.unwrap();
         region::domain::machines::act(

@@ -117,8 +117,24 @@ impl TestApp {
                 let a = region::db::users::by_username(c, "admin")?.unwrap();
                 let u = region::db::users::by_username(c, "alice")?.unwrap();
                 Ok((
-                    users::create_token(c, &a, "test", None, now)?.secret,
-                    users::create_token(c, &u, "test", None, now)?.secret,
+                    users::create_token(
+                        c,
+                        &a,
+                        "test",
+                        &Default::default(),
+                        region_api_types::TokenScope::Admin,
+                        now,
+                    )?
+                    .secret,
+                    users::create_token(
+                        c,
+                        &u,
+                        "test",
+                        &Default::default(),
+                        region_api_types::TokenScope::Admin,
+                        now,
+                    )?
+                    .secret,
                 ))
             })
             .await

@@ -248,8 +248,10 @@ pub struct TokenRow {
     pub name: String,
     pub username: String,
     pub prefix: String,
+    pub scope: String,
     pub created: String,
     pub last_used: String,
+    pub expires: String,
 }
 
 #[derive(Debug, Clone, Serialize, Default)]
@@ -276,9 +278,15 @@ pub fn token_row(t: &api::Token) -> TokenRow {
         name: t.name.clone(),
         username: t.username.clone(),
         prefix: t.prefix.clone(),
+        scope: t.scope.as_str().to_string(),
         created: format::short_time(&t.created_at),
         last_used: t
             .last_used_at
+            .as_deref()
+            .map(format::short_time)
+            .unwrap_or_else(|| "never".into()),
+        expires: t
+            .expires_at
             .as_deref()
             .map(format::short_time)
             .unwrap_or_else(|| "never".into()),
