@@ -3,20 +3,27 @@
 use clap::Parser;
 use region::cli::{self, admin, AdminCommand, Cli, Command, DbCommand};
 use region::config::Overrides;
+use region::logging::Demote;
 use tracing_subscriber::EnvFilter;
 
 fn init_tracing(format: &str) {
-    let filter = EnvFilter::try_from_env("KILN_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
     use std::io::IsTerminal;
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    use tracing_subscriber::prelude::*;
+    let spec = std::env::var("KILN_LOG").unwrap_or_else(|_| "info".into());
+    let filter = || EnvFilter::try_new(&spec).unwrap_or_else(|_| EnvFilter::new("info"));
+    let fmt = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal());
-    if format == "json" {
-        builder.json().init();
+    // A client's malformed request is logged at debug, not as the server's error (`region::logging`).
+    let out = if format == "json" {
+        Demote::new(fmt.json().boxed(), filter()).boxed()
     } else {
-        builder.init();
-    }
+        Demote::new(fmt.boxed(), filter()).boxed()
+    };
+    tracing_subscriber::registry()
+        .with(filter())
+        .with(out)
+        .init();
 }
 
 fn server_config(args: &cli::ServerArgs) -> anyhow::Result<region::Config> {

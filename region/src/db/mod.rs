@@ -137,6 +137,10 @@ impl Pool {
                     std::fs::create_dir_all(dir)?;
                 }
             }
+            // One connection first turns a new file to WAL (which lasts): the pool's connections,
+            // opened at once, would otherwise race for that switch, and the losers fail with
+            // "database is locked" (r2d2 logs each as an ERROR, and retries).
+            connect(url).map_err(|e| Error::Pool(format!("cannot open database: {e}")))?;
         }
         let max = match backend {
             Backend::Sqlite => 8,

@@ -412,3 +412,67 @@ fn print_config_hides_the_database_password() {
     assert!(!ok);
     assert!(err.contains("scheme"), "{err}");
 }
+
+/// A region started with `KILN_LOG=spec`, its log in `log`; killed when dropped.
+async fn region_logging_to(db: &TestDb, port: u16, spec: &str, log: &std::path::Path) -> Proc {
+    let child = Command::new(KILN)
+        .arg("region")
+        .args(db_args(db))
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .env("KILN_LOG", spec)
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(log).unwrap())
+        .spawn()
+        .unwrap();
+    let p = Proc(child);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if reqwest::get(format!("http://127.0.0.1:{port}/healthz"))
+            .await
+            .is_ok_and(|r| r.status().is_success())
+        {
+            return p;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("region did not become healthy; see {}", log.display());
+}
+
+/// Sends one request with a header no HTTP parser takes; returns the status line.
+fn send_malformed(port: u16) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.write_all(b"GET /api/v1/machines HTTP/1.1\r\nHost: x\r\nBad Header: x\r\n\r\n")
+        .unwrap();
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    String::from_utf8_lossy(&out)
+        .lines()
+        .next()
+        .unwrap_or("")
+        .to_string()
+}
+
+#[tokio::test]
+async fn a_malformed_header_is_the_clients_fault_not_an_error() {
+    let db = TestDb::new(Backend::Sqlite);
+    for (spec, shown) in [("info", false), ("info,actix_http=debug", true)] {
+        let port = free_port();
+        let log = db.data_dir().join(format!("region-{port}.log"));
+        let region = region_logging_to(&db, port, spec, &log).await;
+        for _ in 0..3 {
+            assert_eq!(send_malformed(port), "HTTP/1.1 400 Bad Request");
+        }
+        drop(region);
+        let text = std::fs::read_to_string(&log).unwrap();
+        let lines: Vec<&str> = text.lines().filter(|l| l.contains("parse error")).collect();
+        assert!(!text.contains("ERROR"), "KILN_LOG={spec}: {text}");
+        if shown {
+            assert_eq!(lines.len(), 3, "{text}");
+            assert!(lines.iter().all(|l| l.contains("DEBUG")), "{text}");
+        } else {
+            assert!(lines.is_empty(), "{text}");
+        }
+    }
+}
