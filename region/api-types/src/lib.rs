@@ -746,8 +746,8 @@ pub struct UserCreate {
     pub is_admin: bool,
 }
 
-/// What a token may do, never more than its user: `read` (look, change nothing: every write is
-/// 403), `operator` (what a non-admin user may do), `admin` (everything, for administrators).
+/// What a token may do, never more than its user: `read` (look at all its user may see, change
+/// nothing: every write is 403), `operator` (what a non-admin user may do), `admin` (everything, for administrators).
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema,
 )]

@@ -49,6 +49,17 @@ impl FromRequest for MachineAuth {
     type Future = Pin<Box<dyn Future<Output = Result<MachineAuth>>>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        if let Some(c) = super::credential::checked(req) {
+            return Box::pin(async move {
+                match c {
+                    super::credential::Checked::Machine(mb) => Ok(MachineAuth(mb)),
+                    other => Err(super::credential::wrong_kind(
+                        "machines (boot tokens)",
+                        &other,
+                    )),
+                }
+            });
+        }
         let state = req.app_data::<web::Data<AppState>>().cloned();
         let token = super::bearer_token(req);
         Box::pin(async move {

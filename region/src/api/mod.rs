@@ -21,6 +21,7 @@ use crate::metrics::Metrics;
 use crate::store::Store;
 
 pub mod boot_resources;
+pub mod credential;
 pub mod deploy;
 pub mod dns;
 pub mod events;
@@ -86,6 +87,18 @@ impl FromRequest for Auth {
     type Future = Pin<Box<dyn Future<Output = Result<Auth, Error>>>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        // Checked already, before the request was read (`credential`): taken at once.
+        if let Some(c) = credential::checked(req) {
+            return Box::pin(async move {
+                match c {
+                    credential::Checked::User(c) => Ok(Auth(c)),
+                    other => Err(credential::wrong_kind(
+                        "users (API tokens, sessions)",
+                        &other,
+                    )),
+                }
+            });
+        }
         let state = req.app_data::<web::Data<AppState>>().cloned();
         let header = req
             .headers()
@@ -203,6 +216,9 @@ pub fn query_config() -> web::QueryConfig {
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::scope("/api/v1")
+            .wrap(actix_web::middleware::from_fn(
+                credential::authenticate_first,
+            ))
             .configure(power::configure)
             .configure(deploy::configure)
             .configure(machines::configure)

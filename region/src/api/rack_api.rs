@@ -37,7 +37,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 /// The rack secret, created on first use.
 pub fn rack_secret(conn: &mut db::DbConn) -> Result<String> {
     db::racks::setting_or_insert(conn, RACK_SECRET_KEY, || {
-        auth::new_token().replacen(auth::TOKEN_PREFIX, "rack_", 1)
+        auth::new_token().replacen(auth::TOKEN_PREFIX, super::credential::RACK_TOKEN_PREFIX, 1)
     })
 }
 
@@ -61,6 +61,16 @@ impl FromRequest for RackAuth {
     type Future = Pin<Box<dyn Future<Output = Result<RackAuth>>>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        if let Some(c) = super::credential::checked(req) {
+            return Box::pin(async move {
+                match c {
+                    super::credential::Checked::Rack { rack_id, name } => {
+                        Ok(RackAuth { rack_id, name })
+                    }
+                    other => Err(super::credential::wrong_kind("racks", &other)),
+                }
+            });
+        }
         let state = req.app_data::<web::Data<AppState>>().cloned();
         let token = super::bearer_token(req);
         Box::pin(async move {
@@ -123,7 +133,11 @@ pub async fn register(
                         .into(),
                 ));
             }
-            let token = auth::new_token().replacen(auth::TOKEN_PREFIX, "rack_", 1);
+            let token = auth::new_token().replacen(
+                auth::TOKEN_PREFIX,
+                super::credential::RACK_TOKEN_PREFIX,
+                1,
+            );
             let hash = auth::token_hash(&token);
             let now = now_ms();
             let existing = db::racks::by_name(c, &name)?;

@@ -34,7 +34,8 @@ pub struct Caller {
     pub user_id: String,
     pub username: String,
     /// Whether the caller acts as an administrator: the user is one *and* the credential's scope is
-    /// `admin` (an admin's operator-scoped token acts as a user).
+    /// `admin` or `read` (an admin's operator-scoped token acts as a user; an admin's read-scoped
+    /// token reads all an admin may, and writes nothing).
     pub is_admin: bool,
     /// What the credential may do; `read` never writes (the API refuses its writes up front).
     pub scope: region_api_types::TokenScope,

@@ -211,7 +211,8 @@ pub fn authenticate(conn: &mut DbConn, token: &str, now: i64) -> Result<Option<C
     Ok(Some(Caller {
         user_id: u.id,
         username: u.username,
-        is_admin: scope == api::TokenScope::Admin,
+        // An admin's read-scoped token sees what the admin sees (it never writes: see `scope`).
+        is_admin: u.is_admin && scope != api::TokenScope::Operator,
         scope,
     }))
 }

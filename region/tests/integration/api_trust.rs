@@ -29,12 +29,13 @@ both!(token_scopes_and_expiry, |b: Backend| async move {
     assert_eq!(s, StatusCode::OK);
     assert_eq!(
         v,
-        json!({"username": "admin", "is_admin": false, "scope": "read"})
+        json!({"username": "admin", "is_admin": true, "scope": "read"})
     );
-    let (s, _) = app
-        .call(Method::GET, "/api/v1/machines", Some(&read), None)
-        .await;
-    assert_eq!(s, StatusCode::OK);
+    // It reads all its admin may (the users too), for dashboards and audits.
+    for path in ["/api/v1/machines", "/api/v1/users", "/api/v1/audit"] {
+        let (s, v) = app.call(Method::GET, path, Some(&read), None).await;
+        assert_eq!(s, StatusCode::OK, "{path}: {v}");
+    }
     for (m, path, body) in [
         (
             Method::POST,

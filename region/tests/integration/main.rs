@@ -16,6 +16,7 @@ mod api_racks;
 mod api_subnets;
 mod api_trust;
 mod api_volumes;
+mod api_walk;
 mod crash;
 mod db;
 mod e2e;
