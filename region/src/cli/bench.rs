@@ -109,8 +109,24 @@ pub async fn upload_file(
         .await
         .with_context(|| format!("cannot read {}", path.display()))?
         .len();
-    let pb = bar(size, "hashing");
-    let mut f = tokio::fs::File::open(path).await?;
+    let sha = hash_file(path, size, "hashing").await?;
+    if let Some(want) = expected {
+        if !want.eq_ignore_ascii_case(&sha) {
+            anyhow::bail!(
+                "{} has sha256 {sha} but the bundle's manifest says {want}: the bundle is damaged; rebuild it (kiln images build)",
+                path.display()
+            );
+        }
+    }
+    send_file(c, resource_id, path, &name, size, &sha).await
+}
+
+/// The sha256 of the file at `path` (`size` bytes), with a progress bar labelled `what`.
+pub async fn hash_file(path: &Path, size: u64, what: &str) -> anyhow::Result<String> {
+    let pb = bar(size, what);
+    let mut f = tokio::fs::File::open(path)
+        .await
+        .with_context(|| format!("cannot read {}", path.display()))?;
     let mut h = Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
     loop {
@@ -122,15 +138,18 @@ pub async fn upload_file(
         pb.inc(n as u64);
     }
     pb.finish_and_clear();
-    let sha = hex::encode(h.finalize());
-    if let Some(want) = expected {
-        if !want.eq_ignore_ascii_case(&sha) {
-            anyhow::bail!(
-                "{} has sha256 {sha} but the bundle's manifest says {want}: the bundle is damaged; rebuild it (kiln images build)",
-                path.display()
-            );
-        }
-    }
+    Ok(hex::encode(h.finalize()))
+}
+
+/// Uploads a file whose sha256 is known (the region checks it again as it arrives).
+pub async fn send_file(
+    c: &Client,
+    resource_id: &str,
+    path: &Path,
+    name: &str,
+    size: u64,
+    sha: &str,
+) -> anyhow::Result<api::BootResource> {
     let pb = bar(size, "uploading");
     let f = tokio::fs::File::open(path).await?;
     let pbc = pb.clone();
@@ -145,10 +164,10 @@ pub async fn upload_file(
             &format!(
                 "/api/v1/boot-resources/{}/files/{}",
                 seg(resource_id),
-                seg(&name)
+                seg(name)
             ),
         )
-        .query(&[("sha256", sha.as_str()), ("size", &size.to_string())])
+        .query(&[("sha256", sha), ("size", &size.to_string())])
         .header(reqwest::header::CONTENT_LENGTH, size)
         .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
         .body(reqwest::Body::wrap_stream(stream));

@@ -1095,13 +1095,57 @@ pub fn read_manifest(dir: &Path) -> anyhow::Result<Manifest> {
 
 async fn import_images(c: &Client, dir: &Path, json: bool) -> anyhow::Result<()> {
     let m = read_manifest(dir)?;
+    let existing: Vec<api::BootResource> = c.get("/api/v1/boot-resources").await?;
+    let have = |r: &ManifestResource, f: &ManifestFile| {
+        existing.iter().any(|e| {
+            e.os == r.os
+                && e.release == r.release
+                && e.arch == r.arch
+                && e.kind == r.kind
+                && e.files
+                    .iter()
+                    .any(|h| h.filename == f.name && h.sha256 == f.sha256)
+        })
+    };
+    // Every file to send is checked against the manifest before anything is declared or sent, so
+    // a damaged bundle changes nothing on the region.
+    let mut damaged = Vec::new();
+    for r in &m.resources {
+        for f in r.files.iter().filter(|f| !have(r, f)) {
+            let path = dir.join(&f.path);
+            let size = std::fs::metadata(&path)
+                .with_context(|| format!("bundle file {} is missing", path.display()))?
+                .len();
+            if i64::try_from(size).ok() != Some(f.size) {
+                damaged.push(format!(
+                    "{} is {size} bytes but the manifest says {}",
+                    path.display(),
+                    f.size
+                ));
+                continue;
+            }
+            let sha = super::bench::hash_file(&path, size, &format!("checking {}", f.name)).await?;
+            if !sha.eq_ignore_ascii_case(&f.sha256) {
+                damaged.push(format!(
+                    "{} has sha256 {sha} but the manifest says {}",
+                    path.display(),
+                    f.sha256
+                ));
+            }
+        }
+    }
+    if !damaged.is_empty() {
+        bail!(
+            "the bundle is damaged, nothing was uploaded; rebuild it (kiln images build):\n  {}",
+            damaged.join("\n  ")
+        );
+    }
     let mut done = Vec::new();
     for r in &m.resources {
-        let existing: Vec<api::BootResource> = c.get("/api/v1/boot-resources").await?;
-        let mut res = match existing.into_iter().find(|e| {
+        let mut res = match existing.iter().find(|e| {
             e.os == r.os && e.release == r.release && e.arch == r.arch && e.kind == r.kind
         }) {
-            Some(e) => e,
+            Some(e) => e.clone(),
             None => {
                 c.post(
                     "/api/v1/boot-resources",
@@ -1116,11 +1160,7 @@ async fn import_images(c: &Client, dir: &Path, json: bool) -> anyhow::Result<()>
             }
         };
         for f in &r.files {
-            if res
-                .files
-                .iter()
-                .any(|have| have.filename == f.name && have.sha256 == f.sha256)
-            {
+            if have(r, f) {
                 if !json {
                     eprintln!(
                         "{}/{} {}: {} is there already",
@@ -1130,16 +1170,6 @@ async fn import_images(c: &Client, dir: &Path, json: bool) -> anyhow::Result<()>
                 continue;
             }
             let path = dir.join(&f.path);
-            let size = std::fs::metadata(&path)
-                .with_context(|| format!("bundle file {} is missing", path.display()))?
-                .len();
-            if i64::try_from(size).ok() != Some(f.size) {
-                bail!(
-                    "{} is {size} bytes but the manifest says {}; rebuild the bundle",
-                    path.display(),
-                    f.size
-                );
-            }
             if !json {
                 eprintln!(
                     "{}/{} {}: uploading {} ({})",
@@ -1150,7 +1180,8 @@ async fn import_images(c: &Client, dir: &Path, json: bool) -> anyhow::Result<()>
                     bytes(f.size)
                 );
             }
-            res = super::bench::upload_file(c, &res.id, &path, Some(&f.sha256)).await?;
+            let size = u64::try_from(f.size).unwrap_or(0);
+            res = super::bench::send_file(c, &res.id, &path, &f.name, size, &f.sha256).await?;
         }
         done.push(res);
     }

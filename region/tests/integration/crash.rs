@@ -350,30 +350,45 @@ both!(cli_drives_the_api, |b: Backend| async move {
     let imgs: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(imgs[0]["files"][0]["size"], 1_500_000);
 
-    // A bundle whose file does not match its manifest is refused before upload, in words.
+    // A bundle with one damaged file is refused before anything is sent, in words: not even its
+    // good files, nor its resources, reach the region.
     let bundle = db.data_dir().join("bundle");
     std::fs::create_dir_all(bundle.join("os")).unwrap();
+    let good = b"a kernel, say".to_vec();
+    std::fs::write(bundle.join("os/vmlinuz"), &good).unwrap();
     std::fs::write(
         bundle.join("os/root.squashfs"),
         b"not what the manifest says",
     )
     .unwrap();
+    use sha2::Digest;
+    let good_sha = hex::encode(sha2::Sha256::digest(&good));
     std::fs::write(
         bundle.join("manifest.json"),
-        serde_json::json!({"format": 1, "resources": [{"os": "debian", "release": "damaged",
-            "arch": "amd64/generic", "kind": "os", "files": [{"name": "root.squashfs",
-            "path": "os/root.squashfs", "sha256": "0".repeat(64), "size": 26}]}]})
+        serde_json::json!({"format": 1, "resources": [
+            {"os": "debian", "release": "fine", "arch": "amd64/generic", "kind": "os", "files": [
+                {"name": "vmlinuz", "path": "os/vmlinuz", "sha256": good_sha, "size": good.len()}]},
+            {"os": "debian", "release": "damaged", "arch": "amd64/generic", "kind": "os", "files": [
+                {"name": "root.squashfs", "path": "os/root.squashfs", "sha256": "0".repeat(64),
+                 "size": 26}]}]})
         .to_string(),
     )
     .unwrap();
     let (ok, _, err) = kiln(&env, &["images", "import", bundle.to_str().unwrap()]);
     assert!(!ok);
-    assert!(err.contains("the bundle is damaged"), "{err}");
+    assert!(
+        err.contains("the bundle is damaged, nothing was uploaded")
+            && err.contains("root.squashfs"),
+        "{err}"
+    );
     let (_, out, _) = kiln(&env, &["images", "list", "--json"]);
     let imgs: Value = serde_json::from_str(&out).unwrap();
     assert!(
-        !imgs.to_string().contains("root.squashfs"),
-        "a damaged file was uploaded: {imgs}"
+        imgs.as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["release"] != "fine" && r["release"] != "damaged"),
+        "something of a damaged bundle was uploaded: {imgs}"
     );
 
     // No token: a clear message.
