@@ -46,6 +46,10 @@ impl Region {
             .await
             .map_err(|e| Error::Internal(e.to_string()))??;
         let store = Store::open(&cfg.image_dir())?;
+        let orphans = crate::domain::images::collect_orphans(&pool, &store).await?;
+        if orphans > 0 {
+            tracing::info!("removed {orphans} stored image file(s) no boot resource refers to");
+        }
         let secrets = Arc::new(SecretBox::load_or_create(&cfg.secret_key_path())?);
         {
             let sb = secrets.clone();

@@ -4,8 +4,17 @@
 //! are computed; only when both match what the uploader declared is it renamed (atomically) to
 //! `by-sha256/<sha256>`. A failed or interrupted upload leaves nothing but a temp file, removed on
 //! drop or at the next start.
+//!
+//! A stored file is live once a resource's file row refers to it. An upload **pins** its sha256
+//! from before the rename until its row is committed, and a file is removed only by
+//! [`Store::remove_if_unused`], which holds the pins' lock while it asks the database whether any
+//! row refers to the file *now* and skips pinned ones: so deleting one resource never removes a
+//! file another resource (or an upload in flight) has just come to use. Files no row refers to
+//! (a crash between rename and commit) are collected at start ([`Store::collect_orphans`]).
 
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use futures_util::{Stream, StreamExt};
 use sha2::{Digest, Sha256};
@@ -16,6 +25,28 @@ use crate::error::{Error, Result};
 #[derive(Debug, Clone)]
 pub struct Store {
     root: PathBuf,
+    /// sha256 → how many uploads are committing it.
+    pins: Arc<Mutex<HashMap<String, usize>>>,
+}
+
+/// An upload's hold on its sha256 until its file row is committed (released on drop).
+#[derive(Debug)]
+pub struct Pin {
+    pins: Arc<Mutex<HashMap<String, usize>>>,
+    sha256: String,
+}
+
+impl Drop for Pin {
+    fn drop(&mut self) {
+        if let Ok(mut p) = self.pins.lock() {
+            if let Some(n) = p.get_mut(&self.sha256) {
+                *n -= 1;
+                if *n == 0 {
+                    p.remove(&self.sha256);
+                }
+            }
+        }
+    }
 }
 
 impl Store {
@@ -29,7 +60,58 @@ impl Store {
         std::fs::create_dir_all(&tmp)?;
         Ok(Store {
             root: root.to_path_buf(),
+            pins: Arc::new(Mutex::new(HashMap::new())),
         })
+    }
+
+    /// Holds `sha256` against removal until the returned pin is dropped: take it before
+    /// [`Store::put`], drop it after the file row is committed.
+    pub fn pin(&self, sha256: &str) -> Pin {
+        if let Ok(mut p) = self.pins.lock() {
+            *p.entry(sha256.to_string()).or_insert(0) += 1;
+        }
+        Pin {
+            pins: self.pins.clone(),
+            sha256: sha256.to_string(),
+        }
+    }
+
+    /// Removes the file of `sha256` unless an upload holds it or `in_use` (asked now, under the
+    /// pins' lock) says a row refers to it. Returns whether it was removed.
+    pub fn remove_if_unused(
+        &self,
+        sha256: &str,
+        in_use: impl FnOnce(&str) -> Result<bool>,
+    ) -> Result<bool> {
+        let p = self
+            .pins
+            .lock()
+            .map_err(|_| Error::Internal("image store pins".into()))?;
+        if p.contains_key(sha256) || in_use(sha256)? {
+            return Ok(false);
+        }
+        self.remove(sha256)?;
+        drop(p);
+        Ok(true)
+    }
+
+    /// Removes every stored file not in `referenced` (and not pinned); returns how many went.
+    pub fn collect_orphans(&self, referenced: &HashSet<String>) -> Result<usize> {
+        let p = self
+            .pins
+            .lock()
+            .map_err(|_| Error::Internal("image store pins".into()))?;
+        let mut n = 0;
+        for entry in std::fs::read_dir(self.root.join("by-sha256"))? {
+            let entry = entry?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if referenced.contains(&name) || p.contains_key(&name) {
+                continue;
+            }
+            self.remove(&name)?;
+            n += 1;
+        }
+        Ok(n)
     }
 
     pub fn path_of(&self, sha256: &str) -> PathBuf {
@@ -92,8 +174,8 @@ impl Store {
         Ok(written)
     }
 
-    /// Removes a file no resource refers to any more.
-    pub fn remove(&self, sha256: &str) -> Result<()> {
+    /// Removes a stored file (callers: [`Store::remove_if_unused`], [`Store::collect_orphans`]).
+    fn remove(&self, sha256: &str) -> Result<()> {
         match std::fs::remove_file(self.path_of(sha256)) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
@@ -155,5 +237,29 @@ mod tests {
             std::fs::read_dir(dir.path().join("tmp")).unwrap().count(),
             0
         );
+    }
+
+    #[tokio::test]
+    async fn a_pinned_or_referenced_file_is_never_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let sha = hex::encode(Sha256::digest(b"kernel"));
+        let pin = store.pin(&sha);
+        store
+            .put(stream(vec![b"kernel"]), &sha, Some(6), 1 << 20)
+            .await
+            .unwrap();
+        // An upload between rename and commit: no row refers to it yet, but it stays.
+        assert!(!store.remove_if_unused(&sha, |_| Ok(false)).unwrap());
+        assert_eq!(store.collect_orphans(&HashSet::new()).unwrap(), 0);
+        drop(pin);
+        // Committed: a row refers to it now.
+        assert!(!store.remove_if_unused(&sha, |_| Ok(true)).unwrap());
+        assert!(store.path_of(&sha).exists());
+        let referenced: HashSet<String> = [sha.clone()].into();
+        assert_eq!(store.collect_orphans(&referenced).unwrap(), 0);
+        // No row and no upload: it goes.
+        assert_eq!(store.collect_orphans(&HashSet::new()).unwrap(), 1);
+        assert!(!store.path_of(&sha).exists());
     }
 }

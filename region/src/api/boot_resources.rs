@@ -121,11 +121,7 @@ pub async fn delete(
         .pool
         .run(move |c| images::delete(c, &caller, &id, now_ms()))
         .await?;
-    for sha in orphans {
-        if let Err(e) = state.store.remove(&sha) {
-            tracing::warn!(sha256 = %sha, "could not remove unused image file {sha}: {e}");
-        }
-    }
+    images::remove_unused(&state.pool, &state.store, orphans).await;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -186,8 +182,11 @@ pub async fn upload(
     {
         return Err(Error::not_found(format!("boot resource {id}")));
     }
+    // Pinned from before the file lands until its row is committed: no deletion removes it between.
+    let pin = state.store.pin(&sha);
     let written = state.store.put(body, &sha, size, max).await?;
     let size_i64 = i64::try_from(written).map_err(|_| Error::TooLarge("file too large".into()))?;
+    let sha_kept = sha.clone();
     let r = state
         .pool
         .run(move |c| {
@@ -198,7 +197,7 @@ pub async fn upload(
                     return Err(Error::not_found(format!("boot resource {id}")));
                 }
                 let now = now_ms();
-                db::boot::put_file(
+                let replaced = db::boot::put_file(
                     c,
                     &db::boot::FileRow {
                         id: random_id(12),
@@ -217,11 +216,25 @@ pub async fn upload(
                     &id,
                     &format!("{filename} sha256={sha}"),
                 )?;
-                db::boot::get(c, &id)?.ok_or_else(|| Error::Internal("resource vanished".into()))
+                let r = db::boot::get(c, &id)?
+                    .ok_or_else(|| Error::Internal("resource vanished".into()))?;
+                Ok((r, replaced))
             })
         })
-        .await?;
-    Ok(HttpResponse::Ok().json(r))
+        .await;
+    drop(pin);
+    match r {
+        Ok((r, replaced)) => {
+            // The file this one replaced, unless another resource has it too.
+            images::remove_unused(&state.pool, &state.store, replaced.into_iter().collect()).await;
+            Ok(HttpResponse::Ok().json(r))
+        }
+        Err(e) => {
+            // Not recorded: the bytes just stored are nobody's, unless someone else's.
+            images::remove_unused(&state.pool, &state.store, vec![sha_kept]).await;
+            Err(e)
+        }
+    }
 }
 
 /// Download a file of a boot resource (supports `Range`).

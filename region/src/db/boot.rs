@@ -121,8 +121,12 @@ pub fn insert(conn: &mut DbConn, r: &ResourceRow) -> Result<()> {
     Ok(())
 }
 
-/// Records a file of a resource, replacing an earlier file of the same name.
-pub fn put_file(conn: &mut DbConn, f: &FileRow) -> Result<()> {
+/// Records a file of a resource, replacing an earlier file of the same name; returns the sha256
+/// of the file it replaced, if it had another.
+pub fn put_file(conn: &mut DbConn, f: &FileRow) -> Result<Option<String>> {
+    let replaced = file(conn, &f.resource_id, &f.filename)?
+        .map(|old| old.sha256)
+        .filter(|old| *old != f.sha256);
     diesel::delete(
         boot_resource_files::table
             .filter(boot_resource_files::resource_id.eq(&f.resource_id))
@@ -132,7 +136,7 @@ pub fn put_file(conn: &mut DbConn, f: &FileRow) -> Result<()> {
     diesel::insert_into(boot_resource_files::table)
         .values(f)
         .execute(conn)?;
-    Ok(())
+    Ok(replaced)
 }
 
 pub fn file(conn: &mut DbConn, resource_id: &str, filename: &str) -> Result<Option<FileRow>> {
@@ -144,19 +148,23 @@ pub fn file(conn: &mut DbConn, resource_id: &str, filename: &str) -> Result<Opti
         .optional()?)
 }
 
-/// Deletes a resource and its file records; returns the sha256s no other resource refers to.
+/// Deletes a resource and its file records; returns the sha256s its files had (for
+/// [`crate::store::Store::remove_if_unused`], which asks again whether they are in use).
 pub fn delete(conn: &mut DbConn, id: &str) -> Result<Vec<String>> {
     let shas: Vec<String> = files_of(conn, id)?.into_iter().map(|f| f.sha256).collect();
     diesel::delete(boot_resource_files::table.filter(boot_resource_files::resource_id.eq(id)))
         .execute(conn)?;
     diesel::delete(boot_resources::table.find(id)).execute(conn)?;
-    let mut orphans = Vec::new();
-    for s in shas {
-        if !sha_in_use(conn, &s)? {
-            orphans.push(s);
-        }
-    }
-    Ok(orphans)
+    Ok(shas)
+}
+
+/// Every sha256 a file row refers to.
+pub fn referenced_shas(conn: &mut DbConn) -> Result<std::collections::HashSet<String>> {
+    Ok(boot_resource_files::table
+        .select(boot_resource_files::sha256)
+        .load::<String>(conn)?
+        .into_iter()
+        .collect())
 }
 
 pub fn sha_in_use(conn: &mut DbConn, sha: &str) -> Result<bool> {

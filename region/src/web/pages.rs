@@ -92,11 +92,7 @@ async fn image_delete(
         .await;
     match orphans {
         Ok(orphans) => {
-            for sha in orphans {
-                if let Err(e) = state.store.remove(&sha) {
-                    tracing::warn!(sha256 = %sha, "could not remove unused image file {sha}: {e}");
-                }
-            }
+            images::remove_unused(&state.pool, &state.store, orphans).await;
             done("/images", "Image deleted.")
         }
         Err(e) if is_user_error(&e) => done("/images", &e.public_message()),

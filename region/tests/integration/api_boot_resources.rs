@@ -135,3 +135,67 @@ both!(upload_verify_download_delete, |b: Backend| async move {
     assert_eq!(v, json!([]));
     app.stop().await;
 });
+
+both!(stored_files_follow_their_rows, |b: Backend| async move {
+    let app = TestApp::start(b).await;
+    let by_sha = app.db.data_dir().join("images/by-sha256");
+    let (a, bb) = (b"kernel A".to_vec(), b"kernel B".to_vec());
+    let sha = |d: &[u8]| hex::encode(Sha256::digest(d));
+    // Two resources share a file: deleting one keeps it for the other.
+    let r1 = app
+        .upload_release_files("ephemeral", "one", &[("vmlinuz", a.clone())])
+        .await;
+    let r2 = app
+        .upload_release_files("ephemeral", "two", &[("vmlinuz", a.clone())])
+        .await;
+    let (s, _) = app
+        .admin(
+            Method::DELETE,
+            &format!("/api/v1/boot-resources/{r1}"),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    assert!(
+        by_sha.join(sha(&a)).exists(),
+        "a file another resource uses was removed"
+    );
+    let r = app
+        .http
+        .get(app.url(&format!("/api/v1/boot-resources/{r2}/files/vmlinuz")))
+        .bearer_auth(&app.admin_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    // A file replaced by name goes once nothing refers to it.
+    let resp = app
+        .http
+        .put(app.url(&format!(
+            "/api/v1/boot-resources/{r2}/files/vmlinuz?sha256={}",
+            sha(&bb)
+        )))
+        .bearer_auth(&app.admin_token)
+        .body(bb.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert!(
+        !by_sha.join(sha(&a)).exists(),
+        "the replaced file was left behind"
+    );
+    assert!(by_sha.join(sha(&bb)).exists());
+    // A stored file no row refers to (a crash between the upload's rename and its commit) is
+    // collected when a region starts; referenced ones stay.
+    let stray = sha(b"stray");
+    std::fs::write(by_sha.join(&stray), b"stray").unwrap();
+    let again = region::Region::start(app.db.config()).await.unwrap();
+    assert!(
+        !by_sha.join(&stray).exists(),
+        "the orphan was not collected at start"
+    );
+    assert!(by_sha.join(sha(&bb)).exists());
+    again.stop().await.unwrap();
+    app.stop().await;
+});
