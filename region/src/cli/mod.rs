@@ -12,9 +12,13 @@ pub mod client;
 pub mod commands;
 pub mod deploy;
 pub mod dns;
+pub mod images;
 pub mod output;
 pub mod pods;
+pub mod racks;
+pub mod scripts;
 pub mod settings;
+pub mod subnets;
 pub mod users;
 pub mod volumes;
 
@@ -43,11 +47,11 @@ pub enum Command {
     /// Machines (through the API: KILN_URL, KILN_TOKEN).
     Machines(client::ClientArgs<commands::MachinesCommand>),
     /// Subnets (through the API).
-    Subnets(client::ClientArgs<commands::SubnetsCommand>),
+    Subnets(client::ClientArgs<subnets::SubnetsCommand>),
     /// Boot images / boot resources (through the API).
-    Images(client::ClientArgs<commands::ImagesCommand>),
+    Images(client::ClientArgs<images::ImagesCommand>),
     /// Commissioning scripts (through the API).
-    Scripts(client::ClientArgs<commands::ScriptsCommand>),
+    Scripts(client::ClientArgs<scripts::ScriptsCommand>),
     /// Users (through the API; admins).
     Users(client::ClientArgs<users::UsersCommand>),
     /// API tokens (through the API).
@@ -55,9 +59,9 @@ pub enum Command {
     /// Your SSH public keys, which your deployed machines get (through the API).
     Sshkeys(client::ClientArgs<deploy::SshkeysCommand>),
     /// Rack controllers (through the API).
-    Racks(client::ClientArgs<commands::RacksCommand>),
+    Racks(client::ClientArgs<racks::RacksCommand>),
     /// The event log (through the API).
-    Events(client::ClientArgs<commands::EventsCommand>),
+    Events(client::ClientArgs<racks::EventsCommand>),
     /// Root-on-iSCSI volumes (through the API).
     Volumes(client::ClientArgs<volumes::VolumesCommand>),
     /// Lifecycle and power settings changed at run time (through the API).
