@@ -39,5 +39,7 @@ fi
 
 # The browser tests' Playwright (a venv; Chromium itself comes from Debian).
 tests/ui/setup.sh
+# The API tests' schemathesis and OpenAPI validator (a venv).
+tests/api/setup.sh
 
 cargo test --workspace "$@"

@@ -318,7 +318,7 @@ async fn openapi_json() -> actix_web::HttpResponse {
         region_api_types::DnsRecord, region_api_types::DnsRecordCreate, region_api_types::SnapshotDns,
         region_api_types::SnapshotDnsDomain, region_api_types::SnapshotDnsRecord,
     )),
-    modifiers(&BearerAuth),
+    modifiers(&BearerAuth, &UniqueOperationIds),
     security(("bearer" = []))
 )]
 pub struct ApiDoc;
@@ -333,6 +333,60 @@ impl utoipa::Modify for BearerAuth {
             "bearer",
             SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
         );
+    }
+}
+
+/// Operation ids are the handlers' names, which repeat across resources (`list`, `get`, …); an
+/// OpenAPI document needs them unique. Each repeated one gets the path's fixed segments appended
+/// (`list` on `/api/v1/boot-resources` → `list_boot_resources`); unique ones stay as they are.
+struct UniqueOperationIds;
+
+/// The id an operation named `name` on `path` gets when `name` is not unique (pure).
+fn qualified_id(name: &str, path: &str) -> String {
+    let segments: Vec<String> = path
+        .trim_start_matches("/api/v1/")
+        .split('/')
+        .filter(|s| !s.is_empty() && !s.starts_with('{'))
+        .map(|s| s.replace('-', "_"))
+        .collect();
+    format!("{name}_{}", segments.join("_"))
+}
+
+impl utoipa::Modify for UniqueOperationIds {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        fn ops(
+            item: &mut utoipa::openapi::PathItem,
+        ) -> impl Iterator<Item = &mut utoipa::openapi::path::Operation> {
+            [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.patch,
+                &mut item.head,
+                &mut item.options,
+                &mut item.trace,
+            ]
+            .into_iter()
+            .flatten()
+        }
+        let mut count = std::collections::HashMap::<String, usize>::new();
+        for item in openapi.paths.paths.values_mut() {
+            for op in ops(item) {
+                if let Some(id) = &op.operation_id {
+                    *count.entry(id.clone()).or_default() += 1;
+                }
+            }
+        }
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            for op in ops(item) {
+                if let Some(id) = op.operation_id.clone() {
+                    if count.get(&id).copied().unwrap_or(0) > 1 {
+                        op.operation_id = Some(qualified_id(&id, path));
+                    }
+                }
+            }
+        }
     }
 }
 
@@ -354,4 +408,36 @@ pub fn page_bounds(
         return Err(Error::validation("offset", "offset must be zero or more."));
     }
     Ok((limit, offset))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_operation_id_is_unique() {
+        let doc = ApiDoc::openapi();
+        let mut seen = std::collections::HashSet::new();
+        let mut n = 0;
+        for (path, item) in &doc.paths.paths {
+            for op in [&item.get, &item.put, &item.post, &item.delete, &item.patch]
+                .into_iter()
+                .flatten()
+            {
+                let id = op.operation_id.clone().unwrap_or_default();
+                assert!(!id.is_empty(), "{path}: no operation id");
+                assert!(seen.insert(id.clone()), "{path}: operation id {id} repeats");
+                n += 1;
+            }
+        }
+        assert!(n > 80, "{n}");
+        assert_eq!(
+            qualified_id("list", "/api/v1/boot-resources"),
+            "list_boot_resources"
+        );
+        assert_eq!(
+            qualified_id("events", "/api/v1/machines/{system_id}/events"),
+            "events_machines_events"
+        );
+    }
 }

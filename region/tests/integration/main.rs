@@ -13,6 +13,7 @@ mod api_dns;
 mod api_machines;
 mod api_power;
 mod api_racks;
+mod api_schema;
 mod api_subnets;
 mod api_trust;
 mod api_volumes;
