@@ -1,0 +1,175 @@
+//! Racks: registration, heartbeats, the snapshot they serve from, boot requests and events.
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::{Interface, MachineStatus, RackIscsi, SnapshotDns, Subnet};
+
+/// A rack asks what a machine that is PXE booting should boot (`POST /api/v1/rack/boot`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RackBootRequest {
+    pub mac: String,
+    /// Architecture the firmware reported (`amd64/generic` when unknown).
+    #[serde(default)]
+    pub architecture: Option<String>,
+}
+
+/// The region's answer: the machine (enlisted if it was unknown) and, when it should boot the
+/// ephemeral environment, this boot's credential.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct RackBootAnswer {
+    pub system_id: String,
+    pub hostname: String,
+    pub status: MachineStatus,
+    pub architecture: String,
+    /// Whether this request enlisted the machine.
+    pub enlisted: bool,
+    /// Per-machine, per-boot credential for the metadata API (only for ephemeral boots).
+    pub token: Option<String>,
+    /// The machine boots its disk (a deployment's installer finished).
+    #[serde(default)]
+    pub local_boot: bool,
+    #[serde(default)]
+    pub esp_uuid: Option<String>,
+    /// A memory deployment: the OS image's root filesystem to boot (with Kiln's kernel and initramfs).
+    #[serde(default)]
+    pub memory_root: Option<SnapshotFile>,
+    /// Root on iSCSI: the rack serving its volume answers from its volume list (no credential).
+    #[serde(default)]
+    pub iscsi: bool,
+}
+
+/// A rack controller known to the region.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Rack {
+    pub id: String,
+    pub name: String,
+    /// `registered`, `online`, `offline`.
+    pub status: String,
+    pub last_seen: Option<String>,
+    pub version: Option<String>,
+    pub interfaces: serde_json::Value,
+    pub created_at: String,
+    /// What it can serve for root on iSCSI (absent: it has no volume store).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iscsi: Option<RackIscsi>,
+}
+
+/// A network interface of a rack controller, as it reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct RackInterface {
+    pub name: String,
+    pub mac: String,
+    /// Addresses in CIDR form (`10.20.0.2/24`).
+    pub addresses: Vec<String>,
+}
+
+/// Body of `POST /api/v1/rack/register`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RackRegister {
+    /// The rack's name (its hostname by default). Registering again under the same name
+    /// re-issues that rack's credentials.
+    pub name: String,
+    /// The shared secret shown by `kiln admin rack-secret`.
+    pub secret: String,
+    pub interfaces: Vec<RackInterface>,
+    #[serde(default)]
+    pub version: Option<String>,
+}
+
+/// Answer to `POST /api/v1/rack/register`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct RackRegistered {
+    pub rack_id: String,
+    /// Bearer token for the rack endpoints (`/api/v1/rack/...`).
+    pub token: String,
+}
+
+/// Body of `POST /api/v1/rack/heartbeat`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RackHeartbeat {
+    /// The sha256s of the image files in the rack's cache (the Images page's sync state).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub images: Option<Vec<String>>,
+    pub interfaces: Vec<RackInterface>,
+    #[serde(default)]
+    pub version: Option<String>,
+    /// Root on iSCSI: present when the rack has a volume store (`--iscsi-store`).
+    #[serde(default)]
+    pub iscsi: Option<RackIscsi>,
+}
+
+/// A machine as a rack needs it to answer boots.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct SnapshotMachine {
+    pub system_id: String,
+    pub hostname: String,
+    pub status: MachineStatus,
+    pub architecture: String,
+    pub boot_mac: Option<String>,
+    /// Every MAC of the machine, with a fixed IPv4 address where one is assigned.
+    pub interfaces: Vec<Interface>,
+    /// The OS is on the machine's disk (its deployment's installer finished): boot the disk.
+    #[serde(default)]
+    pub local_boot: bool,
+    /// The UUID of the ESP the installer made (UEFI machines chain to it through grub-local.efi).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub esp_uuid: Option<String>,
+    /// Deployed (or deploying) in memory: each boot asks the region for a credential and the root.
+    #[serde(default)]
+    pub memory_boot: bool,
+    /// Deployed (or deploying) with root on iSCSI: the rack that serves its volume boots it.
+    #[serde(default)]
+    pub iscsi_boot: bool,
+    /// The DNS domain it is named in (`None`: the default domain).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub domain: Option<String>,
+}
+
+/// A boot-resource file a rack should cache.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct SnapshotFile {
+    pub resource_id: String,
+    pub os: String,
+    pub release: String,
+    pub arch: String,
+    pub kind: String,
+    pub filename: String,
+    pub sha256: String,
+    pub size: i64,
+}
+
+/// Everything a rack serves from: sent by the region, kept on the rack's disk, so the rack answers
+/// DHCP/TFTP/HTTP with the region away.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct RackSnapshot {
+    /// Changes whenever anything in the snapshot changes; the rack long-polls with it.
+    pub etag: String,
+    pub subnets: Vec<Subnet>,
+    pub machines: Vec<SnapshotMachine>,
+    pub files: Vec<SnapshotFile>,
+    /// DHCP lease time, seconds.
+    pub lease_time_secs: u32,
+    /// DNS domains and operators' records (the machines' names come from `machines`).
+    #[serde(default)]
+    pub dns: SnapshotDns,
+}
+
+/// Something a rack saw (a DHCP lease, a PXE request, a file sent), reported to the region.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RackEvent {
+    /// MAC of the machine it concerns.
+    pub mac: String,
+    /// `dhcp_lease`, `pxe_request`, `tftp_sent`, `http_sent`, `ipxe_script`, `unknown_pxe`, ...
+    pub event_type: String,
+    pub description: String,
+    /// When the rack saw it (RFC 3339).
+    pub at: String,
+    /// For `dhcp_lease`: the address leased.
+    #[serde(default)]
+    pub ip: Option<String>,
+}
