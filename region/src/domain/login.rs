@@ -59,6 +59,11 @@ impl Default for Limits {
 /// oldest.
 const MAX_KEYS: usize = 50_000;
 
+/// A bucket's level `lvl` (thousandths), last updated at `at`, as it has drained by `now`.
+fn drained(limit: Limit, lvl: i64, at: i64, now: i64) -> i64 {
+    (lvl - (now - at).max(0) * 1000 / limit.drain_ms.max(1)).max(0)
+}
+
 /// One table of leaky buckets: key → (level in thousandths of a failure, when last updated).
 #[derive(Debug)]
 struct Buckets {
@@ -76,10 +81,9 @@ impl Buckets {
 
     /// The level of `key` at `now`, drained since its last update (thousandths).
     fn level(&self, key: &str, now: i64) -> i64 {
-        self.map.get(key).map_or(0, |(lvl, at)| {
-            let drained = (now - at).max(0) * 1000 / self.limit.drain_ms.max(1);
-            (lvl - drained).max(0)
-        })
+        self.map
+            .get(key)
+            .map_or(0, |&(lvl, at)| drained(self.limit, lvl, at, now))
     }
 
     /// Milliseconds until `key` may try again (0: now).
@@ -98,7 +102,7 @@ impl Buckets {
         if self.map.len() >= MAX_KEYS && !self.map.contains_key(key) {
             let limit = self.limit;
             self.map
-                .retain(|_, (l, at)| *l - (now - *at).max(0) * 1000 / limit.drain_ms.max(1) > 0);
+                .retain(|_, &mut (lvl, at)| drained(limit, lvl, at, now) > 0);
             if self.map.len() >= MAX_KEYS {
                 if let Some(oldest) = self
                     .map
