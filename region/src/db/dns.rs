@@ -200,22 +200,6 @@ pub fn default_domain_machines_named(
         .load(conn)?)
 }
 
-/// For the snapshot's fingerprint: counts and latest changes of both tables.
-pub fn fingerprint(conn: &mut DbConn) -> Result<String> {
-    use diesel::dsl::{count_star, max};
-    let (dc, du): (i64, Option<i64>) = dns_domains::table
-        .select((count_star(), max(dns_domains::updated_at)))
-        .first(conn)?;
-    let (rc, ru): (i64, Option<i64>) = dns_records::table
-        .select((count_star(), max(dns_records::created_at)))
-        .first(conn)?;
-    Ok(format!(
-        "d{dc}.{}-r{rc}.{}",
-        du.unwrap_or(0),
-        ru.unwrap_or(0)
-    ))
-}
-
 /// The default domain's name.
 pub fn snapshot_default(conn: &mut DbConn) -> Result<String> {
     Ok(dns_domains::table

@@ -3,9 +3,7 @@
 
 use diesel::prelude::*;
 
-use super::schema::{
-    boot_resource_files, boot_resources, interfaces, machines, racks, settings, subnets,
-};
+use super::schema::{boot_resource_files, boot_resources, interfaces, machines, racks, settings};
 use super::{fmt_time, DbConn};
 use crate::error::Result;
 use region_api_types as api;
@@ -183,27 +181,53 @@ pub fn setting_or_insert(
     }
 }
 
-/// A cheap fingerprint of everything in a rack snapshot: it changes whenever a machine, interface,
-/// subnet or boot file is added, changed or removed.
+/// The tables a rack snapshot is built from. Their rows carry `rev`, the next number of one counter
+/// at every insert and every update of a column racks serve (database triggers: migration
+/// 2026-12-04-000012_change_revisions).
+const SNAPSHOT_TABLES: [&str; 8] = [
+    "machines",
+    "interfaces",
+    "subnets",
+    "deployments",
+    "boot_resources",
+    "boot_resource_files",
+    "dns_domains",
+    "dns_records",
+];
+
+#[derive(diesel::QueryableByName)]
+struct Tally {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    k: i64,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    n: i64,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    s: i64,
+}
+
+/// A cheap fingerprint of everything in a rack snapshot: each table's row count and sum of `rev`.
+/// It moves on with every committed insert, delete or served-column update, whatever the order the
+/// transactions committed in and whatever their clocks said (a maximum of timestamps does not: a
+/// change stamped earlier but committed later hides under it).
 pub fn snapshot_fingerprint(conn: &mut DbConn) -> Result<String> {
-    use diesel::dsl::{count_star, max};
-    let (mc, mu): (i64, Option<i64>) = machines::table
-        .select((count_star(), max(machines::updated_at)))
-        .first(conn)?;
-    let ic: i64 = interfaces::table.count().get_result(conn)?;
-    let (sc, su): (i64, Option<i64>) = subnets::table
-        .select((count_star(), max(subnets::updated_at)))
-        .first(conn)?;
-    let (fc, fu): (i64, Option<i64>) = boot_resource_files::table
-        .select((count_star(), max(boot_resource_files::created_at)))
-        .first(conn)?;
-    Ok(format!(
-        "m{mc}.{}-i{ic}-s{sc}.{}-f{fc}.{}-{}",
-        mu.unwrap_or(0),
-        su.unwrap_or(0),
-        fu.unwrap_or(0),
-        super::dns::fingerprint(conn)?
-    ))
+    let sql = SNAPSHOT_TABLES
+        .iter()
+        .enumerate()
+        .map(|(k, t)| {
+            format!(
+                "SELECT CAST({k} AS BIGINT) AS k, CAST(count(*) AS BIGINT) AS n, \
+                 CAST(COALESCE(sum(rev), 0) AS BIGINT) AS s FROM {t}"
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(" UNION ALL ");
+    let mut rows: Vec<Tally> = diesel::sql_query(sql).load(conn)?;
+    rows.sort_by_key(|r| r.k);
+    Ok(rows
+        .iter()
+        .map(|r| format!("{}.{}", r.n, r.s))
+        .collect::<Vec<_>>()
+        .join("-"))
 }
 
 /// Machines as racks need them.

@@ -198,3 +198,126 @@ both!(
         app.stop().await;
     }
 );
+
+both!(
+    snapshot_etag_moves_on_with_every_committed_change_whatever_the_clocks,
+    |b: Backend| async move {
+        use diesel::prelude::*;
+        use region::db::schema::{interfaces, machines};
+        let app = TestApp::start(b).await;
+        let secret = app.rack_secret().await;
+        let (_, v) = app
+            .call(
+                Method::POST,
+                "/api/v1/rack/register",
+                None,
+                Some(json!({"name": "rack1", "secret": secret, "interfaces": []})),
+            )
+            .await;
+        let token = v["token"].as_str().unwrap().to_string();
+        let a = app.machine("m-a", "52:54:00:03:00:01").await;
+        let b_id = app.machine("m-b", "52:54:00:03:00:02").await;
+        let pool = app.region.as_ref().unwrap().state.pool.clone();
+        let poll = |etag: String| {
+            let app = &app;
+            let token = token.clone();
+            async move {
+                let path = if etag.is_empty() {
+                    "/api/v1/rack/snapshot?wait=0".to_string()
+                } else {
+                    format!("/api/v1/rack/snapshot?etag={etag}&wait=1")
+                };
+                app.call(Method::GET, &path, Some(&token), None).await
+            }
+        };
+        let (_, s0) = poll(String::new()).await;
+        let e0 = s0["etag"].as_str().unwrap().to_string();
+        // Two transactions read the clock, the later one commits first: the rack sees its change.
+        let later = region::db::now_ms() + 60_000;
+        let aa = a.clone();
+        write(&pool, move |c| {
+            diesel::update(machines::table.find(&aa))
+                .set((
+                    machines::status.eq("deploying"),
+                    machines::updated_at.eq(later),
+                ))
+                .execute(c)
+        })
+        .await;
+        let (s, s1) = poll(e0).await;
+        assert_eq!(s, StatusCode::OK, "{s1}");
+        let e1 = s1["etag"].as_str().unwrap().to_string();
+        // Then the earlier one commits, stamped before the newest time the rack has seen.
+        let bb = b_id.clone();
+        write(&pool, move |c| {
+            diesel::update(machines::table.find(&bb))
+                .set((
+                    machines::status.eq("deploying"),
+                    machines::updated_at.eq(later - 30_000),
+                ))
+                .execute(c)
+        })
+        .await;
+        let (s, s2) = poll(e1).await;
+        assert_eq!(s, StatusCode::OK, "the rack missed m-b's change: {s2}");
+        let mb = s2["machines"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["system_id"] == b_id.as_str())
+            .unwrap()
+            .clone();
+        assert_eq!(mb["status"], "deploying", "{mb}");
+        let e2 = s2["etag"].as_str().unwrap().to_string();
+        // An interface's address changes without its machine being touched: racks serve it (DNS).
+        write(&pool, move |c| {
+            diesel::update(interfaces::table.filter(interfaces::mac.eq("52:54:00:03:00:02")))
+                .set(interfaces::ip.eq(Some("10.20.0.77")))
+                .execute(c)
+        })
+        .await;
+        let (s, s3) = poll(e2).await;
+        assert_eq!(s, StatusCode::OK, "the rack missed the new address: {s3}");
+        assert!(s3.to_string().contains("10.20.0.77"), "{s3}");
+        let e3 = s3["etag"].as_str().unwrap().to_string();
+        // What racks do not serve (a power state read) does not make them fetch again.
+        let aa = a.clone();
+        write(&pool, move |c| {
+            diesel::update(machines::table.find(&aa))
+                .set(machines::power_state.eq("on"))
+                .execute(c)
+        })
+        .await;
+        let (s, _) = poll(e3.clone()).await;
+        assert_eq!(s, StatusCode::NOT_MODIFIED);
+        // A machine deleted and another made between two polls: the etag moves on.
+        let aa = a.clone();
+        write(&pool, move |c| {
+            diesel::update(machines::table.find(&aa))
+                .set(machines::status.eq("ready"))
+                .execute(c)
+        })
+        .await;
+        let (_, s4) = poll(e3).await;
+        let e4 = s4["etag"].as_str().unwrap().to_string();
+        let (s, _) = app
+            .admin(Method::DELETE, &format!("/api/v1/machines/{a}"), None)
+            .await;
+        assert!(s.is_success(), "{s}");
+        app.machine("m-c", "52:54:00:03:00:03").await;
+        let (s, s5) = poll(e4).await;
+        assert_eq!(s, StatusCode::OK);
+        assert!(s5.to_string().contains("m-c"), "{s5}");
+        app.stop().await;
+    }
+);
+
+/// Runs one write on the region's pool, as another transaction would.
+async fn write<F>(pool: &region::db::Pool, f: F)
+where
+    F: Fn(&mut region::db::DbConn) -> diesel::QueryResult<usize> + Send + 'static,
+{
+    pool.run(move |c| f(c).map_err(region::Error::from))
+        .await
+        .unwrap();
+}
