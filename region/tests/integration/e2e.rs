@@ -331,9 +331,9 @@ impl Drop for Lab {
                     if ext == "serial" || ext == "log" {
                         let text = String::from_utf8_lossy(&std::fs::read(&p).unwrap_or_default())
                             .to_string();
-                        let lines: Vec<&str> = text.lines().collect();
+                        let lines = collapse_repeats(&text);
                         eprintln!("=== tail of {}:", p.display());
-                        for l in &lines[lines.len().saturating_sub(40)..] {
+                        for l in &lines[lines.len().saturating_sub(60)..] {
                             eprintln!("{l}");
                         }
                     }
@@ -688,4 +688,58 @@ fn e2e_ipmi_powered_machine_commissions_and_is_powered_off_by_kiln() {
         .contains("Kiln did not power the machine off"));
     // The Kiln user works: a query with the stored credentials succeeds.
     assert_eq!(lab.json(&["machines", "power", &id])["power_state"], "off");
+}
+
+/// A log's lines with runs that differ only in their kernel timestamp (`[  282.18] ...`) folded
+/// into one line and a count, so that a flood (journald retrying a dead disk) does not push what
+/// came before it out of a failed test's tail.
+pub fn collapse_repeats(text: &str) -> Vec<String> {
+    let body = |l: &str| -> String {
+        match l
+            .trim_start()
+            .strip_prefix('[')
+            .and_then(|r| r.split_once(']'))
+        {
+            Some((t, rest)) if t.trim().parse::<f64>().is_ok() => rest.to_string(),
+            _ => l.to_string(),
+        }
+    };
+    let mut out: Vec<String> = Vec::new();
+    let mut last = String::new();
+    let mut n = 0usize;
+    for l in text.lines() {
+        let b = body(l);
+        if !out.is_empty() && b == last {
+            n += 1;
+            continue;
+        }
+        if n > 0 {
+            if let Some(prev) = out.last_mut() {
+                prev.push_str(&format!("   (and {n} more like it)"));
+            }
+        }
+        n = 0;
+        last = b;
+        out.push(l.to_string());
+    }
+    if n > 0 {
+        if let Some(prev) = out.last_mut() {
+            prev.push_str(&format!("   (and {n} more like it)"));
+        }
+    }
+    out
+}
+
+#[test]
+fn log_floods_fold_into_one_line() {
+    let t = "[  1.0] a\n[  2.0] flood\n[  2.5] flood\n[  3.0] flood\nplain\nplain\n[ 4.0] b\n";
+    assert_eq!(
+        collapse_repeats(t),
+        [
+            "[  1.0] a",
+            "[  2.0] flood   (and 2 more like it)",
+            "plain   (and 1 more like it)",
+            "[ 4.0] b"
+        ]
+    );
 }

@@ -272,7 +272,29 @@ fn e2e_diskless_machines_run_with_root_on_iscsi() {
     assert_eq!(other, "absent");
 
     // (6) tgtd dies under isc1 and comes back empty: Kiln makes its targets again, and the
-    // machine's root I/O resumes (the initiator's replacement timeout covers the gap).
+    // machine's root I/O resumes (the initiator's replacement timeout covers the gap). Logging
+    // in again is iscsid's work: on both machines it must be running and know the boot session
+    // (iscsistart made it in the initramfs) before the target goes away.
+    for (ip, vm) in [(&ipa, "isc1"), (&ipb, "isc2")] {
+        let state = lab.wait(
+            &format!("iscsid on {vm} managing its boot session"),
+            Duration::from_secs(120),
+            || {
+                let o = ssh(
+                    &lab,
+                    &key,
+                    ip,
+                    "systemctl is-active iscsid && sudo iscsiadm -m session -P 1 | grep 'iSCSI Session State'",
+                )
+                .ok()?;
+                o.contains("LOGGED_IN").then_some(o)
+            },
+        );
+        eprintln!(
+            "{vm} before the tgtd restart: {}",
+            state.replace('\n', "; ")
+        );
+    }
     tgtd.kill();
     let _tgtd = Tgtd::start(&lab, control);
     let tiqn = va["target_iqn"].as_str().unwrap().to_string();
@@ -288,9 +310,17 @@ fn e2e_diskless_machines_run_with_root_on_iscsi() {
     // isc2 was logged in to the same tgtd: its initiator logs in again too (its CHAP secret is
     // still right). Only once it has may the next step change that secret, or isc2's recovery
     // fails, its root goes read-only and it cannot be rebooted.
-    lab.wait("root I/O on isc2 after the restart", Duration::from_secs(180), || {
-        ssh(&lab, &key, &ipb, "echo after | sudo tee /var/tmp/after-restart >/dev/null && sync && cat /var/tmp/after-restart").ok()
-    });
+    let deadline = std::time::Instant::now() + Duration::from_secs(180);
+    while ssh(&lab, &key, &ipb, "echo after | sudo tee /var/tmp/after-restart >/dev/null && sync && cat /var/tmp/after-restart").is_err() {
+        if std::time::Instant::now() > deadline {
+            // What tgtd has (targets, accounts, sessions) says whether isc2 ever logged in again.
+            panic!(
+                "timed out waiting for root I/O on isc2 after the restart; tgtd has:\n{}",
+                targets(control)
+            );
+        }
+        std::thread::sleep(Duration::from_secs(1));
+    }
 
     // (5) isc2's CHAP account changed under its target, then isc2 reboots: iPXE's login is
     // refused and the machine's events say so.
