@@ -11,6 +11,9 @@ pub struct RackConfig {
     pub region_url: String,
     /// The rack secret (`kiln admin rack-secret` on the region).
     pub secret: String,
+    /// The CA certificate (PEM) the region's HTTPS certificate must chain to (`--region-ca`);
+    /// unset: the public roots.
+    pub region_ca: Option<String>,
     /// The rack's name (default: the host name).
     pub name: String,
     /// Where the snapshot, leases, event queue and credentials are kept.
@@ -53,6 +56,7 @@ impl RackConfig {
         RackConfig {
             region_url: region_url.trim_end_matches('/').to_string(),
             secret: secret.trim().to_string(),
+            region_ca: None,
             name: hostname(),
             data_dir,
             dhcp_port: 67,

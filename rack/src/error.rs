@@ -20,7 +20,19 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl From<reqwest::Error> for Error {
     fn from(e: reqwest::Error) -> Self {
-        Error::Region(e.to_string())
+        // reqwest's own line hides the cause ("error sending request"): a refused certificate
+        // or connection says so only in its source chain.
+        let mut text = e.to_string();
+        let mut src = std::error::Error::source(&e);
+        while let Some(s) = src {
+            let t = s.to_string();
+            if !text.contains(&t) {
+                text.push_str(": ");
+                text.push_str(&t);
+            }
+            src = s.source();
+        }
+        Error::Region(text)
     }
 }
 

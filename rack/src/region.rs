@@ -59,12 +59,21 @@ impl RegionClient {
         let creds = std::fs::read(&creds_path)
             .ok()
             .and_then(|b| serde_json::from_slice(&b).ok());
+        let mut http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(5))
+            .timeout(Duration::from_secs(60));
+        if let Some(pem) = &cfg.region_ca {
+            let ca = reqwest::Certificate::from_pem(pem.as_bytes()).map_err(|e| {
+                Error::Config(format!(
+                    "the region CA (--region-ca) is not a PEM certificate: {e}"
+                ))
+            })?;
+            // Only the region's CA: a certificate from any other authority is refused.
+            http = http.tls_built_in_root_certs(false).add_root_certificate(ca);
+        }
         Ok(RegionClient {
             base: cfg.region_url.clone(),
-            http: reqwest::Client::builder()
-                .connect_timeout(Duration::from_secs(5))
-                .timeout(Duration::from_secs(60))
-                .build()?,
+            http: http.build()?,
             creds_path,
             creds: Arc::new(Mutex::new(creds)),
             registering: Arc::new(tokio::sync::Mutex::new(())),

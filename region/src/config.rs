@@ -27,6 +27,35 @@ pub struct Config {
     /// The key that seals BMC passwords and tokens at rest. Unset: `<data_dir>/secret.key`, created
     /// on first start. Regions sharing a PostgreSQL database need the same key file.
     pub secret_key_file: Option<PathBuf>,
+    pub tls: Tls,
+}
+
+/// HTTPS on the API port (`region::tls`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Tls {
+    /// `auto`: HTTPS unless the API listens on loopback only; `on`: HTTPS always; `off`: plain
+    /// HTTP (`--plain-http`; racks' and operators' credentials then cross the network in clear).
+    pub mode: String,
+    /// The operator's certificate chain (PEM, leaf first); unset: one signed by the region's own
+    /// CA (`<data_dir>/tls/ca.pem`, made at first start).
+    pub cert_file: Option<PathBuf>,
+    /// The key of `cert_file` (PEM).
+    pub key_file: Option<PathBuf>,
+    /// More DNS names or addresses for the generated certificate (what clients reach the region
+    /// by, beyond this host's name and interface addresses).
+    pub names: Vec<String>,
+}
+
+impl Default for Tls {
+    fn default() -> Self {
+        Tls {
+            mode: "auto".into(),
+            cert_file: None,
+            key_file: None,
+            names: Vec::new(),
+        }
+    }
 }
 
 /// Power control.
@@ -95,6 +124,7 @@ impl Default for Config {
             power: Power::default(),
             log_format: "text".into(),
             secret_key_file: None,
+            tls: Tls::default(),
         }
     }
 }
@@ -133,6 +163,11 @@ pub struct Overrides {
     pub node_timeout_secs: Option<u64>,
     pub enlist_commission: Option<bool>,
     pub log_format: Option<String>,
+    /// `--tls auto|on|off` (`--plain-http` is `off`).
+    pub tls_mode: Option<String>,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    pub tls_names: Vec<String>,
 }
 
 impl Config {
@@ -166,6 +201,16 @@ impl Config {
         if let Some(v) = o.log_format {
             cfg.log_format = v;
         }
+        if let Some(v) = o.tls_mode {
+            cfg.tls.mode = v;
+        }
+        if let Some(v) = o.tls_cert {
+            cfg.tls.cert_file = Some(v);
+        }
+        if let Some(v) = o.tls_key {
+            cfg.tls.key_file = Some(v);
+        }
+        cfg.tls.names.extend(o.tls_names);
         cfg.validate()?;
         Ok(cfg)
     }
@@ -184,6 +229,7 @@ impl Config {
                 "lifecycle.deadline_check_secs must be at least 1".into(),
             ));
         }
+        crate::tls::decide(self.listen, &self.tls)?;
         if !matches!(self.log_format.as_str(), "text" | "json") {
             return Err(Error::Config(format!(
                 "log_format is '{}'; use 'text' or 'json'",

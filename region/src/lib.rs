@@ -28,6 +28,7 @@ pub mod logging;
 pub mod metrics;
 pub mod server;
 pub mod store;
+pub mod tls;
 pub mod web;
 
 pub use config::Config;

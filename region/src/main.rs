@@ -34,6 +34,14 @@ fn server_config(args: &cli::ServerArgs) -> anyhow::Result<region::Config> {
             node_timeout_secs: args.node_timeout,
             enlist_commission: args.enlist_commission,
             log_format: args.log_format.clone(),
+            tls_mode: if args.plain_http {
+                Some("off".into())
+            } else {
+                args.tls.clone()
+            },
+            tls_cert: args.tls_cert.clone(),
+            tls_key: args.tls_key.clone(),
+            tls_names: args.tls_names.clone(),
             ..Default::default()
         },
     )
@@ -78,14 +86,17 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             rt.block_on(async move {
                 let rack_dir = cfg.data_dir.join("rack");
                 let region = region::Region::start(cfg).await?;
-                // The rack half talks to the region half over loopback, like any other rack.
-                let url = format!("http://127.0.0.1:{}", region.addr.port());
+                // The rack half talks to the region half over loopback, like any other rack
+                // (over HTTPS when the region serves it, trusting what the region serves).
+                let url = region.url.clone();
+                let region_ca = region::tls::trust_for_local(&region.state.cfg)?;
                 let secret = region
                     .state
                     .pool
                     .run(region::api::rack_api::rack_secret)
                     .await?;
-                let rack_cfg = args.rack.config(&url, &secret, rack_dir);
+                let mut rack_cfg = args.rack.config(&url, &secret, rack_dir);
+                rack_cfg.region_ca = region_ca;
                 let cancel = tokio_util::sync::CancellationToken::new();
                 let rack = tokio::spawn(rack::run(rack_cfg, cancel.clone()));
                 let outcome = tokio::select! {
@@ -109,9 +120,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     args.secret_file.display()
                 )
             })?;
-            let cfg = args
+            let mut cfg = args
                 .service
                 .config(&args.region_url, &secret, args.data_dir.clone());
+            if let Some(p) = &args.region_ca {
+                cfg.region_ca = Some(std::fs::read_to_string(p).map_err(|e| {
+                    anyhow::anyhow!("cannot read the region CA from {}: {e}", p.display())
+                })?);
+            }
             rt.block_on(async move {
                 let cancel = tokio_util::sync::CancellationToken::new();
                 let c2 = cancel.clone();

@@ -22,6 +22,8 @@ use crate::store::Store;
 pub struct Region {
     /// The address the API listens on (the real port when the config said 0).
     pub addr: SocketAddr,
+    /// `https://addr` or `http://addr` (loopback addresses as 127.0.0.1, for clients on this host).
+    pub url: String,
     pub state: AppState,
     handle: ServerHandle,
     server: tokio::task::JoinHandle<std::io::Result<()>>,
@@ -105,9 +107,35 @@ impl Region {
                 .configure(crate::web::configure)
         })
         .disable_signals()
-        .shutdown_timeout(10)
-        .bind(cfg.listen)
-        .map_err(|e| Error::Config(format!("cannot listen on {}: {e}", cfg.listen)))?;
+        .shutdown_timeout(10);
+        let transport = crate::tls::decide(cfg.listen, &cfg.tls)?;
+        let tls = crate::tls::prepare(&transport, &cfg.data_dir, cfg.listen, &cfg.tls.names)?;
+        let cannot =
+            |e: std::io::Error| Error::Config(format!("cannot listen on {}: {e}", cfg.listen));
+        let (server, scheme, tls_line) = match tls {
+            Some((rustls_cfg, line)) => (
+                server
+                    .bind_rustls_0_23(cfg.listen, rustls_cfg)
+                    .map_err(cannot)?,
+                "https",
+                line,
+            ),
+            None => {
+                if let crate::tls::Transport::Plain { reason } = &transport {
+                    if !cfg.listen.ip().is_loopback() {
+                        tracing::warn!(
+                            "the API serves plain HTTP on {} ({reason}): passwords, tokens and BMC credentials cross the network in clear",
+                            cfg.listen
+                        );
+                    }
+                }
+                (
+                    server.bind(cfg.listen).map_err(cannot)?,
+                    "http",
+                    String::new(),
+                )
+            }
+        };
         let addr = server
             .addrs()
             .first()
@@ -213,9 +241,16 @@ impl Region {
                 tokio::time::sleep(every).await;
             }
         });
-        tracing::info!(listen = %addr, database = %crate::config::redact_url(&cfg.database_url()), "region listening on http://{addr}");
+        let host = if addr.ip().is_unspecified() || addr.ip().is_loopback() {
+            format!("127.0.0.1:{}", addr.port())
+        } else {
+            addr.to_string()
+        };
+        let url = format!("{scheme}://{host}");
+        tracing::info!(listen = %addr, database = %crate::config::redact_url(&cfg.database_url()), "region listening on {scheme}://{addr} {tls_line}");
         Ok(Region {
             addr,
+            url,
             state,
             handle,
             server,

@@ -38,9 +38,14 @@ pub struct Client {
 
 impl Client {
     pub fn new(url: &str, token: Option<String>) -> anyhow::Result<Client> {
-        let http = reqwest::Client::builder()
-            .user_agent(concat!("kiln-cli/", env!("CARGO_PKG_VERSION")))
-            .build()?;
+        let mut b =
+            reqwest::Client::builder().user_agent(concat!("kiln-cli/", env!("CARGO_PKG_VERSION")));
+        if let Some((path, pem)) = trusted_ca()? {
+            let cert = reqwest::Certificate::from_pem(pem.as_bytes())
+                .with_context(|| format!("{} is not a PEM certificate", path.display()))?;
+            b = b.add_root_certificate(cert);
+        }
+        let http = b.build()?;
         Ok(Client {
             base: url.trim_end_matches('/').to_string(),
             token,
@@ -65,12 +70,24 @@ impl Client {
         &self,
         rb: reqwest::RequestBuilder,
     ) -> anyhow::Result<T> {
-        let resp = rb.send().await.with_context(|| {
-            format!(
-                "cannot reach the region at {} (is it running? is KILN_URL right?)",
-                self.base
-            )
-        })?;
+        let resp = match rb.send().await {
+            Ok(r) => r,
+            Err(e) if cert_reason(&e).to_lowercase().contains("certificate") => {
+                return Err(anyhow!(
+                "the region at {} has a certificate this client does not trust ({}): set KILN_CA \
+                     to the region's CA certificate (on the region host: <data dir>/tls/ca.pem, \
+                     which `kiln` reads by itself)",
+                self.base,
+                cert_reason(&e)
+            ))
+            }
+            Err(e) => {
+                return Err(anyhow::Error::new(e).context(format!(
+                    "cannot reach the region at {} (is it running? is KILN_URL right?)",
+                    self.base
+                )))
+            }
+        };
         let status = resp.status();
         let bytes = resp.bytes().await?;
         if !status.is_success() {
@@ -115,6 +132,31 @@ impl Client {
             .await
             .map(|_| ())
     }
+}
+
+/// The CA certificate the client trusts besides the public roots: `KILN_CA` (a PEM file), else
+/// the region's own on this host (`$KILN_DATA_DIR/tls/ca.pem`, `/var/lib/kiln/tls/ca.pem`).
+fn trusted_ca() -> anyhow::Result<Option<(std::path::PathBuf, String)>> {
+    if let Some(p) = std::env::var_os("KILN_CA").filter(|v| !v.is_empty()) {
+        let p = std::path::PathBuf::from(p);
+        let pem = std::fs::read_to_string(&p)
+            .with_context(|| format!("cannot read KILN_CA {}", p.display()))?;
+        return Ok(Some((p, pem)));
+    }
+    let dir = std::env::var_os("KILN_DATA_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| crate::Config::default().data_dir);
+    let p = crate::tls::ca_file(&dir);
+    Ok(std::fs::read_to_string(&p).ok().map(|pem| (p, pem)))
+}
+
+/// The innermost cause of a TLS failure, in a few words.
+fn cert_reason(e: &reqwest::Error) -> String {
+    let mut src: &dyn std::error::Error = e;
+    while let Some(s) = src.source() {
+        src = s;
+    }
+    src.to_string()
 }
 
 /// An error answer as one line an operator can act on.

@@ -106,6 +106,21 @@ pub struct ServerArgs {
     /// `text` or `json` logs.
     #[arg(long, env = "KILN_LOG_FORMAT")]
     pub log_format: Option<String>,
+    /// HTTPS on the API port: `auto` (unless it listens on loopback only), `on`, or `off`.
+    #[arg(long, env = "KILN_TLS", value_parser = ["auto", "on", "off"])]
+    pub tls: Option<String>,
+    /// Serve plain HTTP even on a network address (same as `--tls off`).
+    #[arg(long, conflicts_with = "tls")]
+    pub plain_http: bool,
+    /// Your certificate chain (PEM, leaf first) instead of one from the region's own CA.
+    #[arg(long, env = "KILN_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The key of --tls-cert (PEM).
+    #[arg(long, env = "KILN_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// A DNS name or address the generated certificate also covers (repeatable).
+    #[arg(long = "tls-name")]
+    pub tls_names: Vec<String>,
     /// Print the effective configuration (secrets hidden) and exit.
     #[arg(long)]
     pub print_config: bool,
@@ -207,6 +222,10 @@ pub struct RackArgs {
     /// File holding the rack secret (`kiln admin rack-secret` on the region prints it).
     #[arg(long, env = "KILN_RACK_SECRET_FILE")]
     pub secret_file: PathBuf,
+    /// The region's CA certificate (PEM; `<data dir>/tls/ca.pem` on the region): its HTTPS
+    /// certificate must chain to it. Unset: the public roots (an operator's own certificate).
+    #[arg(long, env = "KILN_REGION_CA")]
+    pub region_ca: Option<PathBuf>,
     /// Where the rack keeps its snapshot, leases, event queue and credentials.
     #[arg(long, env = "KILN_RACK_DATA_DIR", default_value = "/var/lib/kiln-rack")]
     pub data_dir: PathBuf,

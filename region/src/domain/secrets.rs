@@ -119,7 +119,7 @@ impl SecretBox {
     }
 }
 
-fn write_private(path: &Path, key: &[u8]) -> Result<()> {
+pub(crate) fn write_private(path: &Path, key: &[u8]) -> Result<()> {
     use std::io::Write;
     #[cfg(unix)]
     use std::os::unix::fs::OpenOptionsExt;

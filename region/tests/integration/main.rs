@@ -15,6 +15,7 @@ mod api_power;
 mod api_racks;
 mod api_schema;
 mod api_subnets;
+mod api_tls;
 mod api_trust;
 mod api_volumes;
 mod api_walk;
