@@ -14,6 +14,10 @@ pub struct RackConfig {
     /// The CA certificate (PEM) the region's HTTPS certificate must chain to (`--region-ca`);
     /// unset: the public roots.
     pub region_ca: Option<String>,
+    /// A one-time enrolment token (`kiln admin rack-token`; `--token-file`), instead of `secret`.
+    /// When it carries the region CA's fingerprint and no `region_ca` is given, the region's
+    /// certificate is pinned to it.
+    pub enrolment_token: Option<String>,
     /// The rack's name (default: the host name).
     pub name: String,
     /// Where the snapshot, leases, event queue and credentials are kept.
@@ -57,6 +61,7 @@ impl RackConfig {
             region_url: region_url.trim_end_matches('/').to_string(),
             secret: secret.trim().to_string(),
             region_ca: None,
+            enrolment_token: None,
             name: hostname(),
             data_dir,
             dhcp_port: 67,
@@ -80,10 +85,16 @@ impl RackConfig {
                 self.region_url
             )));
         }
-        if self.secret.is_empty() {
-            return Err(Error::Config(
-                "the rack secret is empty: pass the file `kiln admin rack-secret` wrote".into(),
-            ));
+        match &self.enrolment_token {
+            Some(t) => {
+                region_api_types::EnrolmentToken::parse(t)
+                    .map_err(|e| Error::Config(format!("--token-file: {e}")))?;
+            }
+            None if self.secret.is_empty() => return Err(Error::Config(
+                "no enrolment token: pass --token-file with a token from `kiln admin rack-token`"
+                    .into(),
+            )),
+            None => {}
         }
         if self.name.is_empty() {
             return Err(Error::Config("the rack name is empty".into()));

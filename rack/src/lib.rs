@@ -30,6 +30,7 @@ pub mod http;
 pub mod ifaces;
 pub mod images;
 pub mod metrics;
+pub mod pin;
 pub mod pods;
 pub mod power;
 pub mod proxy;

@@ -36,6 +36,7 @@ pub struct RegionClient {
     registering: Arc<tokio::sync::Mutex<()>>,
     name: String,
     secret: String,
+    enrolment_token: Option<String>,
     /// What the volume store and target daemon can do (sent with each heartbeat).
     iscsi: Arc<Mutex<Option<api::RackIscsi>>>,
     /// Sends a heartbeat at once (the iSCSI state changed).
@@ -62,6 +63,16 @@ impl RegionClient {
         let mut http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(5))
             .timeout(Duration::from_secs(60));
+        let pin = cfg
+            .enrolment_token
+            .as_deref()
+            .and_then(|t| api::EnrolmentToken::parse(t).ok())
+            .and_then(|t| t.ca_sha256);
+        if let (None, Some(hex), true) =
+            (&cfg.region_ca, pin, cfg.region_url.starts_with("https://"))
+        {
+            http = http.use_preconfigured_tls(crate::pin::PinnedCa::new(&hex)?.client_config()?);
+        }
         if let Some(pem) = &cfg.region_ca {
             let ca = reqwest::Certificate::from_pem(pem.as_bytes()).map_err(|e| {
                 Error::Config(format!(
@@ -79,6 +90,7 @@ impl RegionClient {
             registering: Arc::new(tokio::sync::Mutex::new(())),
             name: cfg.name.clone(),
             secret: cfg.secret.clone(),
+            enrolment_token: cfg.enrolment_token.clone(),
             iscsi: Arc::new(Mutex::new(None)),
             heartbeat_now: Arc::new(tokio::sync::Notify::new()),
             images_dir: cfg.data_dir.join("images"),
@@ -97,6 +109,7 @@ impl RegionClient {
         let body = api::RackRegister {
             name: self.name.clone(),
             secret: self.secret.clone(),
+            enrolment_token: self.enrolment_token.clone(),
             interfaces: crate::ifaces::report(),
             version: Some(env!("CARGO_PKG_VERSION").to_string()),
         };

@@ -90,12 +90,24 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 // (over HTTPS when the region serves it, trusting what the region serves).
                 let url = region.url.clone();
                 let region_ca = region::tls::trust_for_local(&region.state.cfg)?;
-                let secret = region
+                // Its own rack: enrolled with a fresh approved token at each start (used only
+                // when the rack has no valid credentials yet; unused ones expire in an hour).
+                let token = region
                     .state
                     .pool
-                    .run(region::api::rack_api::rack_secret)
+                    .run(|c| {
+                        region::domain::racks::create_token(
+                            c,
+                            "all-in-one",
+                            3600,
+                            true,
+                            None,
+                            region::db::now_ms(),
+                        )
+                    })
                     .await?;
-                let mut rack_cfg = args.rack.config(&url, &secret, rack_dir);
+                let mut rack_cfg = args.rack.config(&url, "", rack_dir);
+                rack_cfg.enrolment_token = Some(token.token);
                 rack_cfg.region_ca = region_ca;
                 let cancel = tokio_util::sync::CancellationToken::new();
                 let rack = tokio::spawn(rack::run(rack_cfg, cancel.clone()));
@@ -114,15 +126,24 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Rack(args) => {
             init_tracing(&args.log_format);
-            let secret = std::fs::read_to_string(&args.secret_file).map_err(|e| {
-                anyhow::anyhow!(
-                    "cannot read the rack secret from {}: {e}",
-                    args.secret_file.display()
-                )
-            })?;
+            let read = |p: &std::path::Path, what: &str| {
+                std::fs::read_to_string(p).map_err(|e| {
+                    anyhow::anyhow!("cannot read the {what} from {}: {e}", p.display())
+                })
+            };
+            let secret = match &args.secret_file {
+                Some(p) => {
+                    tracing::warn!("--secret-file (the shared rack secret) is deprecated: enrol with --token-file and a token from `kiln admin rack-token`");
+                    read(p, "rack secret")?
+                }
+                None => String::new(),
+            };
             let mut cfg = args
                 .service
                 .config(&args.region_url, &secret, args.data_dir.clone());
+            if let Some(p) = &args.token_file {
+                cfg.enrolment_token = Some(read(p, "enrolment token")?.trim().to_string());
+            }
             if let Some(p) = &args.region_ca {
                 cfg.region_ca = Some(std::fs::read_to_string(p).map_err(|e| {
                     anyhow::anyhow!("cannot read the region CA from {}: {e}", p.display())
@@ -153,6 +174,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             db,
         }) => admin::create_token(&name, &token_name, scope, expires.as_deref(), &db),
         Command::Admin(AdminCommand::RackSecret { db }) => admin::rack_secret(&db),
+        Command::Admin(AdminCommand::RackToken {
+            ttl,
+            auto_approve,
+            db,
+        }) => admin::rack_token(&ttl, auto_approve, &db),
         Command::Db(DbCommand::Migrate { db }) => admin::migrate(&db),
         Command::Machines(a) => rt.block_on(cli::commands::machines(a)),
         Command::Subnets(a) => rt.block_on(cli::subnets::subnets(a)),

@@ -264,6 +264,27 @@ pub fn trust_for_local(cfg: &crate::Config) -> Result<Option<String>> {
     }
 }
 
+/// The fingerprint (hex, no prefix) an enrolment token carries: the region CA's when the region
+/// serves HTTPS from it (the CA is made if this runs before the first start); None otherwise.
+pub fn enrolment_pin(cfg: &crate::Config) -> Result<Option<String>> {
+    if let Ok(ca) = std::fs::read_to_string(ca_file(&cfg.data_dir)) {
+        if !matches!(decide(cfg.listen, &cfg.tls)?, Transport::Own { .. }) {
+            return Ok(Some(
+                fingerprint(&ca)?.trim_start_matches("sha256:").to_string(),
+            ));
+        }
+    }
+    match decide(cfg.listen, &cfg.tls)? {
+        Transport::Generated => {
+            let (ca, _) = ensure_ca(&cfg.data_dir)?;
+            Ok(Some(
+                fingerprint(&ca)?.trim_start_matches("sha256:").to_string(),
+            ))
+        }
+        _ => Ok(None),
+    }
+}
+
 /// The host's interface addresses (for the generated certificate's names).
 pub fn interface_addresses() -> Vec<IpAddr> {
     let Ok(addrs) = nix::ifaddrs::getifaddrs() else {

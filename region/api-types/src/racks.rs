@@ -47,6 +47,9 @@ pub struct Rack {
     pub name: String,
     /// `registered`, `online`, `offline`.
     pub status: String,
+    /// `pending` (until an admin approves it: it gets no snapshot, jobs or secrets), `approved`,
+    /// or `revoked` (for good).
+    pub approval: String,
     pub last_seen: Option<String>,
     pub version: Option<String>,
     pub interfaces: serde_json::Value,
@@ -72,8 +75,13 @@ pub struct RackRegister {
     /// The rack's name (its hostname by default). Registering again under the same name
     /// re-issues that rack's credentials.
     pub name: String,
-    /// The shared secret shown by `kiln admin rack-secret`.
+    /// The deprecated shared secret shown by `kiln admin rack-secret` (empty with
+    /// `enrolment_token`).
+    #[serde(default)]
     pub secret: String,
+    /// A one-time enrolment token from `kiln admin rack-token` (instead of `secret`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enrolment_token: Option<String>,
     pub interfaces: Vec<RackInterface>,
     #[serde(default)]
     pub version: Option<String>,
@@ -172,4 +180,116 @@ pub struct RackEvent {
     /// For `dhcp_lease`: the address leased.
     #[serde(default)]
     pub ip: Option<String>,
+}
+
+/// A one-time rack enrolment token, as `kiln admin rack-token` prints it:
+/// `kiln-rack-v1.<id>.<secret>[.sha256-<hex>]`. The last part, when the region serves HTTPS from
+/// its own CA, is that CA's sha256: the rack pins it from its first request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnrolmentToken {
+    pub id: String,
+    pub secret: String,
+    /// Lower-case hex sha256 of the region CA's DER.
+    pub ca_sha256: Option<String>,
+}
+
+const ENROLMENT_PREFIX: &str = "kiln-rack-v1";
+
+impl EnrolmentToken {
+    /// Parses a token; the error says what is wrong with it.
+    pub fn parse(s: &str) -> Result<EnrolmentToken, String> {
+        let parts: Vec<&str> = s.trim().split('.').collect();
+        let ok = |p: &str| !p.is_empty() && p.bytes().all(|b| b.is_ascii_alphanumeric());
+        match parts.as_slice() {
+            [ENROLMENT_PREFIX, id, secret, rest @ ..] if ok(id) && ok(secret) && rest.len() <= 1 => {
+                let ca_sha256 = match rest.first() {
+                    None => None,
+                    Some(p) => {
+                        let hex = p.strip_prefix("sha256-").ok_or_else(|| {
+                            "the token's last part must be sha256-<hex> (the region CA's fingerprint)"
+                                .to_string()
+                        })?;
+                        if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+                            return Err("the token's CA fingerprint is not 64 hex digits".into());
+                        }
+                        Some(hex.to_ascii_lowercase())
+                    }
+                };
+                Ok(EnrolmentToken {
+                    id: id.to_string(),
+                    secret: secret.to_string(),
+                    ca_sha256,
+                })
+            }
+            _ => Err(format!(
+                "not a rack enrolment token (expected {ENROLMENT_PREFIX}.<id>.<secret>[.sha256-<hex>], from `kiln admin rack-token`)"
+            )),
+        }
+    }
+}
+
+impl std::fmt::Display for EnrolmentToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{ENROLMENT_PREFIX}.{}.{}", self.id, self.secret)?;
+        if let Some(h) = &self.ca_sha256 {
+            write!(f, ".sha256-{h}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Body of `POST /api/v1/racks/tokens`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RackTokenCreate {
+    /// How long the token may be used, in seconds (default 3600, at most 7 days).
+    #[serde(default)]
+    #[schema(minimum = 60, maximum = 604800)]
+    pub ttl_secs: Option<u64>,
+    /// The rack it enrols is approved at once (otherwise it waits for `kiln racks approve`).
+    #[serde(default)]
+    pub auto_approve: bool,
+}
+
+/// Answer to `POST /api/v1/racks/tokens`: shown once.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct RackTokenCreated {
+    pub id: String,
+    /// What `kiln rack --token-file` reads.
+    pub token: String,
+    pub expires_at: String,
+    pub auto_approve: bool,
+}
+
+#[cfg(test)]
+mod enrolment_tests {
+    use super::EnrolmentToken;
+
+    #[test]
+    fn tokens_round_trip_and_bad_ones_say_why() {
+        let t = EnrolmentToken {
+            id: "ab12cd34".into(),
+            secret: "s3cr3tS3cr3t".into(),
+            ca_sha256: Some("0f".repeat(32)),
+        };
+        let s = t.to_string();
+        assert_eq!(EnrolmentToken::parse(&format!(" {s}\n")).unwrap(), t);
+        let plain = EnrolmentToken {
+            ca_sha256: None,
+            ..t.clone()
+        };
+        assert_eq!(EnrolmentToken::parse(&plain.to_string()).unwrap(), plain);
+        for bad in [
+            "",
+            "kiln_abc",
+            "kiln-rack-v1.id",
+            "kiln-rack-v1.id.se/cret",
+            "kiln-rack-v2.id.secret",
+            "kiln-rack-v1.id.secret.md5-00",
+            "kiln-rack-v1.id.secret.sha256-00",
+            "kiln-rack-v1.id.secret.sha256-00.extra",
+        ] {
+            assert!(EnrolmentToken::parse(bad).is_err(), "{bad}");
+        }
+    }
 }

@@ -26,7 +26,11 @@ pub const RACK_TOKEN_PREFIX: &str = "rack_";
 #[derive(Debug, Clone)]
 pub enum Checked {
     User(Caller),
-    Rack { rack_id: String, name: String },
+    Rack {
+        rack_id: String,
+        name: String,
+        approval: String,
+    },
     Machine(MachineBoot),
 }
 
@@ -89,10 +93,11 @@ async fn check(req: &HttpRequest, kind: Kind) -> Result<Checked, Error> {
     Ok(match kind {
         Kind::User => Checked::User(super::Auth::from_request(req, &mut none).await?.0),
         Kind::Rack => {
-            let r = super::rack_api::RackAuth::from_request(req, &mut none).await?;
+            let r = super::rack_api::AnyRack::from_request(req, &mut none).await?;
             Checked::Rack {
                 rack_id: r.rack_id,
                 name: r.name,
+                approval: r.approval,
             }
         }
         Kind::Machine => Checked::Machine(

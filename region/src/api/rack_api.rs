@@ -1,5 +1,6 @@
-//! `/api/v1/rack/...`: what rack controllers call. Racks register with the shared rack secret
-//! (`kiln admin rack-secret`) and then authenticate with their own bearer token.
+//! `/api/v1/rack/...`: what rack controllers call. Racks enrol with a one-time token (`kiln admin
+//! rack-token`; or the deprecated shared secret) and then authenticate with their own bearer
+//! token. Every endpoint but the heartbeat wants an approved rack (`domain::racks`).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -12,12 +13,10 @@ use serde::Deserialize;
 use utoipa::IntoParams;
 
 use super::AppState;
-use crate::db::{self, now_ms, random_id};
+use crate::db::{self, now_ms};
 use crate::domain::{auth, validate};
 use crate::error::{Error, Result};
 
-/// Settings key of the shared secret racks register with.
-pub const RACK_SECRET_KEY: &str = "rack_secret";
 /// DHCP lease time handed to racks.
 pub const LEASE_TIME_SECS: u32 = 600;
 /// Longest a snapshot long-poll waits.
@@ -34,26 +33,82 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/rack/files/{sha256}", web::get().to(file));
 }
 
-/// The rack secret, created on first use.
+/// The deprecated shared rack secret, created on first use.
 pub fn rack_secret(conn: &mut db::DbConn) -> Result<String> {
-    db::racks::setting_or_insert(conn, RACK_SECRET_KEY, || {
-        auth::new_token().replacen(auth::TOKEN_PREFIX, super::credential::RACK_TOKEN_PREFIX, 1)
-    })
+    crate::domain::racks::rack_secret(conn)
 }
 
-/// Equal-time comparison, so the secret cannot be guessed byte by byte from response times.
-fn same(a: &str, b: &str) -> bool {
-    a.len() == b.len()
-        && a.bytes()
-            .zip(b.bytes())
-            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-            == 0
-}
-
-/// The rack a request comes from.
+/// The rack a request comes from: an approved one (every rack endpoint but the heartbeat).
 pub struct RackAuth {
     pub rack_id: String,
     pub name: String,
+}
+
+/// Any rack with a valid token, approved or still pending (the heartbeat).
+pub struct AnyRack {
+    pub rack_id: String,
+    pub name: String,
+    pub approval: String,
+}
+
+/// Looks up a rack token (the credential middleware and the extractors).
+pub async fn lookup(state: &AppState, token: Option<String>) -> Result<AnyRack> {
+    let token = token.ok_or_else(|| {
+        Error::Unauthorized(
+            "Racks authenticate with 'Authorization: Bearer <rack token>' from /api/v1/rack/register."
+                .into(),
+        )
+    })?;
+    let hash = auth::token_hash(&token);
+    let rack = state
+        .pool
+        .run(move |c| db::racks::by_token_hash(c, &hash))
+        .await?
+        .ok_or_else(|| {
+            Error::Unauthorized(
+                "Unknown rack token (revoked, or the region's database is new): enrol the rack with a token from `kiln admin rack-token`."
+                    .into(),
+            )
+        })?;
+    Ok(AnyRack {
+        rack_id: rack.id,
+        name: rack.name,
+        approval: rack.approval,
+    })
+}
+
+fn any_rack(req: &HttpRequest) -> Pin<Box<dyn Future<Output = Result<AnyRack>>>> {
+    if let Some(c) = super::credential::checked(req) {
+        return Box::pin(async move {
+            match c {
+                super::credential::Checked::Rack {
+                    rack_id,
+                    name,
+                    approval,
+                } => Ok(AnyRack {
+                    rack_id,
+                    name,
+                    approval,
+                }),
+                other => Err(super::credential::wrong_kind("racks", &other)),
+            }
+        });
+    }
+    let state = req.app_data::<web::Data<AppState>>().cloned();
+    let token = super::bearer_token(req);
+    Box::pin(async move {
+        let state = state.ok_or_else(|| Error::Internal("app state missing".into()))?;
+        lookup(&state, token).await
+    })
+}
+
+impl FromRequest for AnyRack {
+    type Error = Error;
+    type Future = Pin<Box<dyn Future<Output = Result<AnyRack>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        any_rack(req)
+    }
 }
 
 impl FromRequest for RackAuth {
@@ -61,34 +116,18 @@ impl FromRequest for RackAuth {
     type Future = Pin<Box<dyn Future<Output = Result<RackAuth>>>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        if let Some(c) = super::credential::checked(req) {
-            return Box::pin(async move {
-                match c {
-                    super::credential::Checked::Rack { rack_id, name } => {
-                        Ok(RackAuth { rack_id, name })
-                    }
-                    other => Err(super::credential::wrong_kind("racks", &other)),
-                }
-            });
-        }
-        let state = req.app_data::<web::Data<AppState>>().cloned();
-        let token = super::bearer_token(req);
+        let f = any_rack(req);
         Box::pin(async move {
-            let state = state.ok_or_else(|| Error::Internal("app state missing".into()))?;
-            let token = token.ok_or_else(|| {
-                Error::Unauthorized("Racks authenticate with 'Authorization: Bearer <rack token>' from /api/v1/rack/register.".into())
-            })?;
-            let hash = auth::token_hash(&token);
-            let rack = state
-                .pool
-                .run(move |c| db::racks::by_token_hash(c, &hash))
-                .await?
-                .ok_or_else(|| {
-                    Error::Unauthorized("Unknown rack token: register the rack again.".into())
-                })?;
+            let r = f.await?;
+            if r.approval != "approved" {
+                return Err(Error::Forbidden(format!(
+                    "Rack {} ({}) is {}: an admin approves it with `kiln racks approve {}`; until then it gets no snapshot, jobs or secrets.",
+                    r.name, r.rack_id, r.approval, r.rack_id
+                )));
+            }
             Ok(RackAuth {
-                rack_id: rack.id,
-                name: rack.name,
+                rack_id: r.rack_id,
+                name: r.name,
             })
         })
     }
@@ -109,79 +148,31 @@ fn interfaces_json(ifaces: &[api::RackInterface]) -> Result<String> {
     serde_json::to_string(ifaces).map_err(|e| Error::Internal(e.to_string()))
 }
 
-/// Register a rack (or re-register one of the same name) with the shared rack secret.
+/// Enrol a rack with a one-time enrolment token (or the deprecated shared secret); enrolling
+/// again under the same name re-issues that rack's credentials.
 #[utoipa::path(post, path = "/api/v1/rack/register", request_body = api::RackRegister, tag = "racks", security(()),
-    responses((status = 200, body = api::RackRegistered), (status = 401, description = "wrong secret", body = api::ErrorBody)))]
+    responses((status = 200, body = api::RackRegistered), (status = 401, description = "wrong, used or expired token or secret", body = api::ErrorBody),
+        (status = 403, description = "the rack was revoked", body = api::ErrorBody)))]
 pub async fn register(
     state: web::Data<AppState>,
     body: web::Json<api::RackRegister>,
 ) -> Result<HttpResponse> {
     let b = body.into_inner();
-    let name = validate::name("name", &b.name)?;
-    let ifaces = interfaces_json(&b.interfaces)?;
-    let version = match &b.version {
-        Some(v) => Some(validate::text("version", v, 64)?),
-        None => None,
+    let reg = crate::domain::racks::Registration {
+        name: validate::name("name", &b.name)?,
+        interfaces_json: interfaces_json(&b.interfaces)?,
+        version: match &b.version {
+            Some(v) => Some(validate::text("version", v, 64)?),
+            None => None,
+        },
+        secret: b.secret,
+        enrolment_token: b.enrolment_token,
     };
-    let out = state
+    let (out, approval) = state
         .pool
-        .run(move |c| {
-            let secret = rack_secret(c)?;
-            if !same(&secret, &b.secret) {
-                return Err(Error::Unauthorized(
-                    "Wrong rack secret: use the one `kiln admin rack-secret` prints on the region."
-                        .into(),
-                ));
-            }
-            let token = auth::new_token().replacen(
-                auth::TOKEN_PREFIX,
-                super::credential::RACK_TOKEN_PREFIX,
-                1,
-            );
-            let hash = auth::token_hash(&token);
-            let now = now_ms();
-            let existing = db::racks::by_name(c, &name)?;
-            let inserted = match existing {
-                Some(_) => None,
-                None => {
-                    let id = random_id(8);
-                    let row = db::racks::RackRow {
-                        id: id.clone(),
-                        name: name.clone(),
-                        status: "online".into(),
-                        last_seen: Some(now),
-                        version: version.clone(),
-                        interfaces: ifaces.clone(),
-                        created_at: now,
-                        token_hash: Some(hash.clone()),
-                        iscsi: None,
-                        images: None,
-                    };
-                    match db::racks::insert(c, &row) {
-                        Ok(()) => Some(id),
-                        // Another registration of the same name won the race: update that one.
-                        Err(Error::Db(diesel::result::Error::DatabaseError(
-                            diesel::result::DatabaseErrorKind::UniqueViolation,
-                            _,
-                        ))) => None,
-                        Err(e) => return Err(e),
-                    }
-                }
-            };
-            let id = match inserted {
-                Some(id) => id,
-                None => {
-                    let r = db::racks::by_name(c, &name)?
-                        .ok_or_else(|| Error::Internal("rack vanished while registering".into()))?;
-                    db::racks::reregister(c, &r.id, &hash, &ifaces, version.as_deref(), now)?;
-                    r.id
-                }
-            };
-            db::users::audit(c, now, &format!("rack:{name}"), "rack.register", &id, "")?;
-            Ok(api::RackRegistered { rack_id: id, token })
-        })
+        .run(move |c| crate::domain::racks::register(c, &reg, now_ms()))
         .await?;
-    tracing::info!(rack.id = %out.rack_id, "rack {} registered", out.rack_id);
+    tracing::info!(rack.id = %out.rack_id, "rack {} registered ({approval})", out.rack_id);
     Ok(HttpResponse::Ok().json(out))
 }
 
@@ -190,7 +181,7 @@ pub async fn register(
     responses((status = 204), (status = 401, body = api::ErrorBody)))]
 pub async fn heartbeat(
     state: web::Data<AppState>,
-    rack: RackAuth,
+    rack: AnyRack,
     body: web::Json<api::RackHeartbeat>,
 ) -> Result<HttpResponse> {
     let ifaces = interfaces_json(&body.interfaces)?;
@@ -449,16 +440,4 @@ pub async fn file(
         .map_err(|_| Error::not_found(format!("boot file {sha}")))?
         .use_etag(true);
     Ok(f.into_response(&req))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::same;
-
-    #[test]
-    fn equal_time_compare() {
-        assert!(same("abc", "abc"));
-        assert!(!same("abc", "abd"));
-        assert!(!same("abc", "ab"));
-    }
 }

@@ -10,8 +10,10 @@ use crate::error::{Error, Result};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/racks", web::get().to(list))
+        .route("/racks/tokens", web::post().to(create_token))
         .route("/racks/{id}", web::get().to(get))
-        .route("/racks/{id}", web::delete().to(delete));
+        .route("/racks/{id}", web::delete().to(delete))
+        .route("/racks/{id}/approve", web::post().to(approve));
 }
 
 /// All rack controllers, with their status (`offline` when not heard from for 90 s).
@@ -44,7 +46,17 @@ pub async fn get(
     Ok(HttpResponse::Ok().json(row.to_api(now_ms(), OFFLINE_AFTER_MS)))
 }
 
-/// Forget a rack controller (admins). A running rack registers again.
+fn admin_only(caller: &crate::domain::Caller, what: &str) -> Result<()> {
+    if caller.is_admin {
+        Ok(())
+    } else {
+        Err(Error::Forbidden(format!("Only administrators may {what}.")))
+    }
+}
+
+/// Revoke a rack controller for good (admins): its token stops working at once, it gets no
+/// snapshot, jobs or secrets, and the deprecated shared secret changes so that it cannot
+/// register itself again; only a new enrolment token brings it back.
 #[utoipa::path(delete, path = "/api/v1/racks/{id}", tag = "racks",
     params(("id" = String, Path, description = "Rack id")),
     responses((status = 204), (status = 403, body = api::ErrorBody), (status = 404, body = api::ErrorBody)))]
@@ -53,20 +65,60 @@ pub async fn delete(
     Auth(caller): Auth,
     path: web::Path<String>,
 ) -> Result<HttpResponse> {
-    if !caller.is_admin {
-        return Err(Error::Forbidden(
-            "Only administrators may remove racks.".into(),
-        ));
-    }
+    admin_only(&caller, "revoke racks")?;
     let id = path.into_inner();
     state
         .pool
-        .run(move |c| {
-            if !db::racks::delete(c, &id)? {
-                return Err(Error::not_found(format!("rack {id}")));
-            }
-            db::users::audit(c, now_ms(), &caller.username, "rack.delete", &id, "")
-        })
+        .run(move |c| crate::domain::racks::revoke(c, &id, &caller.username, now_ms()))
         .await?;
     Ok(HttpResponse::NoContent().finish())
+}
+
+/// Approve a pending rack controller (admins): from now on it gets its snapshot, jobs and
+/// secrets. A revoked rack cannot be approved (409): it needs a new enrolment token.
+#[utoipa::path(post, path = "/api/v1/racks/{id}/approve", tag = "racks",
+    params(("id" = String, Path, description = "Rack id")),
+    responses((status = 200, body = api::Rack), (status = 403, body = api::ErrorBody), (status = 404, body = api::ErrorBody),
+        (status = 409, description = "the rack was revoked", body = api::ErrorBody)))]
+pub async fn approve(
+    state: web::Data<AppState>,
+    Auth(caller): Auth,
+    path: web::Path<String>,
+) -> Result<HttpResponse> {
+    admin_only(&caller, "approve racks")?;
+    let id = path.into_inner();
+    let row = state
+        .pool
+        .run(move |c| crate::domain::racks::approve(c, &id, &caller.username, now_ms()))
+        .await?;
+    Ok(HttpResponse::Ok().json(row.to_api(now_ms(), OFFLINE_AFTER_MS)))
+}
+
+/// Make a one-time rack enrolment token (admins), shown once: `kiln rack --token-file` reads it.
+/// When the region serves HTTPS from its own CA, the token carries the CA's fingerprint and the
+/// rack pins it.
+#[utoipa::path(post, path = "/api/v1/racks/tokens", tag = "racks", request_body = api::RackTokenCreate,
+    responses((status = 201, body = api::RackTokenCreated), (status = 400, body = api::ErrorBody), (status = 403, body = api::ErrorBody)))]
+pub async fn create_token(
+    state: web::Data<AppState>,
+    Auth(caller): Auth,
+    body: web::Json<api::RackTokenCreate>,
+) -> Result<HttpResponse> {
+    admin_only(&caller, "make rack enrolment tokens")?;
+    let b = body.into_inner();
+    let pin = crate::tls::enrolment_pin(&state.cfg)?;
+    let out = state
+        .pool
+        .run(move |c| {
+            crate::domain::racks::create_token(
+                c,
+                &caller.username,
+                b.ttl_secs.unwrap_or(3600),
+                b.auto_approve,
+                pin.clone(),
+                now_ms(),
+            )
+        })
+        .await?;
+    Ok(HttpResponse::Created().json(out))
 }

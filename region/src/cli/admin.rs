@@ -103,8 +103,37 @@ pub fn migrate(db: &DbArgs) -> anyhow::Result<()> {
 }
 
 pub fn rack_secret(db: &DbArgs) -> anyhow::Result<()> {
+    eprintln!("warning: the shared rack secret is deprecated and goes away in the next release: enrol racks with `kiln admin rack-token` (one-time, pins the region's certificate, racks wait for approval)");
     let pool = open(db)?;
     let secret = pool.run_blocking(crate::api::rack_api::rack_secret)?;
     println!("{secret}");
+    Ok(())
+}
+
+pub fn rack_token(ttl: &str, auto_approve: bool, db: &DbArgs) -> anyhow::Result<()> {
+    let secs = super::racks::ttl_secs(ttl)?;
+    let cfg = load_config(db, Overrides::default())?;
+    let pin = crate::tls::enrolment_pin(&cfg)?;
+    let pool = open(db)?;
+    let t = pool.run_blocking(move |c| {
+        crate::domain::racks::create_token(
+            c,
+            "admin-cli",
+            secs,
+            auto_approve,
+            pin.clone(),
+            now_ms(),
+        )
+    })?;
+    eprintln!(
+        "one rack may enrol with this token until {}{}",
+        t.expires_at,
+        if auto_approve {
+            " (approved at once)"
+        } else {
+            "; approve it then with `kiln racks approve ID`"
+        }
+    );
+    println!("{}", t.token);
     Ok(())
 }

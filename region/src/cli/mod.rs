@@ -219,9 +219,16 @@ pub struct RackArgs {
     /// The region's URL, e.g. http://region:5240.
     #[arg(long, env = "KILN_REGION_URL")]
     pub region_url: String,
-    /// File holding the rack secret (`kiln admin rack-secret` on the region prints it).
+    /// Deprecated (use --token-file): file holding the shared rack secret.
     #[arg(long, env = "KILN_RACK_SECRET_FILE")]
-    pub secret_file: PathBuf,
+    pub secret_file: Option<PathBuf>,
+    /// File holding a one-time enrolment token (`kiln admin rack-token`), instead of --secret-file.
+    #[arg(
+        long,
+        env = "KILN_RACK_TOKEN_FILE",
+        required_unless_present = "secret_file"
+    )]
+    pub token_file: Option<PathBuf>,
     /// The region's CA certificate (PEM; `<data dir>/tls/ca.pem` on the region): its HTTPS
     /// certificate must chain to it. Unset: the public roots (an operator's own certificate).
     #[arg(long, env = "KILN_REGION_CA")]
@@ -305,8 +312,20 @@ pub enum AdminCommand {
         #[command(flatten)]
         db: DbArgs,
     },
-    /// Print the secret rack controllers register with (created on first use).
+    /// Deprecated (use rack-token): print the shared secret racks could register with.
     RackSecret {
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// Print a one-time enrolment token for one rack (`kiln rack --token-file`); it carries the
+    /// region CA's fingerprint, which the rack pins.
+    RackToken {
+        /// How long it may be used: 90m, 1h, 2d (at most 7d).
+        #[arg(long, default_value = "1h")]
+        ttl: String,
+        /// The rack is approved at once (otherwise: `kiln racks approve ID`).
+        #[arg(long)]
+        auto_approve: bool,
         #[command(flatten)]
         db: DbArgs,
     },

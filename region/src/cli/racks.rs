@@ -12,6 +12,38 @@ use super::output::{self, opt};
 pub enum RacksCommand {
     /// List rack controllers.
     List,
+    /// Approve a pending rack: it then gets its snapshot, jobs and secrets.
+    Approve { id: String },
+    /// Revoke a rack for good (its token stops working; only a new enrolment token brings it back).
+    Delete { id: String },
+    /// Make a one-time enrolment token (as `kiln admin rack-token`, through the API).
+    Token {
+        /// How long it may be used: 90m, 1h, 2d (at most 7d).
+        #[arg(long, default_value = "1h")]
+        ttl: String,
+        /// The rack is approved at once.
+        #[arg(long)]
+        auto_approve: bool,
+    },
+}
+
+/// `90m`, `1h`, `2d`, `3600s` as seconds.
+pub fn ttl_secs(text: &str) -> anyhow::Result<u64> {
+    let t = text.trim();
+    let bad =
+        || anyhow::anyhow!("--ttl takes a time like 90m, 1h or 2d (60 s to 7 d), not '{text}'");
+    let split = t.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
+    let n: u64 = t[..split].parse().map_err(|_| bad())?;
+    let unit = match &t[split..] {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3_600,
+        "d" => 86_400,
+        _ => return Err(bad()),
+    };
+    n.checked_mul(unit)
+        .filter(|s| (60..=crate::domain::racks::MAX_TOKEN_TTL_SECS).contains(s))
+        .ok_or_else(bad)
 }
 
 pub async fn racks(a: ClientArgs<RacksCommand>) -> anyhow::Result<()> {
@@ -23,19 +55,52 @@ pub async fn racks(a: ClientArgs<RacksCommand>) -> anyhow::Result<()> {
                 return output::json(&rs);
             }
             output::table(
-                &["ID", "NAME", "STATUS", "LAST SEEN", "VERSION"],
+                &["ID", "NAME", "STATUS", "APPROVAL", "LAST SEEN", "VERSION"],
                 rs.iter()
                     .map(|r| {
                         vec![
                             r.id.clone(),
                             r.name.clone(),
                             r.status.clone(),
+                            r.approval.clone(),
                             opt(&r.last_seen),
                             opt(&r.version),
                         ]
                     })
                     .collect(),
             );
+            Ok(())
+        }
+        RacksCommand::Approve { id } => {
+            let r: api::Rack = c
+                .post(
+                    &format!("/api/v1/racks/{}/approve", super::client::seg(&id)),
+                    &serde_json::json!({}),
+                )
+                .await?;
+            if a.json {
+                return output::json(&r);
+            }
+            println!("rack {} ({}) approved", r.name, r.id);
+            Ok(())
+        }
+        RacksCommand::Delete { id } => {
+            c.delete(&format!("/api/v1/racks/{}", super::client::seg(&id)))
+                .await?;
+            println!("rack {id} revoked");
+            Ok(())
+        }
+        RacksCommand::Token { ttl, auto_approve } => {
+            let body = api::RackTokenCreate {
+                ttl_secs: Some(ttl_secs(&ttl)?),
+                auto_approve,
+            };
+            let t: api::RackTokenCreated = c.post("/api/v1/racks/tokens", &body).await?;
+            if a.json {
+                return output::json(&t);
+            }
+            eprintln!("one rack may enrol with this token until {}", t.expires_at);
+            println!("{}", t.token);
             Ok(())
         }
     }

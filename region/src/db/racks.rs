@@ -3,7 +3,10 @@
 
 use diesel::prelude::*;
 
-use super::schema::{boot_resource_files, boot_resources, interfaces, machines, racks, settings};
+use super::schema::{
+    boot_resource_files, boot_resources, interfaces, machines, rack_enrolment_tokens, racks,
+    settings,
+};
 use super::{fmt_time, DbConn};
 use crate::error::Result;
 use region_api_types as api;
@@ -26,6 +29,8 @@ pub struct RackRow {
     pub iscsi: Option<String>,
     /// The sha256s in its image cache (JSON list), as its last heartbeat said.
     pub images: Option<String>,
+    /// `pending`, `approved` or `revoked`.
+    pub approval: String,
 }
 
 impl RackRow {
@@ -52,6 +57,7 @@ impl RackRow {
             version: self.version.clone(),
             interfaces: serde_json::from_str(&self.interfaces).unwrap_or_default(),
             created_at: fmt_time(self.created_at),
+            approval: self.approval.clone(),
             iscsi: self
                 .iscsi
                 .as_deref()
@@ -105,17 +111,19 @@ pub fn insert(conn: &mut DbConn, r: &RackRow) -> Result<()> {
     Ok(())
 }
 
-/// New credentials and interfaces for a rack registering again.
+/// New credentials and interfaces for a rack registering again (and its approval).
 pub fn reregister(
     conn: &mut DbConn,
     id: &str,
     token_hash: &str,
     interfaces_json: &str,
     version: Option<&str>,
+    approval: &str,
     now: i64,
 ) -> Result<()> {
     diesel::update(racks::table.find(id))
         .set((
+            racks::approval.eq(approval),
             racks::token_hash.eq(Some(token_hash)),
             racks::interfaces.eq(interfaces_json),
             racks::version.eq(version),
@@ -159,6 +167,12 @@ pub fn setting(conn: &mut DbConn, key: &str) -> Result<Option<String>> {
 
 /// The setting, created with `make()` if absent. Safe when several regions race: the loser of the
 /// insert reads the winner's value.
+/// Removes a setting (the next `setting_or_insert` makes a new value).
+pub fn delete_setting(conn: &mut DbConn, key: &str) -> Result<()> {
+    diesel::delete(settings::table.find(key)).execute(conn)?;
+    Ok(())
+}
+
 pub fn setting_or_insert(
     conn: &mut DbConn,
     key: &str,
@@ -415,4 +429,75 @@ pub fn record_lease(
         ))
         .execute(conn)?;
     Ok(Some(sid))
+}
+
+/// Sets a rack's approval; revoking also drops its token. False when there is no such rack.
+pub fn set_approval(conn: &mut DbConn, id: &str, approval: &str) -> Result<bool> {
+    let target = racks::table.find(id);
+    let n = if approval == "revoked" {
+        diesel::update(target)
+            .set((
+                racks::approval.eq(approval),
+                racks::token_hash.eq(None::<String>),
+            ))
+            .execute(conn)?
+    } else {
+        diesel::update(target)
+            .set(racks::approval.eq(approval))
+            .execute(conn)?
+    };
+    Ok(n == 1)
+}
+
+/// A row of `rack_enrolment_tokens`.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = rack_enrolment_tokens)]
+pub struct EnrolmentRow {
+    pub id: String,
+    pub secret_hash: String,
+    pub auto_approve: bool,
+    pub created_by: String,
+    pub created_at: i64,
+    pub expires_at: i64,
+    pub used_at: Option<i64>,
+    pub rack_id: Option<String>,
+}
+
+pub fn insert_enrolment(conn: &mut DbConn, r: &EnrolmentRow) -> Result<()> {
+    diesel::insert_into(rack_enrolment_tokens::table)
+        .values(r)
+        .execute(conn)?;
+    Ok(())
+}
+
+pub fn enrolment(conn: &mut DbConn, id: &str) -> Result<Option<EnrolmentRow>> {
+    Ok(rack_enrolment_tokens::table
+        .find(id)
+        .select(EnrolmentRow::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+/// Marks an enrolment token used by `rack_id`, if nobody used it yet: false when someone did
+/// (two racks racing for one token: one wins).
+pub fn use_enrolment(conn: &mut DbConn, id: &str, rack_id: &str, now: i64) -> Result<bool> {
+    let n = diesel::update(
+        rack_enrolment_tokens::table
+            .find(id)
+            .filter(rack_enrolment_tokens::used_at.is_null()),
+    )
+    .set((
+        rack_enrolment_tokens::used_at.eq(Some(now)),
+        rack_enrolment_tokens::rack_id.eq(Some(rack_id)),
+    ))
+    .execute(conn)?;
+    Ok(n == 1)
+}
+
+/// Removes enrolment tokens that expired before `before`.
+pub fn prune_enrolments(conn: &mut DbConn, before: i64) -> Result<usize> {
+    Ok(diesel::delete(
+        rack_enrolment_tokens::table.filter(rack_enrolment_tokens::expires_at.lt(before)),
+    )
+    .execute(conn)?)
 }

@@ -190,6 +190,20 @@ diesel::table! {
         token_hash -> Nullable<Text>,
         iscsi -> Nullable<Text>,
         images -> Nullable<Text>,
+        approval -> Text,
+    }
+}
+
+diesel::table! {
+    rack_enrolment_tokens (id) {
+        id -> Text,
+        secret_hash -> Text,
+        auto_approve -> Bool,
+        created_by -> Text,
+        created_at -> BigInt,
+        expires_at -> BigInt,
+        used_at -> Nullable<BigInt>,
+        rack_id -> Nullable<Text>,
     }
 }
 

@@ -189,6 +189,7 @@ pub fn iscsi_racks(conn: &mut DbConn) -> Result<Vec<IscsiRack>> {
     type Row = (String, String, Option<i64>, Option<String>, String);
     let rows: Vec<Row> = racks::table
         .filter(racks::iscsi.is_not_null())
+        .filter(racks::approval.eq("approved"))
         .order(racks::name)
         .select((
             racks::id,

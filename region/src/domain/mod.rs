@@ -18,6 +18,7 @@ pub mod pod_jobs;
 pub mod pods;
 pub mod power;
 pub mod prune;
+pub mod racks;
 pub mod reports;
 pub mod search;
 pub mod secrets;

@@ -166,10 +166,14 @@ pub fn rack_for(
     rack_reaching(conn, ip)
 }
 
-/// The rack seen most recently of those with an interface on `ip`'s network.
+/// The approved rack seen most recently of those with an interface on `ip`'s network (pending
+/// and revoked racks get no jobs: they carry BMC secrets).
 pub fn rack_reaching(conn: &mut DbConn, ip: std::net::Ipv4Addr) -> Result<Option<String>> {
     let mut best: Option<(i64, String)> = None;
-    for r in crate::db::racks::list(conn)? {
+    for r in crate::db::racks::list(conn)?
+        .into_iter()
+        .filter(|r| r.approval == "approved")
+    {
         let ifaces: Vec<api::RackInterface> =
             serde_json::from_str(&r.interfaces).unwrap_or_default();
         let reaches = ifaces

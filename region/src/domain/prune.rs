@@ -1,5 +1,5 @@
 //! Removing what has expired or aged out, on a schedule (`lifecycle.prune_secs`, hourly): UI
-//! sessions and API tokens past their expiry, boot tokens past theirs, machine events older than
+//! sessions, API tokens and rack enrolment tokens past their expiry, boot tokens past theirs, machine events older than
 //! `lifecycle.event_retention_days` and audit entries older than `lifecycle.audit_retention_days`
 //! (0: kept forever; both are run-time settings).
 
@@ -33,7 +33,8 @@ pub fn cutoff(days: u64, now: i64) -> Option<i64> {
 /// Removes what `l` says is no longer kept, as of `now`.
 pub fn prune(conn: &mut DbConn, l: &Lifecycle, now: i64) -> Result<Pruned> {
     let mut p = Pruned {
-        tokens: db::users::prune_expired_tokens(conn, now)?,
+        tokens: db::users::prune_expired_tokens(conn, now)?
+            + db::racks::prune_enrolments(conn, now)?,
         boot_tokens: db::commissioning::prune_boot_tokens(conn, now)?,
         ..Pruned::default()
     };

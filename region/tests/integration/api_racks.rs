@@ -321,3 +321,200 @@ where
         .await
         .unwrap();
 }
+
+both!(
+    racks_enrol_once_wait_for_approval_and_stay_revoked,
+    |b: Backend| async move {
+        let app = TestApp::start(b).await;
+        let ifaces =
+            json!([{"name": "br0", "mac": "52:54:00:04:00:01", "addresses": ["10.20.0.2/24"]}]);
+        let make = |auto: bool| {
+            let app = &app;
+            async move {
+                let (s, v) = app
+                    .admin(
+                        Method::POST,
+                        "/api/v1/racks/tokens",
+                        Some(json!({"ttl_secs": 600, "auto_approve": auto})),
+                    )
+                    .await;
+                assert_eq!(s, StatusCode::CREATED, "{v}");
+                v["token"].as_str().unwrap().to_string()
+            }
+        };
+        let enrol = |name: &'static str, token: String| {
+            let app = &app;
+            let ifaces = ifaces.clone();
+            async move {
+                app.call(
+                    Method::POST,
+                    "/api/v1/rack/register",
+                    None,
+                    Some(json!({"name": name, "enrolment_token": token, "interfaces": ifaces})),
+                )
+                .await
+            }
+        };
+        // Only admins make tokens, for 60 s to 7 days.
+        let (s, _) = app
+            .user(Method::POST, "/api/v1/racks/tokens", Some(json!({})))
+            .await;
+        assert_eq!(s, StatusCode::FORBIDDEN);
+        let (s, v) = app
+            .admin(
+                Method::POST,
+                "/api/v1/racks/tokens",
+                Some(json!({"ttl_secs": 5})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+        assert_eq!(v["field"], "ttl_secs");
+
+        // A token enrols one rack, once; the rack waits for approval.
+        let t1 = make(false).await;
+        assert!(t1.starts_with("kiln-rack-v1."), "{t1}");
+        let (s, v) = enrol("rack-a", t1.clone()).await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        let token = v["token"].as_str().unwrap().to_string();
+        let id = v["rack_id"].as_str().unwrap().to_string();
+        let (s, v) = enrol("rack-b", t1).await;
+        assert_eq!(s, StatusCode::UNAUTHORIZED, "{v}");
+        assert!(
+            v["message"].as_str().unwrap().contains("used already"),
+            "{v}"
+        );
+        let (_, r) = app
+            .admin(Method::GET, &format!("/api/v1/racks/{id}"), None)
+            .await;
+        assert_eq!(r["approval"], "pending", "{r}");
+        // Pending: it may heartbeat, and nothing else.
+        let (s, _) = app
+            .call(
+                Method::POST,
+                "/api/v1/rack/heartbeat",
+                Some(&token),
+                Some(json!({"interfaces": ifaces})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::NO_CONTENT);
+        for (m, path) in [
+            (Method::GET, "/api/v1/rack/snapshot?wait=0"),
+            (Method::GET, "/api/v1/rack/volumes"),
+            (Method::GET, "/api/v1/rack/power-jobs?wait=0"),
+        ] {
+            let (s, v) = app.call(m, path, Some(&token), None).await;
+            assert_eq!(s, StatusCode::FORBIDDEN, "{path}: {v}");
+            assert!(
+                v["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains("kiln racks approve"),
+                "{v}"
+            );
+        }
+        let (s, _) = app
+            .user(Method::POST, &format!("/api/v1/racks/{id}/approve"), None)
+            .await;
+        assert_eq!(s, StatusCode::FORBIDDEN);
+        let (s, r) = app
+            .admin(Method::POST, &format!("/api/v1/racks/{id}/approve"), None)
+            .await;
+        assert_eq!(s, StatusCode::OK, "{r}");
+        assert_eq!(r["approval"], "approved");
+        let (s, _) = app
+            .call(
+                Method::GET,
+                "/api/v1/rack/snapshot?wait=0",
+                Some(&token),
+                None,
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK);
+
+        // --auto-approve: approved at once. An expired token enrols nothing.
+        let (s, v) = enrol("rack-c", make(true).await).await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        let (s, _) = app
+            .call(
+                Method::GET,
+                "/api/v1/rack/snapshot?wait=0",
+                Some(v["token"].as_str().unwrap()),
+                None,
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK);
+        let t3 = make(false).await;
+        let tid = t3.split('.').nth(1).unwrap().to_string();
+        app.region
+            .as_ref()
+            .unwrap()
+            .state
+            .pool
+            .run(move |c| {
+                use diesel::prelude::*;
+                use region::db::schema::rack_enrolment_tokens as t;
+                diesel::update(t::table.find(&tid))
+                    .set(t::expires_at.eq(1_000))
+                    .execute(c)?;
+                Ok(())
+            })
+            .await
+            .unwrap();
+        let (s, v) = enrol("rack-d", t3).await;
+        assert_eq!(s, StatusCode::UNAUTHORIZED, "{v}");
+        assert!(v["message"].as_str().unwrap().contains("expired"), "{v}");
+        let (s, v) = enrol("rack-d", "kiln-rack-v1.nosuch.secret".into()).await;
+        assert_eq!(s, StatusCode::UNAUTHORIZED, "{v}");
+
+        // Revoked for good: the token stops working, the old shared secret is changed, the
+        // name cannot come back with the new one, approval is refused; a new token re-enrols.
+        let old_secret = app.rack_secret().await;
+        let (s, _) = app
+            .admin(Method::DELETE, &format!("/api/v1/racks/{id}"), None)
+            .await;
+        assert_eq!(s, StatusCode::NO_CONTENT);
+        let (s, _) = app
+            .call(
+                Method::GET,
+                "/api/v1/rack/snapshot?wait=0",
+                Some(&token),
+                None,
+            )
+            .await;
+        assert_eq!(s, StatusCode::UNAUTHORIZED);
+        let legacy = |secret: String| {
+            let app = &app;
+            async move {
+                app.call(
+                    Method::POST,
+                    "/api/v1/rack/register",
+                    None,
+                    Some(json!({"name": "rack-a", "secret": secret, "interfaces": []})),
+                )
+                .await
+            }
+        };
+        let (s, v) = legacy(old_secret.clone()).await;
+        assert_eq!(s, StatusCode::UNAUTHORIZED, "{v}");
+        let new_secret = app.rack_secret().await;
+        assert_ne!(new_secret, old_secret);
+        let (s, v) = legacy(new_secret).await;
+        assert_eq!(s, StatusCode::FORBIDDEN, "{v}");
+        let (_, r) = app
+            .admin(Method::GET, &format!("/api/v1/racks/{id}"), None)
+            .await;
+        assert_eq!(r["approval"], "revoked", "{r}");
+        let (s, _) = app
+            .admin(Method::POST, &format!("/api/v1/racks/{id}/approve"), None)
+            .await;
+        assert_eq!(s, StatusCode::CONFLICT);
+        let (s, v) = enrol("rack-a", make(false).await).await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        assert_eq!(v["rack_id"], id.as_str(), "the same rack, enrolled again");
+        let (_, r) = app
+            .admin(Method::GET, &format!("/api/v1/racks/{id}"), None)
+            .await;
+        assert_eq!(r["approval"], "pending", "{r}");
+        app.stop().await;
+    }
+);

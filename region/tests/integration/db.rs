@@ -112,7 +112,12 @@ both!(
                 Option<String>,
                 Option<String>,
                 Option<String>,
+                String,
             )>(c)?;
+            rack_enrolment_tokens::table
+                .select(region::db::racks::EnrolmentRow::as_select())
+                .limit(1)
+                .load(c)?;
             volumes::table
                 .select(region::db::volumes::VolumeRow::as_select())
                 .limit(1)
