@@ -337,9 +337,11 @@ fn other_pages() {
         ui.render("dns.html", &page("DNS", true, dns)).unwrap()
     );
 
-    let rack: api::Rack = serde_json::from_value(json!({"id": "k1", "name": "rack-1", "status": "online", "last_seen": "2026-12-02T10:00:00.000Z",
+    let rack: api::Rack = serde_json::from_value(json!({"id": "k1", "name": "rack-1", "status": "online", "approval": "approved", "last_seen": "2026-12-02T10:00:00.000Z",
         "version": "0.1.0", "interfaces": [{"name": "br0", "addresses": ["10.20.0.2/24"]}], "created_at": "2026-12-01T08:00:00.000Z",
         "iscsi": {"portal": "10.20.0.2:3260", "driver": "tgt", "clone_method": "reflink", "store_free_bytes": 53687091200u64, "error": null}})).unwrap();
+    let pending: api::Rack = serde_json::from_value(json!({"id": "k2", "name": "rack-2", "status": "online", "approval": "pending",
+        "last_seen": "2026-12-02T10:00:00.000Z", "version": "0.1.0", "interfaces": [], "created_at": "2026-12-02T09:00:00.000Z"})).unwrap();
     insta::assert_snapshot!(
         "racks",
         ui.render(
@@ -348,7 +350,9 @@ fn other_pages() {
                 "Racks",
                 true,
                 views::Racks {
-                    racks: vec![views::rack_row(&rack)]
+                    racks: vec![views::rack_row(&rack), views::rack_row(&pending)],
+                    new_token: Some("kiln-rack-v1.ab12cd34.secret".into()),
+                    ..Default::default()
                 }
             )
         )

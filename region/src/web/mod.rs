@@ -26,6 +26,7 @@ pub mod dns;
 pub mod machines;
 pub mod pages;
 pub mod pods;
+pub mod racks;
 pub mod session;
 pub mod stream;
 
@@ -41,7 +42,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .configure(machines::configure)
         .configure(pages::configure)
         .configure(dns::configure)
-        .configure(pods::configure);
+        .configure(pods::configure)
+        .configure(racks::configure);
 }
 
 async fn root() -> HttpResponse {

@@ -20,7 +20,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/subnets", web::get().to(subnets_page))
         .route("/subnets", web::post().to(subnet_create))
         .route("/subnets/{id}/dhcp", web::post().to(subnet_dhcp))
-        .route("/racks", web::get().to(racks_page))
         .route("/users", web::get().to(users_page))
         .route("/users", web::post().to(user_create))
         .route("/users/{name}/delete", web::post().to(user_delete))
@@ -275,29 +274,6 @@ async fn subnet_dhcp(
         Err(e) if is_user_error(&e) => done("/subnets", &e.public_message()),
         Err(e) => Err(e.into()),
     }
-}
-
-// --- racks -----------------------------------------------------------------------------------
-
-async fn racks_page(state: web::Data<AppState>, v: Viewer) -> WebResult {
-    let rows = state.pool.run(db::racks::list).await?;
-    let now = now_ms();
-    let view = views::Racks {
-        racks: rows
-            .iter()
-            .map(|r| views::rack_row(&r.to_api(now, OFFLINE_AFTER_MS)))
-            .collect(),
-    };
-    render(
-        &v,
-        StatusCode::OK,
-        "racks.html",
-        "racks",
-        "Racks",
-        None,
-        None,
-        view,
-    )
 }
 
 // --- users and tokens ------------------------------------------------------------------------

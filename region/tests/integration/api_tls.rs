@@ -155,6 +155,55 @@ async fn the_region_serves_https_from_its_own_ca_that_clients_verify() {
         .register()
         .await
         .is_err());
+
+    // An enrolment token carries the CA's fingerprint: a rack given only the token pins it.
+    let cfg = region.state.cfg.clone();
+    let pin = region::tls::enrolment_pin(&cfg).unwrap();
+    assert_eq!(
+        pin.as_deref().map(|p| format!("sha256:{p}")),
+        Some(fp.clone())
+    );
+    let mk = |pin: Option<String>| {
+        let pool = region.state.pool.clone();
+        async move {
+            pool.run(move |c| {
+                region::domain::racks::create_token(
+                    c,
+                    "test",
+                    600,
+                    true,
+                    pin.clone(),
+                    region::db::now_ms(),
+                )
+            })
+            .await
+            .unwrap()
+            .token
+        }
+    };
+    let mut rc = rack::RackConfig::new(&region.url, "", rack_dir.path().join("pinned"));
+    std::fs::create_dir_all(&rc.data_dir).unwrap();
+    rc.name = "rack-pinned".into();
+    rc.enrolment_token = Some(mk(pin.clone()).await);
+    rack::region::RegionClient::new(&rc)
+        .unwrap()
+        .register()
+        .await
+        .unwrap();
+    // A token naming another CA: the region's certificate is refused before anything is sent.
+    let other_fp = region::tls::fingerprint(
+        &std::fs::read_to_string(region::tls::ca_file(other.path())).unwrap(),
+    )
+    .unwrap();
+    rc.name = "rack-mispinned".into();
+    rc.enrolment_token = Some(mk(Some(other_fp.trim_start_matches("sha256:").to_string())).await);
+    let e = rack::region::RegionClient::new(&rc)
+        .unwrap()
+        .register()
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("does not hold the CA"), "{e}");
     region.stop().await.unwrap();
 
     // A restart keeps the CA: what racks and clients trust stays right.

@@ -32,4 +32,5 @@ mod rack_dhcp;
 mod rack_dns;
 mod rack_proxy;
 mod ui_browser;
+mod web_racks;
 mod web_ui;

@@ -168,8 +168,13 @@ fn dhcp_with_real_clients_region_outage_and_rack_restart() {
 
     create_admin(&data);
     let token = admin(&["admin", "create-token", "admin"], &data);
-    let secret_file = d.join("rack-secret");
-    std::fs::write(&secret_file, admin(&["admin", "rack-secret"], &data)).unwrap();
+    // The rack enrols with a one-time token (approved at once), as operators do.
+    let token_file = d.join("rack-token");
+    std::fs::write(
+        &token_file,
+        admin(&["admin", "rack-token", "--auto-approve"], &data),
+    )
+    .unwrap();
 
     let url = "http://127.0.0.1:5240";
     let region_args = [
@@ -185,8 +190,8 @@ fn dhcp_with_real_clients_region_outage_and_rack_restart() {
         "rack",
         "--region-url",
         url,
-        "--secret-file",
-        secret_file.to_str().unwrap(),
+        "--token-file",
+        token_file.to_str().unwrap(),
         "--data-dir",
         rack_data.to_str().unwrap(),
         "--rack-name",

@@ -12,7 +12,7 @@ use reqwest::{Method, StatusCode};
 use crate::util::{Backend, TestApp};
 
 /// A browser-like client: cookies kept, redirects not followed (the tests look at them).
-fn browser() -> reqwest::Client {
+pub(crate) fn browser() -> reqwest::Client {
     reqwest::Client::builder()
         .cookie_store(true)
         .redirect(reqwest::redirect::Policy::none())
@@ -21,7 +21,7 @@ fn browser() -> reqwest::Client {
 }
 
 /// `name="csrf" value="…"` of a page.
-fn csrf_of(html: &str) -> String {
+pub(crate) fn csrf_of(html: &str) -> String {
     let i = html
         .find(r#"name="csrf" value=""#)
         .expect("a form with a CSRF token")
@@ -30,7 +30,12 @@ fn csrf_of(html: &str) -> String {
 }
 
 /// Logs `user` in through the login form; returns the session's CSRF token.
-async fn login(app: &TestApp, b: &reqwest::Client, user: &str, password: &str) -> String {
+pub(crate) async fn login(
+    app: &TestApp,
+    b: &reqwest::Client,
+    user: &str,
+    password: &str,
+) -> String {
     let page = b.get(app.url("/login")).send().await.unwrap();
     assert_eq!(page.status(), StatusCode::OK);
     let token = csrf_of(&page.text().await.unwrap());

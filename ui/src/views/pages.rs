@@ -101,6 +101,8 @@ pub struct RackRow {
     pub name: String,
     pub status: String,
     pub status_class: &'static str,
+    /// `pending`, `approved` or `revoked`.
+    pub approval: String,
     pub last_seen: String,
     pub version: String,
     pub interfaces: Vec<String>,
@@ -135,13 +137,30 @@ pub fn rack_row(r: &api::Rack) -> RackRow {
                 .collect()
         })
         .unwrap_or_default();
-    let online = r.status == "online";
+    // A pending or revoked rack is heard from but serves nothing.
+    let heard = r.status == "online";
+    let online = heard && r.approval == "approved";
     let mut services = vec![
         kv(
             "DHCP / TFTP / HTTP boot",
-            if online { "serving" } else { "no contact" },
+            if online {
+                "serving"
+            } else if heard {
+                "waiting for approval"
+            } else {
+                "no contact"
+            },
         ),
-        kv("Power", if online { "driving jobs" } else { "no contact" }),
+        kv(
+            "Power",
+            if online {
+                "driving jobs"
+            } else if heard {
+                "none until approved"
+            } else {
+                "no contact"
+            },
+        ),
     ];
     match &r.iscsi {
         Some(i) => services.push(kv(
@@ -160,7 +179,8 @@ pub fn rack_row(r: &api::Rack) -> RackRow {
     RackRow {
         id: r.id.clone(),
         name: r.name.clone(),
-        status_class: if online { "ok" } else { "failed" },
+        approval: r.approval.clone(),
+        status_class: if heard { "ok" } else { "failed" },
         status: r.status.clone(),
         last_seen: r
             .last_seen
@@ -230,9 +250,13 @@ pub struct Dns {
     pub errors: FieldErrors,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct Racks {
     pub racks: Vec<RackRow>,
+    /// An enrolment token just made: shown once.
+    pub new_token: Option<String>,
+    pub values: BTreeMap<String, String>,
+    pub errors: FieldErrors,
 }
 
 #[derive(Debug, Clone, Serialize)]
