@@ -101,6 +101,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                             "all-in-one",
                             3600,
                             true,
+                            // The region's own rack: the operator who started both trusts it with
+                            // every BMC.
+                            &[region::domain::racks::ALL_NETWORKS.to_string()],
                             None,
                             region::db::now_ms(),
                         )
@@ -177,8 +180,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Admin(AdminCommand::RackToken {
             ttl,
             auto_approve,
+            power_networks,
             db,
-        }) => admin::rack_token(&ttl, auto_approve, &db),
+        }) => admin::rack_token(&ttl, auto_approve, &power_networks, &db),
         Command::Db(DbCommand::Migrate { db }) => admin::migrate(&db),
         Command::Machines(a) => rt.block_on(cli::commands::machines(a)),
         Command::Subnets(a) => rt.block_on(cli::subnets::subnets(a)),

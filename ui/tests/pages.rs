@@ -337,7 +337,7 @@ fn other_pages() {
         ui.render("dns.html", &page("DNS", true, dns)).unwrap()
     );
 
-    let rack: api::Rack = serde_json::from_value(json!({"id": "k1", "name": "rack-1", "status": "online", "approval": "approved", "last_seen": "2026-12-02T10:00:00.000Z",
+    let rack: api::Rack = serde_json::from_value(json!({"id": "k1", "name": "rack-1", "status": "online", "approval": "approved", "power_networks": ["10.30.0.0/24"], "last_seen": "2026-12-02T10:00:00.000Z",
         "version": "0.1.0", "interfaces": [{"name": "br0", "addresses": ["10.20.0.2/24"]}], "created_at": "2026-12-01T08:00:00.000Z",
         "iscsi": {"portal": "10.20.0.2:3260", "driver": "tgt", "clone_method": "reflink", "store_free_bytes": 53687091200u64, "error": null}})).unwrap();
     let pending: api::Rack = serde_json::from_value(json!({"id": "k2", "name": "rack-2", "status": "online", "approval": "pending",

@@ -50,6 +50,10 @@ pub struct Rack {
     /// `pending` (until an admin approves it: it gets no snapshot, jobs or secrets), `approved`,
     /// or `revoked` (for good).
     pub approval: String,
+    /// The IPv4 networks whose BMCs an admin said this rack drives: power jobs (they carry BMC
+    /// secrets) go only to an approved rack whose list holds the BMC's address (`0.0.0.0/0`: all).
+    #[serde(default)]
+    pub power_networks: Vec<String>,
     pub last_seen: Option<String>,
     pub version: Option<String>,
     pub interfaces: serde_json::Value,
@@ -249,6 +253,17 @@ pub struct RackTokenCreate {
     /// The rack it enrols is approved at once (otherwise it waits for `kiln racks approve`).
     #[serde(default)]
     pub auto_approve: bool,
+    /// The enrolled rack's power networks (IPv4 CIDRs; `0.0.0.0/0`: every BMC).
+    #[serde(default)]
+    pub power_networks: Vec<String>,
+}
+
+/// Body of `PATCH /api/v1/racks/{id}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RackUpdate {
+    /// The IPv4 networks whose BMCs this rack drives (replaces the list; `[]`: none).
+    pub power_networks: Vec<String>,
 }
 
 /// Answer to `POST /api/v1/racks/tokens`: shown once.

@@ -13,6 +13,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/racks/tokens", web::post().to(create_token))
         .route("/racks/{id}", web::get().to(get))
         .route("/racks/{id}", web::delete().to(delete))
+        .route("/racks/{id}", web::patch().to(update))
         .route("/racks/{id}/approve", web::post().to(approve));
 }
 
@@ -115,10 +116,34 @@ pub async fn create_token(
                 &caller.username,
                 b.ttl_secs.unwrap_or(3600),
                 b.auto_approve,
+                &b.power_networks,
                 pin.clone(),
                 now_ms(),
             )
         })
         .await?;
     Ok(HttpResponse::Created().json(out))
+}
+
+/// Say which networks' BMCs a rack drives (admins): power jobs, which carry BMC secrets, go only
+/// to an approved rack whose power networks hold the BMC's address. Replaces the list.
+#[utoipa::path(patch, path = "/api/v1/racks/{id}", tag = "racks", request_body = api::RackUpdate,
+    params(("id" = String, Path, description = "Rack id")),
+    responses((status = 200, body = api::Rack), (status = 400, body = api::ErrorBody), (status = 403, body = api::ErrorBody), (status = 404, body = api::ErrorBody)))]
+pub async fn update(
+    state: web::Data<AppState>,
+    Auth(caller): Auth,
+    path: web::Path<String>,
+    body: web::Json<api::RackUpdate>,
+) -> Result<HttpResponse> {
+    admin_only(&caller, "change racks")?;
+    let id = path.into_inner();
+    let nets = body.into_inner().power_networks;
+    let row = state
+        .pool
+        .run(move |c| {
+            crate::domain::racks::set_power_networks(c, &id, &nets, &caller.username, now_ms())
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(row.to_api(now_ms(), OFFLINE_AFTER_MS)))
 }

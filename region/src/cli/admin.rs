@@ -110,17 +110,24 @@ pub fn rack_secret(db: &DbArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub fn rack_token(ttl: &str, auto_approve: bool, db: &DbArgs) -> anyhow::Result<()> {
+pub fn rack_token(
+    ttl: &str,
+    auto_approve: bool,
+    power_networks: &[String],
+    db: &DbArgs,
+) -> anyhow::Result<()> {
     let secs = super::racks::ttl_secs(ttl)?;
     let cfg = load_config(db, Overrides::default())?;
     let pin = crate::tls::enrolment_pin(&cfg)?;
     let pool = open(db)?;
+    let nets = power_networks.to_vec();
     let t = pool.run_blocking(move |c| {
         crate::domain::racks::create_token(
             c,
             "admin-cli",
             secs,
             auto_approve,
+            &nets,
             pin.clone(),
             now_ms(),
         )

@@ -326,6 +326,9 @@ pub enum AdminCommand {
         /// The rack is approved at once (otherwise: `kiln racks approve ID`).
         #[arg(long)]
         auto_approve: bool,
+        /// A network whose BMCs the rack drives (IPv4 CIDR, repeatable; 0.0.0.0/0: all).
+        #[arg(long = "power-network")]
+        power_networks: Vec<String>,
         #[command(flatten)]
         db: DbArgs,
     },

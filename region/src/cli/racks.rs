@@ -24,6 +24,19 @@ pub enum RacksCommand {
         /// The rack is approved at once.
         #[arg(long)]
         auto_approve: bool,
+        /// A network whose BMCs the rack drives (IPv4 CIDR, repeatable; 0.0.0.0/0: all).
+        #[arg(long = "power-network")]
+        power_networks: Vec<String>,
+    },
+    /// Say which networks' BMCs a rack drives (replaces the list; power jobs go only there).
+    Update {
+        id: String,
+        /// An IPv4 network (CIDR, repeatable; 0.0.0.0/0: every BMC).
+        #[arg(long = "power-network", required_unless_present = "no_power_networks")]
+        power_networks: Vec<String>,
+        /// The rack drives no BMC.
+        #[arg(long, conflicts_with = "power_networks")]
+        no_power_networks: bool,
     },
 }
 
@@ -55,7 +68,15 @@ pub async fn racks(a: ClientArgs<RacksCommand>) -> anyhow::Result<()> {
                 return output::json(&rs);
             }
             output::table(
-                &["ID", "NAME", "STATUS", "APPROVAL", "LAST SEEN", "VERSION"],
+                &[
+                    "ID",
+                    "NAME",
+                    "STATUS",
+                    "APPROVAL",
+                    "POWER NETWORKS",
+                    "LAST SEEN",
+                    "VERSION",
+                ],
                 rs.iter()
                     .map(|r| {
                         vec![
@@ -63,6 +84,7 @@ pub async fn racks(a: ClientArgs<RacksCommand>) -> anyhow::Result<()> {
                             r.name.clone(),
                             r.status.clone(),
                             r.approval.clone(),
+                            r.power_networks.join(" "),
                             opt(&r.last_seen),
                             opt(&r.version),
                         ]
@@ -90,10 +112,40 @@ pub async fn racks(a: ClientArgs<RacksCommand>) -> anyhow::Result<()> {
             println!("rack {id} revoked");
             Ok(())
         }
-        RacksCommand::Token { ttl, auto_approve } => {
+        RacksCommand::Update {
+            id,
+            power_networks,
+            no_power_networks: _,
+        } => {
+            let r: api::Rack = c
+                .patch(
+                    &format!("/api/v1/racks/{}", super::client::seg(&id)),
+                    &api::RackUpdate { power_networks },
+                )
+                .await?;
+            if a.json {
+                return output::json(&r);
+            }
+            println!(
+                "rack {} drives the BMCs of: {}",
+                r.name,
+                if r.power_networks.is_empty() {
+                    "no network".to_string()
+                } else {
+                    r.power_networks.join(", ")
+                }
+            );
+            Ok(())
+        }
+        RacksCommand::Token {
+            ttl,
+            auto_approve,
+            power_networks,
+        } => {
             let body = api::RackTokenCreate {
                 ttl_secs: Some(ttl_secs(&ttl)?),
                 auto_approve,
+                power_networks,
             };
             let t: api::RackTokenCreated = c.post("/api/v1/racks/tokens", &body).await?;
             if a.json {

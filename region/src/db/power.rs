@@ -116,6 +116,19 @@ pub fn take(conn: &mut DbConn, id: &str, rack_id: &str, now: i64) -> Result<bool
     Ok(n == 1)
 }
 
+/// Gives a pending job no rack was named for to `rack_id`.
+pub fn assign(conn: &mut DbConn, id: &str, rack_id: &str) -> Result<()> {
+    diesel::update(
+        power_jobs::table
+            .filter(power_jobs::id.eq(id))
+            .filter(power_jobs::status.eq("pending"))
+            .filter(power_jobs::rack_id.is_null()),
+    )
+    .set(power_jobs::rack_id.eq(Some(rack_id)))
+    .execute(conn)?;
+    Ok(())
+}
+
 /// Finishes a job (only from `from_status`); false if it was not in that status.
 pub fn finish(
     conn: &mut DbConn,

@@ -31,6 +31,8 @@ pub struct RackRow {
     pub images: Option<String>,
     /// `pending`, `approved` or `revoked`.
     pub approval: String,
+    /// The networks whose BMCs an admin said it drives (JSON list of IPv4 CIDRs).
+    pub power_networks: String,
 }
 
 impl RackRow {
@@ -40,6 +42,11 @@ impl RackRow {
             .as_deref()
             .and_then(|j| serde_json::from_str(j).ok())
             .unwrap_or_default()
+    }
+
+    /// The networks whose BMCs it may drive.
+    pub fn power_nets(&self) -> Vec<ipnet::Ipv4Net> {
+        parse_nets(&self.power_networks)
     }
 
     /// A rack not heard from for `offline_after_ms` is shown offline whatever it last said.
@@ -58,6 +65,7 @@ impl RackRow {
             interfaces: serde_json::from_str(&self.interfaces).unwrap_or_default(),
             created_at: fmt_time(self.created_at),
             approval: self.approval.clone(),
+            power_networks: self.power_nets().iter().map(|n| n.to_string()).collect(),
             iscsi: self
                 .iscsi
                 .as_deref()
@@ -431,6 +439,25 @@ pub fn record_lease(
     Ok(Some(sid))
 }
 
+/// A stored list of CIDRs (what does not parse is skipped: the API validated it).
+pub fn parse_nets(json: &str) -> Vec<ipnet::Ipv4Net> {
+    serde_json::from_str::<Vec<String>>(json)
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|n| n.parse().ok())
+        .collect()
+}
+
+/// Sets the networks whose BMCs a rack drives.
+pub fn set_power_networks(conn: &mut DbConn, id: &str, nets: &[ipnet::Ipv4Net]) -> Result<bool> {
+    let json = serde_json::to_string(&nets.iter().map(|n| n.to_string()).collect::<Vec<_>>())
+        .unwrap_or_else(|_| "[]".into());
+    Ok(diesel::update(racks::table.find(id))
+        .set(racks::power_networks.eq(json))
+        .execute(conn)?
+        == 1)
+}
+
 /// Sets a rack's approval; revoking also drops its token. False when there is no such rack.
 pub fn set_approval(conn: &mut DbConn, id: &str, approval: &str) -> Result<bool> {
     let target = racks::table.find(id);
@@ -456,6 +483,8 @@ pub struct EnrolmentRow {
     pub id: String,
     pub secret_hash: String,
     pub auto_approve: bool,
+    /// JSON list of CIDRs the enrolled rack's power networks become.
+    pub power_networks: String,
     pub created_by: String,
     pub created_at: i64,
     pub expires_at: i64,

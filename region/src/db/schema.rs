@@ -191,6 +191,7 @@ diesel::table! {
         iscsi -> Nullable<Text>,
         images -> Nullable<Text>,
         approval -> Text,
+        power_networks -> Text,
     }
 }
 
@@ -199,6 +200,7 @@ diesel::table! {
         id -> Text,
         secret_hash -> Text,
         auto_approve -> Bool,
+        power_networks -> Text,
         created_by -> Text,
         created_at -> BigInt,
         expires_at -> BigInt,

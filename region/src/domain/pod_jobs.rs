@@ -29,15 +29,19 @@ pub fn uri_host(uri: &str) -> Option<String> {
     (!host.is_empty()).then(|| host.to_string())
 }
 
-/// The rack for a pod's jobs: one on the host's network; else the rack that reached it last (for
-/// `qemu:///system` that is the rack on the host itself); else any.
+/// The rack for a pod's jobs: the approved rack that drives the host's network (its power
+/// networks); for a host without an address (`qemu:///system`: the rack on the host itself) the
+/// rack that reached it last, while it is approved, else one that serves every network.
 pub fn rack_for(conn: &mut DbConn, p: &PodRow) -> Result<Option<String>> {
     if let Some(ip) = uri_host(&p.power_address).and_then(|h| h.parse().ok()) {
-        if let Some(r) = super::power::rack_reaching(conn, ip)? {
-            return Ok(Some(r));
+        return super::power::rack_reaching(conn, ip);
+    }
+    if let Some(r) = &p.rack_id {
+        if crate::db::racks::get(conn, r)?.is_some_and(|r| r.approval == "approved") {
+            return Ok(Some(r.clone()));
         }
     }
-    Ok(p.rack_id.clone())
+    super::power::rack_for(conn, "virsh", &serde_json::Map::new())
 }
 
 /// Takes up to `max` pending jobs for a rack, one at a time per pod.

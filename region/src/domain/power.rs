@@ -135,54 +135,71 @@ pub fn seal_plain_secrets(conn: &mut DbConn, sb: &SecretBox) -> Result<usize> {
     Ok(n)
 }
 
-/// The rack that should drive a BMC: one with an interface on the BMC's network, if any rack
-/// reports one; else `None` (any rack).
+/// The BMC's IPv4 address, when its parameters name one: IPMI's address, the host of a Redfish
+/// address, a libvirt URI or a webhook URL. `None` for a local libvirt URI (`qemu:///system`) or
+/// a host name.
+pub fn bmc_address(power_type: &str, params: &Map<String, Value>) -> Option<std::net::Ipv4Addr> {
+    let get = |k: &str| params.get(k).and_then(Value::as_str);
+    let host = match power_type {
+        "ipmi" => get("power_address").map(str::to_string),
+        "redfish" => get("power_address").and_then(|a| {
+            let url = if a.contains("://") {
+                a.to_string()
+            } else {
+                format!("https://{a}")
+            };
+            super::pod_jobs::uri_host(&url)
+        }),
+        "virsh" => get("power_address").and_then(super::pod_jobs::uri_host),
+        "webhook" => get("power_on_uri").and_then(super::pod_jobs::uri_host),
+        _ => None,
+    };
+    host.and_then(|h| h.parse().ok())
+}
+
+/// The rack that drives a BMC: an approved rack an admin said serves the BMC's network (the
+/// longest matching power network wins, then the rack heard from last); for a BMC without an
+/// address, one that serves every network (`0.0.0.0/0`). `None`: no such rack (the job waits).
+/// What a rack says about its own interfaces is not enough.
 pub fn rack_for(
     conn: &mut DbConn,
     power_type: &str,
     params: &Map<String, Value>,
 ) -> Result<Option<String>> {
-    let addr = match power_type {
-        "ipmi" => params
-            .get("power_address")
-            .and_then(Value::as_str)
-            .map(str::to_string),
-        "redfish" => params
-            .get("power_address")
-            .and_then(Value::as_str)
-            .map(|a| {
-                let a = a.split("://").last().unwrap_or(a);
-                let host = a.split('/').next().unwrap_or(a);
-                host.rsplit_once(':')
-                    .map(|(h, _)| h)
-                    .unwrap_or(host)
-                    .to_string()
-            }),
-        _ => None,
-    };
-    let Some(ip) = addr.and_then(|a| a.parse::<std::net::Ipv4Addr>().ok()) else {
-        return Ok(None);
-    };
-    rack_reaching(conn, ip)
+    match bmc_address(power_type, params) {
+        Some(ip) => rack_reaching(conn, ip),
+        None => best_rack(conn, |nets| {
+            nets.iter().any(|n| n.prefix_len() == 0).then_some(0)
+        }),
+    }
 }
 
-/// The approved rack seen most recently of those with an interface on `ip`'s network (pending
-/// and revoked racks get no jobs: they carry BMC secrets).
+/// The approved rack with the longest power network holding `ip` (then the one heard from last).
+/// Pending and revoked racks get no jobs: they carry BMC secrets.
 pub fn rack_reaching(conn: &mut DbConn, ip: std::net::Ipv4Addr) -> Result<Option<String>> {
-    let mut best: Option<(i64, String)> = None;
+    best_rack(conn, |nets| {
+        nets.iter()
+            .filter(|n| n.contains(&ip))
+            .map(|n| n.prefix_len())
+            .max()
+    })
+}
+
+fn best_rack(
+    conn: &mut DbConn,
+    fit: impl Fn(&[ipnet::Ipv4Net]) -> Option<u8>,
+) -> Result<Option<String>> {
+    let mut best: Option<((u8, i64), String)> = None;
     for r in crate::db::racks::list(conn)?
         .into_iter()
         .filter(|r| r.approval == "approved")
     {
-        let ifaces: Vec<api::RackInterface> =
-            serde_json::from_str(&r.interfaces).unwrap_or_default();
-        let reaches = ifaces
-            .iter()
-            .flat_map(|i| i.addresses.iter())
-            .any(|a| a.parse::<ipnet::Ipv4Net>().is_ok_and(|n| n.contains(&ip)));
-        let seen = r.last_seen.unwrap_or(0);
-        if reaches && best.as_ref().is_none_or(|(s, _)| seen > *s) {
-            best = Some((seen, r.id.clone()));
+        let Some(prefix) = fit(&r.power_nets()) else {
+            continue;
+        };
+        let key = (prefix, r.last_seen.unwrap_or(0));
+        if best.as_ref().is_none_or(|(k, _)| key > *k) {
+            best = Some((key, r.id.clone()));
         }
     }
     Ok(best.map(|(_, id)| id))
@@ -229,6 +246,22 @@ pub fn enqueue(
         return Ok(None);
     }
     let rack_id = rack_for(conn, &row.power_type, &row.power_parameters())?;
+    if rack_id.is_none() && purpose != Purpose::Poll {
+        let bmc = bmc_address(&row.power_type, &row.power_parameters())
+            .map(|ip| format!("the BMC at {ip}"))
+            .unwrap_or_else(|| "a BMC with no address (every network)".into());
+        event(
+            conn,
+            now,
+            &row.system_id,
+            EventLevel::Warning,
+            "power_waiting",
+            &format!(
+                "The power job waits: no approved rack drives {bmc}. An admin says which rack does: kiln racks update RACK --power-network CIDR."
+            ),
+            requested_by,
+        )?;
+    }
     let id = random_id(12);
     dbp::insert(
         conn,
@@ -319,12 +352,24 @@ pub fn take_jobs(
 ) -> Result<Vec<api::RackPowerJob>> {
     let mut out = Vec::new();
     for j in dbp::pending_for(conn, rack_id, max)? {
-        if !dbp::take(conn, &j.id, rack_id, now)? {
-            continue;
-        }
         let Some(row) = dbm::get_row(conn, &j.system_id)? else {
             continue;
         };
+        // A job no rack could drive when it was queued: whoever drives its BMC now (an admin
+        // may have named a rack since) gets it, and nobody else.
+        if j.rack_id.is_none() {
+            match rack_for(conn, &row.power_type, &row.power_parameters())? {
+                Some(r) if r == rack_id => {}
+                Some(r) => {
+                    dbp::assign(conn, &j.id, &r)?;
+                    continue;
+                }
+                None => continue,
+            }
+        }
+        if !dbp::take(conn, &j.id, rack_id, now)? {
+            continue;
+        }
         let params = match full_params(sb, &row) {
             Ok(p) => p,
             Err(e) => {
@@ -529,7 +574,7 @@ pub fn expire(conn: &mut DbConn, now: i64, timeout_ms: i64) -> Result<usize> {
                 Some(r) => format!(
                     "rack {r}, the one on the BMC's network, did not take the job; is it running?"
                 ),
-                None => "no rack took the job; is a rack registered and running?".to_string(),
+                None => "no rack took the job: is an approved rack running whose power networks hold the BMC's address (kiln racks list)?".to_string(),
             }
         } else {
             format!(

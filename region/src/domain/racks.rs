@@ -38,16 +38,65 @@ pub fn same(a: &str, b: &str) -> bool {
             == 0
 }
 
+/// Every BMC's network (what racks from before power networks, and all-in-one's own, drive).
+pub const ALL_NETWORKS: &str = "0.0.0.0/0";
+
+/// Checks a list of power networks: IPv4 CIDRs (host bits dropped), at most 64.
+pub fn validate_networks(field: &str, nets: &[String]) -> Result<Vec<ipnet::Ipv4Net>> {
+    if nets.len() > 64 {
+        return Err(Error::validation(field, "At most 64 power networks."));
+    }
+    let mut out: Vec<ipnet::Ipv4Net> = Vec::with_capacity(nets.len());
+    for n in nets {
+        let net: ipnet::Ipv4Net = n.trim().parse().map_err(|_| {
+            Error::validation(
+                field,
+                format!("'{n}' is not an IPv4 network in CIDR form (10.20.0.0/24; 0.0.0.0/0 for every BMC)"),
+            )
+        })?;
+        let net = net.trunc();
+        if !out.contains(&net) {
+            out.push(net);
+        }
+    }
+    Ok(out)
+}
+
+fn nets_json(nets: &[ipnet::Ipv4Net]) -> String {
+    serde_json::to_string(&nets.iter().map(|n| n.to_string()).collect::<Vec<_>>())
+        .unwrap_or_else(|_| "[]".into())
+}
+
+/// An admin says which networks' BMCs a rack drives (replacing the list).
+pub fn set_power_networks(
+    conn: &mut DbConn,
+    id: &str,
+    nets: &[String],
+    by: &str,
+    now: i64,
+) -> Result<db::racks::RackRow> {
+    let nets = validate_networks("power_networks", nets)?;
+    if !db::racks::set_power_networks(conn, id, &nets)? {
+        return Err(Error::not_found(format!("rack {id}")));
+    }
+    db::users::audit(conn, now, by, "rack.power_networks", id, &nets_json(&nets))?;
+    db::racks::get(conn, id)?.ok_or_else(|| Error::not_found(format!("rack {id}")))
+}
+
 /// A new enrolment token: its row is stored (the secret hashed), the token returned once.
-/// `ca_sha256` (the region CA's fingerprint, hex) goes into the token for the rack to pin.
+/// `ca_sha256` (the region CA's fingerprint, hex) goes into the token for the rack to pin; the
+/// rack it enrols gets `power_networks`.
+#[allow(clippy::too_many_arguments)]
 pub fn create_token(
     conn: &mut DbConn,
     created_by: &str,
     ttl_secs: u64,
     auto_approve: bool,
+    power_networks: &[String],
     ca_sha256: Option<String>,
     now: i64,
 ) -> Result<api::RackTokenCreated> {
+    let nets = validate_networks("power_networks", power_networks)?;
     if !(60..=MAX_TOKEN_TTL_SECS).contains(&ttl_secs) {
         return Err(Error::validation(
             "ttl_secs",
@@ -69,6 +118,7 @@ pub fn create_token(
             id: t.id.clone(),
             secret_hash: auth::token_hash(&t.secret),
             auto_approve,
+            power_networks: nets_json(&nets),
             created_by: created_by.to_string(),
             created_at: now,
             expires_at,
@@ -100,8 +150,12 @@ pub struct Registration {
 
 /// How a registration was let in.
 enum Admission {
-    /// An enrolment token (its id); the rack's approval as the token says.
-    Token { id: String, approval: &'static str },
+    /// An enrolment token (its id); the rack's approval and power networks as the token says.
+    Token {
+        id: String,
+        approval: &'static str,
+        power_networks: String,
+    },
     /// The deprecated shared secret.
     Secret,
 }
@@ -146,6 +200,7 @@ fn admit(conn: &mut DbConn, r: &Registration, now: i64) -> Result<Admission> {
         } else {
             "pending"
         },
+        power_networks: row.power_networks,
     })
 }
 
@@ -167,6 +222,14 @@ pub fn register(
         );
         let hash = auth::token_hash(&token);
         let existing = db::racks::by_name(c, &r.name)?;
+        // A token's networks replace the rack's (when it names any); the shared secret keeps a
+        // known rack's, and gives a new one every network, as before power networks existed.
+        let nets: Option<String> = match (&admission, &existing) {
+            (Admission::Token { power_networks, .. }, Some(_)) if power_networks == "[]" => None,
+            (Admission::Token { power_networks, .. }, _) => Some(power_networks.clone()),
+            (Admission::Secret, Some(_)) => None,
+            (Admission::Secret, None) => Some(format!("[\"{ALL_NETWORKS}\"]")),
+        };
         let approval = match (&admission, &existing) {
             (Admission::Token { approval, .. }, _) => approval.to_string(),
             (Admission::Secret, Some(e)) if e.approval == "revoked" => {
@@ -208,11 +271,15 @@ pub fn register(
                         iscsi: None,
                         images: None,
                         approval: approval.clone(),
+                        power_networks: "[]".into(),
                     },
                 )?;
                 id
             }
         };
+        if let Some(n) = &nets {
+            db::racks::set_power_networks(c, &id, &db::racks::parse_nets(n))?;
+        }
         let how = match &admission {
             Admission::Token { id: tid, .. } => {
                 if !db::racks::use_enrolment(c, tid, &id, now)? {

@@ -17,7 +17,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/racks", web::get().to(racks_page))
         .route("/racks/tokens", web::post().to(token_create))
         .route("/racks/{id}/approve", web::post().to(approve))
-        .route("/racks/{id}/delete", web::post().to(revoke));
+        .route("/racks/{id}/delete", web::post().to(revoke))
+        .route("/racks/{id}/power-networks", web::post().to(power_networks));
 }
 
 async fn racks_view(state: &AppState) -> Result<views::Racks> {
@@ -69,7 +70,7 @@ async fn failed(
         return Err(e.into());
     }
     let mut view = racks_view(state).await?;
-    view.errors = field_errors(&e, &["ttl_secs"]);
+    view.errors = field_errors(&e, &["ttl_secs", "power_networks"]);
     view.values = values;
     let status = actix_web::ResponseError::status_code(&e);
     page(v, status, None, view)
@@ -86,10 +87,11 @@ async fn token_create(state: web::Data<AppState>, v: Viewer, body: web::Bytes) -
         Err(_) => 0,
     };
     let pin = crate::tls::enrolment_pin(&state.cfg)?;
+    let nets = split_networks(&form.text("power_networks"));
     let by = v.caller.username.clone();
     let r = state
         .pool
-        .run(move |c| racks::create_token(c, &by, ttl, auto, pin.clone(), now_ms()))
+        .run(move |c| racks::create_token(c, &by, ttl, auto, &nets, pin.clone(), now_ms()))
         .await;
     match r {
         Ok(t) => {
@@ -108,17 +110,22 @@ async fn token_create(state: web::Data<AppState>, v: Viewer, body: web::Bytes) -
         }
         Err(e) => {
             let e = match e {
-                Error::Validation { .. } => Error::validation(
-                    "ttl_secs",
-                    "An enrolment token is valid for 1 to 168 hours (7 days).",
-                ),
+                Error::Validation { ref field, .. } if field.as_deref() == Some("ttl_secs") => {
+                    Error::validation(
+                        "ttl_secs",
+                        "An enrolment token is valid for 1 to 168 hours (7 days).",
+                    )
+                }
                 other => other,
             };
             failed(
                 &state,
                 &v,
                 e,
-                BTreeMap::from([("ttl_hours".to_string(), hours)]),
+                BTreeMap::from([
+                    ("ttl_hours".to_string(), hours),
+                    ("power_networks".to_string(), form.text("power_networks")),
+                ]),
             )
             .await
         }
@@ -169,5 +176,53 @@ async fn revoke(
             &format!("Rack {id} revoked: its credential no longer works."),
         ))),
         Err(e) => failed(&state, &v, e, BTreeMap::new()).await,
+    }
+}
+
+/// A form's "10.0.0.0/24, 10.1.0.0/24" as a list.
+fn split_networks(text: &str) -> Vec<String> {
+    text.split([',', ' ', '\n'])
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+async fn power_networks(
+    state: web::Data<AppState>,
+    v: Viewer,
+    id: web::Path<String>,
+    body: web::Bytes,
+) -> WebResult {
+    let form = Form::parse(&body);
+    v.check(&form)?;
+    admin(&v)?;
+    let text = form.text("power_networks");
+    let nets = split_networks(&text);
+    let (by, rid) = (v.caller.username.clone(), id.to_string());
+    match state
+        .pool
+        .run(move |c| racks::set_power_networks(c, &rid, &nets, &by, now_ms()))
+        .await
+    {
+        Ok(r) => Ok(see_other(&with_notice(
+            "/racks",
+            &format!("Rack {} drives the BMCs of: {}.", r.name, {
+                let n = r.power_nets();
+                if n.is_empty() {
+                    "no network".to_string()
+                } else {
+                    n.iter()
+                        .map(|n| n.to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                }
+            }),
+        ))),
+        Err(e) => {
+            let mut values = BTreeMap::from([("power_networks".to_string(), text)]);
+            values.insert("rack".into(), id.to_string());
+            failed(&state, &v, e, values).await
+        }
     }
 }

@@ -172,6 +172,7 @@ async fn the_region_serves_https_from_its_own_ca_that_clients_verify() {
                     "test",
                     600,
                     true,
+                    &[],
                     pin.clone(),
                     region::db::now_ms(),
                 )

@@ -113,6 +113,7 @@ both!(
                 Option<String>,
                 Option<String>,
                 String,
+                String,
             )>(c)?;
             rack_enrolment_tokens::table
                 .select(region::db::racks::EnrolmentRow::as_select())

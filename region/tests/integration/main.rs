@@ -12,6 +12,7 @@ mod api_deploy;
 mod api_dns;
 mod api_machines;
 mod api_power;
+mod api_rack_power;
 mod api_racks;
 mod api_schema;
 mod api_subnets;

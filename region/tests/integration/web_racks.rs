@@ -98,6 +98,33 @@ both!(ui_racks_enrol_approve_and_revoke, |b: Backend| async move {
         "{apage}"
     );
 
+    // Its power networks, from the page: saved, or refused next to its field.
+    let (s, _) = form_to(
+        &admin,
+        app.url(&format!("/racks/{id}/power-networks")),
+        &[
+            ("csrf", &csrf),
+            ("power_networks", "10.20.0.0/24, 10.21.0.9/24"),
+        ],
+    )
+    .await;
+    assert_eq!(s, StatusCode::SEE_OTHER);
+    let (_, r) = app
+        .admin(Method::GET, &format!("/api/v1/racks/{id}"), None)
+        .await;
+    assert_eq!(r["power_networks"], json!(["10.20.0.0/24", "10.21.0.0/24"]));
+    let (s, html) = form_to(
+        &admin,
+        app.url(&format!("/racks/{id}/power-networks")),
+        &[("csrf", &csrf), ("power_networks", "nope")],
+    )
+    .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert!(
+        html.contains(&format!(r#"id="pn-error-{id}""#)) && html.contains("not an IPv4 network"),
+        "{html}"
+    );
+
     // Approve, then revoke, from the page.
     let r = admin
         .post(app.url(&format!("/racks/{id}/approve")))
@@ -135,3 +162,13 @@ both!(ui_racks_enrol_approve_and_revoke, |b: Backend| async move {
     );
     app.stop().await;
 });
+
+async fn form_to(
+    b: &reqwest::Client,
+    url: String,
+    fields: &[(&str, &str)],
+) -> (StatusCode, String) {
+    let r = b.post(url).form(fields).send().await.unwrap();
+    let s = r.status();
+    (s, r.text().await.unwrap())
+}

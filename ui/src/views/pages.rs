@@ -103,6 +103,8 @@ pub struct RackRow {
     pub status_class: &'static str,
     /// `pending`, `approved` or `revoked`.
     pub approval: String,
+    /// The networks whose BMCs it drives.
+    pub power_networks: String,
     pub last_seen: String,
     pub version: String,
     pub interfaces: Vec<String>,
@@ -153,12 +155,14 @@ pub fn rack_row(r: &api::Rack) -> RackRow {
         ),
         kv(
             "Power",
-            if online {
-                "driving jobs"
+            if r.power_networks.is_empty() {
+                "no BMC network named".to_string()
+            } else if online {
+                format!("driving the BMCs of {}", r.power_networks.join(", "))
             } else if heard {
-                "none until approved"
+                "none until approved".to_string()
             } else {
-                "no contact"
+                "no contact".to_string()
             },
         ),
     ];
@@ -180,6 +184,7 @@ pub fn rack_row(r: &api::Rack) -> RackRow {
         id: r.id.clone(),
         name: r.name.clone(),
         approval: r.approval.clone(),
+        power_networks: r.power_networks.join(", "),
         status_class: if heard { "ok" } else { "failed" },
         status: r.status.clone(),
         last_seen: r
