@@ -448,12 +448,16 @@ pub fn parse_nets(json: &str) -> Vec<ipnet::Ipv4Net> {
         .collect()
 }
 
+/// A list of CIDRs as stored.
+pub fn nets_json(nets: &[ipnet::Ipv4Net]) -> String {
+    serde_json::to_string(&nets.iter().map(|n| n.to_string()).collect::<Vec<_>>())
+        .unwrap_or_else(|_| "[]".into())
+}
+
 /// Sets the networks whose BMCs a rack drives.
 pub fn set_power_networks(conn: &mut DbConn, id: &str, nets: &[ipnet::Ipv4Net]) -> Result<bool> {
-    let json = serde_json::to_string(&nets.iter().map(|n| n.to_string()).collect::<Vec<_>>())
-        .unwrap_or_else(|_| "[]".into());
     Ok(diesel::update(racks::table.find(id))
-        .set(racks::power_networks.eq(json))
+        .set(racks::power_networks.eq(nets_json(nets)))
         .execute(conn)?
         == 1)
 }

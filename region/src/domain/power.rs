@@ -166,9 +166,22 @@ pub fn rack_for(
     power_type: &str,
     params: &Map<String, Value>,
 ) -> Result<Option<String>> {
+    Ok(rack_for_in(
+        &crate::db::racks::list(conn)?,
+        power_type,
+        params,
+    ))
+}
+
+/// [`rack_for`] among `racks` (pure: a loop over many jobs lists the racks once).
+pub fn rack_for_in(
+    racks: &[crate::db::racks::RackRow],
+    power_type: &str,
+    params: &Map<String, Value>,
+) -> Option<String> {
     match bmc_address(power_type, params) {
-        Some(ip) => rack_reaching(conn, ip),
-        None => best_rack(conn, |nets| {
+        Some(ip) => reaching_in(racks, ip),
+        None => best_rack(racks, |nets| {
             nets.iter().any(|n| n.prefix_len() == 0).then_some(0)
         }),
     }
@@ -177,7 +190,11 @@ pub fn rack_for(
 /// The approved rack with the longest power network holding `ip` (then the one heard from last).
 /// Pending and revoked racks get no jobs: they carry BMC secrets.
 pub fn rack_reaching(conn: &mut DbConn, ip: std::net::Ipv4Addr) -> Result<Option<String>> {
-    best_rack(conn, |nets| {
+    Ok(reaching_in(&crate::db::racks::list(conn)?, ip))
+}
+
+fn reaching_in(racks: &[crate::db::racks::RackRow], ip: std::net::Ipv4Addr) -> Option<String> {
+    best_rack(racks, |nets| {
         nets.iter()
             .filter(|n| n.contains(&ip))
             .map(|n| n.prefix_len())
@@ -186,23 +203,20 @@ pub fn rack_reaching(conn: &mut DbConn, ip: std::net::Ipv4Addr) -> Result<Option
 }
 
 fn best_rack(
-    conn: &mut DbConn,
+    racks: &[crate::db::racks::RackRow],
     fit: impl Fn(&[ipnet::Ipv4Net]) -> Option<u8>,
-) -> Result<Option<String>> {
-    let mut best: Option<((u8, i64), String)> = None;
-    for r in crate::db::racks::list(conn)?
-        .into_iter()
-        .filter(|r| r.approval == "approved")
-    {
+) -> Option<String> {
+    let mut best: Option<((u8, i64), &str)> = None;
+    for r in racks.iter().filter(|r| r.approval == "approved") {
         let Some(prefix) = fit(&r.power_nets()) else {
             continue;
         };
         let key = (prefix, r.last_seen.unwrap_or(0));
         if best.as_ref().is_none_or(|(k, _)| key > *k) {
-            best = Some((key, r.id.clone()));
+            best = Some((key, r.id.as_str()));
         }
     }
-    Ok(best.map(|(_, id)| id))
+    best.map(|(_, id)| id.to_string())
 }
 
 /// Queues a job (call inside the transaction that decided it). Returns its id, or `None` for
@@ -351,6 +365,8 @@ pub fn take_jobs(
     now: i64,
 ) -> Result<Vec<api::RackPowerJob>> {
     let mut out = Vec::new();
+    // Listed once for the jobs no rack was named for (not once per job).
+    let mut racks: Option<Vec<crate::db::racks::RackRow>> = None;
     for j in dbp::pending_for(conn, rack_id, max)? {
         let Some(row) = dbm::get_row(conn, &j.system_id)? else {
             continue;
@@ -358,7 +374,11 @@ pub fn take_jobs(
         // A job no rack could drive when it was queued: whoever drives its BMC now (an admin
         // may have named a rack since) gets it, and nobody else.
         if j.rack_id.is_none() {
-            match rack_for(conn, &row.power_type, &row.power_parameters())? {
+            let known = match &racks {
+                Some(r) => r,
+                None => racks.insert(crate::db::racks::list(conn)?),
+            };
+            match rack_for_in(known, &row.power_type, &row.power_parameters()) {
                 Some(r) if r == rack_id => {}
                 Some(r) => {
                     dbp::assign(conn, &j.id, &r)?;

@@ -62,11 +62,6 @@ pub fn validate_networks(field: &str, nets: &[String]) -> Result<Vec<ipnet::Ipv4
     Ok(out)
 }
 
-fn nets_json(nets: &[ipnet::Ipv4Net]) -> String {
-    serde_json::to_string(&nets.iter().map(|n| n.to_string()).collect::<Vec<_>>())
-        .unwrap_or_else(|_| "[]".into())
-}
-
 /// An admin says which networks' BMCs a rack drives (replacing the list).
 pub fn set_power_networks(
     conn: &mut DbConn,
@@ -79,7 +74,14 @@ pub fn set_power_networks(
     if !db::racks::set_power_networks(conn, id, &nets)? {
         return Err(Error::not_found(format!("rack {id}")));
     }
-    db::users::audit(conn, now, by, "rack.power_networks", id, &nets_json(&nets))?;
+    db::users::audit(
+        conn,
+        now,
+        by,
+        "rack.power_networks",
+        id,
+        &db::racks::nets_json(&nets),
+    )?;
     db::racks::get(conn, id)?.ok_or_else(|| Error::not_found(format!("rack {id}")))
 }
 
@@ -118,7 +120,7 @@ pub fn create_token(
             id: t.id.clone(),
             secret_hash: auth::token_hash(&t.secret),
             auto_approve,
-            power_networks: nets_json(&nets),
+            power_networks: db::racks::nets_json(&nets),
             created_by: created_by.to_string(),
             created_at: now,
             expires_at,
