@@ -131,7 +131,7 @@ async fn script(
         Some(h) if h.iscsi_boot => iscsi_of(h),
         _ => ipxe::decide(host_entry.as_ref(), &mac, files),
     };
-    let mut token = None;
+    let mut claim = None;
     // Unknown machines are enlisted, and ephemeral boots need a credential: both come from the
     // region. Local-disk boots and waits are answered from the snapshot alone.
     let needs_region = host_entry.is_none() || matches!(boot, Boot::Ephemeral(_));
@@ -168,8 +168,8 @@ async fn script(
                     boot = Boot::Ephemeral(Box::new(ipxe::in_memory((**e).clone(), root)));
                 }
                 host_entry = Some(h);
-                token = a.token;
-                if matches!(boot, Boot::Ephemeral(_)) && token.is_none() {
+                claim = a.claim;
+                if matches!(boot, Boot::Ephemeral(_)) && claim.is_none() {
                     boot = Boot::Wait("the region gave no boot credential; asking again".into());
                 }
             }
@@ -185,7 +185,7 @@ async fn script(
         base: format!("http://{host}"),
         mac: mac.clone(),
     };
-    match ipxe::render(&boot, host_entry.as_ref(), &urls, token.as_deref()) {
+    match ipxe::render(&boot, host_entry.as_ref(), &urls, claim.as_deref()) {
         Ok(s) => {
             let what = match &boot {
                 Boot::Ephemeral(e) => format!("boot the ephemeral environment ({})", e.name),
@@ -205,6 +205,42 @@ async fn script(
         Err(e) => {
             tracing::error!("iPXE template failed: {e}");
             HttpResponse::InternalServerError().body("template error")
+        }
+    }
+}
+
+/// `POST /boot/claim` (body: the `kiln.claim=` code): the machine's initramfs trades its boot's
+/// claim code for its credential (the answer's body). Only from the address this rack leased to
+/// the machine (not even a local process of the rack's host); the region checks the code is that
+/// MAC's and good once.
+async fn claim(state: web::Data<HttpState>, req: HttpRequest, body: web::Bytes) -> HttpResponse {
+    state.metrics.inc("http_claim");
+    let leased = req.peer_addr().and_then(|p| state.leased_to(p.ip()));
+    let Some(mac) = leased.map(|m| rack_proto::fmt_mac(&m)) else {
+        state.metrics.inc("http_claim_refused");
+        return HttpResponse::Forbidden().content_type("text/plain").body(
+            "only the machine holding this rack's DHCP lease for its address may claim its boot credential\n",
+        );
+    };
+    let code = String::from_utf8_lossy(&body).trim().to_string();
+    match state.region.claim(&mac, &code).await {
+        Ok(Ok(a)) => HttpResponse::Ok()
+            .content_type("text/plain")
+            .insert_header(("cache-control", "no-store"))
+            .body(a.token),
+        Ok(Err((status, text))) => {
+            state.metrics.inc("http_claim_refused");
+            let status = actix_web::http::StatusCode::from_u16(status)
+                .unwrap_or(actix_web::http::StatusCode::FORBIDDEN);
+            HttpResponse::build(status)
+                .content_type("text/plain")
+                .body(text)
+        }
+        Err(e) => {
+            tracing::warn!("cannot exchange {mac}'s claim code with the region: {e}");
+            HttpResponse::ServiceUnavailable()
+                .content_type("text/plain")
+                .body("the region cannot be reached to exchange this claim code; retry\n")
         }
     }
 }
@@ -465,6 +501,7 @@ pub async fn serve(
             .route("/boot/ipxe", web::get().to(script))
             .route("/boot/grub-local.efi", web::get().to(grub_local))
             .route("/boot/iscsi-failed", web::get().to(iscsi_failed))
+            .route("/boot/claim", web::post().to(claim))
             .route("/boot/{file:.*}", web::get().to(bootloader))
             .route("/images/{sha}/{filename}", web::get().to(image))
             .route("/metrics", web::get().to(metrics))

@@ -198,12 +198,14 @@ const LOCAL: &str = include_str!("../templates/local.ipxe");
 const WAIT: &str = include_str!("../templates/wait.ipxe");
 const ISCSI: &str = include_str!("../templates/iscsi.ipxe");
 
-/// Renders the script for a decision. `token`: this boot's metadata credential (ephemeral boots).
+/// Renders the script for a decision. `claim`: this boot's one-time claim code (ephemeral boots),
+/// which the initramfs trades for its metadata credential: the credential itself never goes on
+/// the kernel command line (the console shows it).
 pub fn render(
     boot: &Boot,
     host: Option<&Host>,
     urls: &Urls,
-    token: Option<&str>,
+    claim: Option<&str>,
 ) -> Result<String, String> {
     let (hostname, system_id, status) = match host {
         Some(h) => (h.hostname.as_str(), h.system_id.as_str(), h.status.label()),
@@ -244,8 +246,10 @@ pub fn render(
                 format!("kiln.url={}", urls.base),
                 format!("kiln.system_id={system_id}"),
             ];
-            if let Some(t) = token {
-                cmd.push(format!("kiln.token={t}"));
+            if let Some(c) =
+                claim.filter(|c| c.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'))
+            {
+                cmd.push(format!("kiln.claim={c}"));
             }
             if let Some(sq) = &e.squashfs {
                 cmd.push(format!("kiln.root={}", urls.file(sq)));
@@ -396,7 +400,7 @@ mod tests {
     fn script(status: Option<MachineStatus>, files: &[SnapshotFile]) -> String {
         let h = status.map(host);
         let b = decide(h.as_ref(), "52:54:00:00:00:01", files);
-        render(&b, h.as_ref(), &urls(), Some("boot_TESTTOKEN")).unwrap()
+        render(&b, h.as_ref(), &urls(), Some("claim_TESTCLAIM")).unwrap()
     }
 
     #[test]
@@ -431,7 +435,7 @@ mod tests {
         let mut root = file("os1", "root.squashfs", "os");
         root.sha256 = "f".repeat(64);
         let b = Boot::Ephemeral(Box::new(in_memory(*e, root)));
-        let s = render(&b, Some(&h), &urls(), Some("boot_T")).unwrap();
+        let s = render(&b, Some(&h), &urls(), Some("claim_T")).unwrap();
         assert!(
             s.contains(&format!(
                 "kiln.root=http://10.20.0.2:5248/images/{}/root.squashfs",
@@ -440,7 +444,7 @@ mod tests {
             "{s}"
         );
         assert!(
-            s.contains("kiln.init=/sbin/init") && s.contains("kiln.token=boot_T"),
+            s.contains("kiln.init=/sbin/init") && s.contains("kiln.claim=claim_T"),
             "{s}"
         );
     }

@@ -16,7 +16,7 @@ pub struct RackBootRequest {
 }
 
 /// The region's answer: the machine (enlisted if it was unknown) and, when it should boot the
-/// ephemeral environment, this boot's credential.
+/// ephemeral environment, this boot's one-time claim code (exchanged for its credential).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct RackBootAnswer {
     pub system_id: String,
@@ -25,8 +25,13 @@ pub struct RackBootAnswer {
     pub architecture: String,
     /// Whether this request enlisted the machine.
     pub enlisted: bool,
-    /// Per-machine, per-boot credential for the metadata API (only for ephemeral boots).
+    /// No longer sent (always null): the credential stays off the kernel command line and the
+    /// console; the machine exchanges `claim` for it (`POST /api/v1/rack/claim`).
     pub token: Option<String>,
+    /// One-time claim code for this boot's credential (ephemeral and memory boots), written on
+    /// the kernel command line as `kiln.claim=`.
+    #[serde(default)]
+    pub claim: Option<String>,
     /// The machine boots its disk (a deployment's installer finished).
     #[serde(default)]
     pub local_boot: bool,
@@ -38,6 +43,26 @@ pub struct RackBootAnswer {
     /// Root on iSCSI: the rack serving its volume answers from its volume list (no credential).
     #[serde(default)]
     pub iscsi: bool,
+}
+
+/// A machine's initramfs trades its boot's claim code for its credential, through the rack that
+/// leased its address (`POST /api/v1/rack/claim`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RackClaimRequest {
+    /// The MAC the rack leased the caller's address to.
+    #[schema(example = "52:54:00:12:34:56")]
+    pub mac: String,
+    /// The `kiln.claim=` code of the machine's kernel command line.
+    #[schema(example = "claim_3kVb...")]
+    pub claim: String,
+}
+
+/// This boot's credential for the metadata API (given once per claim code).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct RackClaimAnswer {
+    pub system_id: String,
+    pub token: String,
 }
 
 /// A rack controller known to the region.
@@ -78,6 +103,7 @@ pub struct RackInterface {
 pub struct RackRegister {
     /// The rack's name (its hostname by default). Registering again under the same name
     /// re-issues that rack's credentials.
+    #[schema(pattern = r"^[A-Za-z0-9._/-]{1,64}$", example = "rack-a")]
     pub name: String,
     /// The deprecated shared secret shown by `kiln admin rack-secret` (empty with
     /// `enrolment_token`).

@@ -15,7 +15,7 @@ use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::middleware::Next;
 use actix_web::{FromRequest, HttpMessage, HttpRequest};
 
-use crate::domain::commissioning::{MachineBoot, BOOT_TOKEN_PREFIX};
+use crate::domain::boot::{MachineBoot, BOOT_TOKEN_PREFIX};
 use crate::domain::Caller;
 use crate::error::Error;
 

@@ -9,7 +9,7 @@ use region_api_types as api;
 use super::metadata::MachineAuth;
 use super::{AppState, Auth};
 use crate::db::now_ms;
-use crate::domain::{allocate, commissioning, deploy, machines};
+use crate::domain::{allocate, deploy, machines};
 use crate::error::{Error, Result};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -191,10 +191,10 @@ pub async fn erase_done(
 async fn seed_auth(
     state: &web::Data<AppState>,
     token: String,
-) -> Result<commissioning::MachineBoot> {
+) -> Result<crate::domain::boot::MachineBoot> {
     state
         .pool
-        .run(move |c| commissioning::authenticate(c, &token, now_ms()))
+        .run(move |c| crate::domain::boot::authenticate(c, &token, now_ms()))
         .await
 }
 

@@ -17,7 +17,8 @@ use utoipa::IntoParams;
 
 use super::{AppState, Auth};
 use crate::db::now_ms;
-use crate::domain::commissioning::{self, MachineBoot};
+use crate::domain::boot::MachineBoot;
+use crate::domain::commissioning;
 use crate::error::{Error, Result};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -71,7 +72,7 @@ impl FromRequest for MachineAuth {
             })?;
             let mb = state
                 .pool
-                .run(move |c| commissioning::authenticate(c, &token, now_ms()))
+                .run(move |c| crate::domain::boot::authenticate(c, &token, now_ms()))
                 .await?;
             Ok(MachineAuth(mb))
         })

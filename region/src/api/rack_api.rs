@@ -28,6 +28,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/rack/snapshot", web::get().to(snapshot))
         .route("/rack/events", web::post().to(events))
         .route("/rack/boot", web::post().to(boot))
+        .route("/rack/claim", web::post().to(claim))
         .route("/rack/volumes", web::get().to(volumes))
         .route("/rack/volumes/{id}", web::post().to(volume_report))
         .route("/rack/files/{sha256}", web::get().to(file));
@@ -410,8 +411,27 @@ pub async fn boot(
         .pool
         .run(move |c| {
             let lifecycle = crate::domain::settings::lifecycle(c, &cfg)?;
-            crate::domain::commissioning::rack_boot(c, &sb, &req, &rack.name, &lifecycle, now_ms())
+            crate::domain::boot::rack_boot(c, &sb, &req, &rack.name, &lifecycle, now_ms())
         })
+        .await?;
+    Ok(HttpResponse::Ok().json(answer))
+}
+
+/// A machine's initramfs trades this boot's claim code (`kiln.claim=` on its kernel command line)
+/// for its credential, through the rack that leased its address to `mac`. Good once, and only
+/// for the machine with that MAC; refusals are events on the machines concerned.
+#[utoipa::path(post, path = "/api/v1/rack/claim", request_body = api::RackClaimRequest, tag = "racks",
+    responses((status = 200, body = api::RackClaimAnswer), (status = 400, body = api::ErrorBody),
+        (status = 401, body = api::ErrorBody), (status = 403, body = api::ErrorBody)))]
+pub async fn claim(
+    state: web::Data<AppState>,
+    rack: RackAuth,
+    body: web::Json<api::RackClaimRequest>,
+) -> Result<HttpResponse> {
+    let req = body.into_inner();
+    let answer = state
+        .pool
+        .run(move |c| crate::domain::boot::redeem_claim(c, &req, &rack.name, now_ms()))
         .await?;
     Ok(HttpResponse::Ok().json(answer))
 }

@@ -2,7 +2,7 @@
 
 use diesel::prelude::*;
 
-use super::schema::{boot_tokens, machines, script_results, scripts};
+use super::schema::{boot_claims, boot_tokens, machines, script_results, scripts};
 use super::{fmt_time, DbConn};
 use crate::error::Result;
 use region_api_types as api;
@@ -29,16 +29,60 @@ pub fn replace_boot_token(conn: &mut DbConn, row: &BootTokenRow) -> Result<()> {
     Ok(())
 }
 
-/// Removes boot tokens that expired before `now`; how many went.
+/// Removes boot tokens and claim codes that expired before `now`; how many went.
 pub fn prune_boot_tokens(conn: &mut DbConn, now: i64) -> Result<usize> {
-    Ok(diesel::delete(boot_tokens::table.filter(boot_tokens::expires_at.lt(now))).execute(conn)?)
+    let claims =
+        diesel::delete(boot_claims::table.filter(boot_claims::expires_at.lt(now))).execute(conn)?;
+    Ok(claims
+        + diesel::delete(boot_tokens::table.filter(boot_tokens::expires_at.lt(now)))
+            .execute(conn)?)
 }
 
-/// Deletes every credential of a machine (release, a new deployment).
+/// Deletes every credential of a machine, claim codes included (release, a new deployment).
 pub fn delete_boot_tokens(conn: &mut DbConn, system_id: &str) -> Result<()> {
     diesel::delete(boot_tokens::table.filter(boot_tokens::system_id.eq(system_id)))
         .execute(conn)?;
+    diesel::delete(boot_claims::table.filter(boot_claims::system_id.eq(system_id)))
+        .execute(conn)?;
     Ok(())
+}
+
+/// A row of `boot_claims`: a one-time code the machine exchanges for its boot token.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = boot_claims)]
+pub struct BootClaimRow {
+    pub claim_hash: String,
+    pub system_id: String,
+    pub purpose: String,
+    pub token_ttl_ms: i64,
+    pub created_at: i64,
+    pub expires_at: i64,
+}
+
+/// Makes `row` the machine's only outstanding claim code (the last boot's script is void).
+pub fn replace_boot_claim(conn: &mut DbConn, row: &BootClaimRow) -> Result<()> {
+    diesel::delete(boot_claims::table.filter(boot_claims::system_id.eq(&row.system_id)))
+        .execute(conn)?;
+    diesel::insert_into(boot_claims::table)
+        .values(row)
+        .execute(conn)?;
+    Ok(())
+}
+
+/// The unexpired claim with this hash.
+pub fn boot_claim(conn: &mut DbConn, hash: &str, now: i64) -> Result<Option<BootClaimRow>> {
+    Ok(boot_claims::table
+        .find(hash)
+        .filter(boot_claims::expires_at.gt(now))
+        .select(BootClaimRow::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+/// Uses up a claim: whether this call removed it (of two exchanges racing for one code, only
+/// the one whose delete removed the row wins).
+pub fn consume_boot_claim(conn: &mut DbConn, hash: &str) -> Result<bool> {
+    Ok(diesel::delete(boot_claims::table.find(hash)).execute(conn)? == 1)
 }
 
 /// The boot token with this hash, if it has not expired.

@@ -241,6 +241,17 @@ diesel::table! {
 }
 
 diesel::table! {
+    boot_claims (claim_hash) {
+        claim_hash -> Text,
+        system_id -> Text,
+        purpose -> Text,
+        token_ttl_ms -> BigInt,
+        created_at -> BigInt,
+        expires_at -> BigInt,
+    }
+}
+
+diesel::table! {
     scripts (name) {
         name -> Text,
         description -> Text,
@@ -376,6 +387,7 @@ diesel::joinable!(machine_tags -> machines (system_id));
 diesel::joinable!(interfaces -> machines (system_id));
 diesel::joinable!(boot_resource_files -> boot_resources (resource_id));
 diesel::joinable!(boot_tokens -> machines (system_id));
+diesel::joinable!(boot_claims -> machines (system_id));
 diesel::joinable!(script_results -> machines (system_id));
 diesel::joinable!(power_jobs -> machines (system_id));
 diesel::joinable!(ssh_keys -> users (user_id));
@@ -396,6 +408,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     audit_log,
     settings,
     boot_tokens,
+    boot_claims,
     scripts,
     script_results,
     power_jobs,

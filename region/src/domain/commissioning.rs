@@ -2,25 +2,23 @@
 //! unknown, commission it if so configured, mint this boot's credential), and what it does with the
 //! commissioning runner's reports (script results → inventory → Ready or Failed commissioning).
 //!
-//! The machine authenticates with a per-boot token ([`authenticate`]); it can only read and write
-//! its own data because every operation here takes the machine from the token, never from input.
+//! The machine authenticates with a per-boot token ([`super::boot::authenticate`]); it can only read
+//! and write its own data because every operation here takes the machine from the token, never
+//! from input.
 
+use super::boot::MachineBoot;
 use super::power;
-use super::secrets::SecretBox;
 use std::collections::HashMap;
 
 use diesel::Connection;
-use region_api_types::{self as api, MachineAction, MachineStatus};
+use region_api_types::{self as api, MachineStatus};
 
-use super::{auth, inventory, machines, validate, Caller};
-use crate::config::Lifecycle;
-use crate::db::commissioning::{self as dbc, BootTokenRow, ScriptRow};
+use super::{inventory, validate, Caller};
+use crate::db::commissioning::{self as dbc, ScriptRow};
 use crate::db::machines::{self as dbm, InterfaceRow, StatusChange};
 use crate::db::{self, fmt_time, random_id, DbConn};
 use crate::error::{Error, Result};
 
-/// Prefix of boot tokens (so a leaked one is recognisable).
-pub const BOOT_TOKEN_PREFIX: &str = "boot_";
 /// Largest script output kept (the rest is cut, with a note).
 pub const MAX_OUTPUT: usize = 4 << 20;
 /// Default and largest operator script timeout.
@@ -202,7 +200,7 @@ pub fn create_script(
     w: &api::ScriptWrite,
     now: i64,
 ) -> Result<api::Script> {
-    machines::require_admin(caller, "add commissioning scripts")?;
+    super::access::require_admin(caller, "add commissioning scripts")?;
     let name = script_name(
         "name",
         w.name
@@ -240,7 +238,7 @@ pub fn update_script(
     w: &api::ScriptWrite,
     now: i64,
 ) -> Result<api::Script> {
-    machines::require_admin(caller, "change commissioning scripts")?;
+    super::access::require_admin(caller, "change commissioning scripts")?;
     let name = script_name("name", name)?;
     if let Some(n) = &w.name {
         if n.trim() != name {
@@ -269,7 +267,7 @@ pub fn update_script(
 }
 
 pub fn delete_script(conn: &mut DbConn, caller: &Caller, name: &str, now: i64) -> Result<()> {
-    machines::require_admin(caller, "delete commissioning scripts")?;
+    super::access::require_admin(caller, "delete commissioning scripts")?;
     if BUILTIN.iter().any(|b| b.0 == name) {
         return Err(Error::validation(
             "name",
@@ -292,211 +290,7 @@ fn event(
     event_type: &str,
     description: &str,
 ) -> Result<()> {
-    machines::event(conn, now, system_id, level, event_type, description, None)
-}
-
-/// A rack asks what the machine with `mac` boots. Unknown MACs are enlisted (New, and
-/// Commissioning right away if `cfg.enlist_commission`); machines that boot the ephemeral
-/// environment get a new boot credential, which replaces their last one.
-/// One transaction: a machine is never left enlisted but not commissioning, nor without its token.
-pub fn rack_boot(
-    conn: &mut DbConn,
-    sb: &SecretBox,
-    req: &api::RackBootRequest,
-    rack_name: &str,
-    cfg: &Lifecycle,
-    now: i64,
-) -> Result<api::RackBootAnswer> {
-    let mac = validate::mac("mac", &req.mac)?;
-    let architecture = validate::architecture(
-        "architecture",
-        req.architecture.as_deref().unwrap_or("amd64/generic"),
-    )?;
-    conn.transaction::<_, Error, _>(|c| {
-        rack_boot_in(c, sb, &mac, &architecture, rack_name, cfg, now)
-    })
-}
-
-fn rack_boot_in(
-    conn: &mut DbConn,
-    sb: &SecretBox,
-    mac: &str,
-    architecture: &str,
-    rack_name: &str,
-    cfg: &Lifecycle,
-    now: i64,
-) -> Result<api::RackBootAnswer> {
-    let system = system_caller();
-    let mut enlisted = false;
-    let mut system_id = dbm::machine_with_mac(conn, mac)?;
-    if system_id.is_none() {
-        let create = api::MachineCreate {
-            architecture: Some(architecture.to_string()),
-            boot_mac: Some(mac.to_string()),
-            description: Some(format!(
-                "Enlisted after PXE booting from {mac} on rack {rack_name}."
-            )),
-            ..Default::default()
-        };
-        match machines::create(conn, sb, &system, &create, now) {
-            Ok(m) => {
-                enlisted = true;
-                let attached = db::events::attach_mac(conn, mac, &m.system_id)?;
-                event(
-                    conn,
-                    now,
-                    &m.system_id,
-                    api::EventLevel::Info,
-                    "enlisted",
-                    &format!(
-                        "Enlisted as {} after PXE booting from {mac} on rack {rack_name} ({attached} earlier boot events attached).",
-                        m.hostname
-                    ),
-                )?;
-                tracing::info!(machine.id = %m.system_id, "enlisted {mac} as {}", m.hostname);
-                if cfg.enlist_commission {
-                    machines::act(
-                        conn,
-                        &system,
-                        &m.system_id,
-                        MachineAction::Commission,
-                        Some("automatic after enlistment"),
-                        cfg,
-                        now,
-                    )?;
-                }
-                system_id = Some(m.system_id);
-            }
-            // Another rack (or request) enlisted the same MAC a moment ago: use that machine.
-            Err(Error::Conflict { .. }) => system_id = dbm::machine_with_mac(conn, mac)?,
-            Err(e) => return Err(e),
-        }
-    }
-    let system_id =
-        system_id.ok_or_else(|| Error::Internal(format!("machine with MAC {mac} vanished")))?;
-    let row = dbm::get_row(conn, &system_id)?
-        .ok_or_else(|| Error::Internal(format!("machine {system_id} vanished")))?;
-    let status = row.status();
-    // A deployment whose installer finished boots its disk: no new credential (the installed
-    // system holds the deployment's), whatever the rack's snapshot said.
-    let deployment = if matches!(status, MachineStatus::Deploying | MachineStatus::Deployed) {
-        crate::db::deploy::latest(conn, &system_id)?
-            .filter(|d| matches!(d.state.as_str(), "running" | "installed" | "deployed"))
-    } else {
-        None
-    };
-    let local_boot = deployment
-        .as_ref()
-        .is_some_and(|d| d.state == "installed" && d.target == "disk");
-    // Root on iSCSI: the rack serving the volume boots it; its credential was minted with the
-    // deployment (and written into the volume), so none is minted here.
-    let iscsi = deployment.as_ref().is_some_and(|d| d.target == "iscsi");
-    // A memory deployment boots the OS image over the network every time, with a new credential.
-    let memory_root = match &deployment {
-        Some(d) if d.target == "memory" => memory_root(conn, &d.resource_id)?,
-        _ => None,
-    };
-    let token = if iscsi {
-        None
-    } else if (boots_ephemeral(status) && !local_boot) || memory_root.is_some() {
-        // A deployment's credential lives as long as the deployment (the deployed system reads
-        // its seed with it); release or the next deployment deletes it.
-        let ttl_ms = if matches!(status, MachineStatus::Deploying | MachineStatus::Deployed) {
-            DEPLOYMENT_TOKEN_TTL_MS
-        } else {
-            i64::try_from(cfg.node_timeout_secs)
-                .unwrap_or(i64::MAX / 4_000)
-                .saturating_mul(2_000)
-                .max(3_600_000)
-        };
-        let token = mint_boot_token(conn, &system_id, status, ttl_ms, now)?;
-        Some(token)
-    } else {
-        None
-    };
-    Ok(api::RackBootAnswer {
-        system_id,
-        hostname: row.hostname,
-        status,
-        architecture: row.architecture,
-        enlisted,
-        token,
-        local_boot,
-        esp_uuid: deployment.and_then(|d| d.esp_uuid),
-        memory_root,
-        iscsi,
-    })
-}
-
-/// How long a deployment's credential lives: as long as the deployment (release or the next
-/// deployment deletes it).
-pub const DEPLOYMENT_TOKEN_TTL_MS: i64 = 100 * 365 * 86_400_000;
-
-/// A new boot credential for the machine, replacing its last one.
-pub fn mint_boot_token(
-    conn: &mut DbConn,
-    system_id: &str,
-    status: MachineStatus,
-    ttl_ms: i64,
-    now: i64,
-) -> Result<String> {
-    let token = auth::new_token().replacen(auth::TOKEN_PREFIX, BOOT_TOKEN_PREFIX, 1);
-    dbc::replace_boot_token(
-        conn,
-        &BootTokenRow {
-            token_hash: auth::token_hash(&token),
-            system_id: system_id.to_string(),
-            boot_id: random_id(8),
-            purpose: status.as_str().to_string(),
-            created_at: now,
-            expires_at: now.saturating_add(ttl_ms),
-        },
-    )?;
-    Ok(token)
-}
-
-/// The OS image's root filesystem as racks serve it (memory deployments boot it).
-fn memory_root(conn: &mut DbConn, resource_id: &str) -> Result<Option<api::SnapshotFile>> {
-    let Some(r) = db::boot::get_row(conn, resource_id)? else {
-        return Ok(None);
-    };
-    Ok(db::boot::files_of(conn, resource_id)?
-        .into_iter()
-        .find(|f| super::deploy::image_format(&f.filename) == Some("squashfs"))
-        .map(|f| api::SnapshotFile {
-            resource_id: r.id.clone(),
-            os: r.os.clone(),
-            release: r.release.clone(),
-            arch: r.arch.clone(),
-            kind: r.kind.clone(),
-            filename: f.filename,
-            sha256: f.sha256,
-            size: f.size,
-        }))
-}
-
-/// The machine and boot a metadata request comes from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MachineBoot {
-    pub system_id: String,
-    pub boot_id: String,
-}
-
-/// Checks a boot token.
-pub fn authenticate(conn: &mut DbConn, token: &str, now: i64) -> Result<MachineBoot> {
-    let refused = || {
-        Error::Unauthorized(
-            "Unknown or expired boot token: metadata requests carry the kiln.token= of the machine's current boot.".into(),
-        )
-    };
-    if !token.starts_with(BOOT_TOKEN_PREFIX) {
-        return Err(refused());
-    }
-    let row = dbc::boot_token(conn, &auth::token_hash(token), now)?.ok_or_else(refused)?;
-    Ok(MachineBoot {
-        system_id: row.system_id,
-        boot_id: row.boot_id,
-    })
+    super::access::event(conn, now, system_id, level, event_type, description, None)
 }
 
 /// Statuses in which a machine's commissioning reports are taken.
@@ -863,7 +657,7 @@ pub fn results(
     boot_id: Option<&str>,
     with_output: bool,
 ) -> Result<Vec<api::ScriptResult>> {
-    machines::visible_row(conn, caller, system_id)?;
+    super::access::visible_row(conn, caller, system_id)?;
     let boot = match boot_id {
         Some(b) => Some(b.to_string()),
         None => dbc::latest_boot_with_results(conn, system_id)?,

@@ -217,7 +217,7 @@ pub fn deploy(
     cfg: &Lifecycle,
     now: i64,
 ) -> Result<api::Machine> {
-    let row = machines::visible_row(conn, caller, system_id)?;
+    let row = super::access::visible_row(conn, caller, system_id)?;
     machines::precheck(conn, caller, &row, MachineAction::Deploy)?;
     let target = req.target.unwrap_or_default();
     if req.volume_size_gib.is_some() && target != api::DeployTarget::Iscsi {
@@ -340,11 +340,11 @@ pub fn deploy(
             (Some(plan), _) => {
                 // The deployed system reads its seed with this credential, which the rack
                 // writes into the volume; the machine is powered on once the volume is served.
-                let token = super::commissioning::mint_boot_token(
+                let token = super::boot::mint_boot_token(
                     c,
                     system_id,
                     MachineStatus::Deploying,
-                    super::commissioning::DEPLOYMENT_TOKEN_TTL_MS,
+                    super::boot::DEPLOYMENT_TOKEN_TTL_MS,
                     now,
                 )?;
                 let v = volumes::create(
@@ -371,7 +371,7 @@ pub fn deploy(
             }
             _ => "memory".to_string(),
         };
-        machines::event(
+        super::access::event(
             c,
             now,
             system_id,
@@ -489,7 +489,7 @@ pub fn release(
                     created_at: now,
                 },
             )?;
-            machines::event(
+            super::access::event(
                 c,
                 now,
                 system_id,

@@ -96,7 +96,7 @@ both!(
         assert_eq!(a["enlisted"], true);
         assert_eq!(a["status"], "commissioning");
         let id = a["system_id"].as_str().unwrap().to_string();
-        let token = a["token"].as_str().unwrap().to_string();
+        let token = app.claim(&rack, "52-54-00-C0-00-01", &a).await;
         assert!(token.starts_with("boot_"));
         // Asking again: the same machine, not enlisted again; a new token replaces the old one.
         let (_, a2) = app
@@ -117,7 +117,34 @@ both!(
             StatusCode::UNAUTHORIZED,
             "the previous boot's token is dead"
         );
-        let token = a2["token"].as_str().unwrap().to_string();
+        // The new boot voided the last one's claim code too; the new code is good once.
+        for (answer, used) in [(&a, "the last boot's"), (&a2, "")] {
+            if used.is_empty() {
+                app.claim(&rack, "52:54:00:c0:00:01", answer).await;
+            }
+            let (s, v) = app
+                .call(
+                    Method::POST,
+                    "/api/v1/rack/claim",
+                    Some(&rack),
+                    Some(json!({"mac": "52:54:00:c0:00:01", "claim": answer["claim"]})),
+                )
+                .await;
+            assert_eq!(s, StatusCode::FORBIDDEN, "{used} code: {v}");
+        }
+        assert!(
+            a2["token"].is_null(),
+            "the credential itself in the answer: {a2}"
+        );
+        let (_, a2) = app
+            .call(
+                Method::POST,
+                "/api/v1/rack/boot",
+                Some(&rack),
+                Some(json!({"mac": "52:54:00:c0:00:01"})),
+            )
+            .await;
+        let token = app.claim(&rack, "52:54:00:c0:00:01", &a2).await;
         let (s, me) = app
             .call(Method::GET, "/api/v1/metadata/meta", Some(&token), None)
             .await;
@@ -260,7 +287,7 @@ both!(
                 Some(json!({"mac": "52:54:00:c0:00:01"})),
             )
             .await;
-        let token = a3["token"].as_str().unwrap().to_string();
+        let token = app.claim(&rack, "52:54:00:c0:00:01", &a3).await;
         run_scripts(&app, &token, 0).await;
         let (s, out) = app
             .call(Method::POST, "/api/v1/metadata/done", Some(&token), None)
@@ -294,7 +321,7 @@ both!(
             )
             .await;
         assert_eq!(a4["status"], "ready");
-        assert!(a4["token"].is_null());
+        assert!(a4["claim"].is_null() && a4["token"].is_null());
 
         // Machine reports: validated, filed under the token's machine.
         let (s, v) = app
@@ -330,7 +357,7 @@ both!(
             "the architecture DHCP saw"
         );
         // New machines boot the ephemeral environment too (the inventory is recorded, status kept).
-        let token = a["token"].as_str().unwrap().to_string();
+        let token = app.claim(&rack, "52:54:00:c0:01:01", &a).await;
         run_scripts(&app, &token, 0).await;
         let (_, out) = app
             .call(Method::POST, "/api/v1/metadata/done", Some(&token), None)

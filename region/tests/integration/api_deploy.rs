@@ -302,7 +302,7 @@ both!(
             )
             .await;
         let cid = a["system_id"].as_str().unwrap().to_string();
-        let token = a["token"].as_str().unwrap().to_string();
+        let token = app.claim(&rack, "52:54:00:c0:00:01", &a).await;
         run_scripts(&app, &token, 0).await;
         let (s, v) = app
             .call(Method::POST, "/api/v1/metadata/done", Some(&token), None)
@@ -367,7 +367,7 @@ both!(
             )
             .await;
         let id = a["system_id"].as_str().unwrap().to_string();
-        let token = a["token"].as_str().unwrap().to_string();
+        let token = app.claim(&rack, "52:54:00:c0:00:01", &a).await;
         run_scripts(&app, &token, 0).await;
         app.call(Method::POST, "/api/v1/metadata/done", Some(&token), None)
             .await;
@@ -409,7 +409,7 @@ both!(
                 Some(json!({"mac": "52:54:00:c0:00:01"})),
             )
             .await;
-        let dtoken = a["token"].as_str().unwrap().to_string();
+        let dtoken = app.claim(&rack, "52:54:00:c0:00:01", &a).await;
         assert_eq!(a["local_boot"], false);
         let (s, meta) = app
             .call(Method::GET, "/api/v1/metadata/meta", Some(&dtoken), None)
@@ -458,7 +458,7 @@ both!(
             )
             .await;
         assert_eq!(a["local_boot"], true, "{a}");
-        assert!(a["token"].is_null(), "{a}");
+        assert!(a["claim"].is_null() && a["token"].is_null(), "{a}");
 
         // The seed, through a rack (it says where the machine reaches it).
         let seed = |file: &'static str| {
@@ -560,7 +560,7 @@ both!(
                 Some(json!({"mac": "52:54:00:c0:00:01"})),
             )
             .await;
-        let etoken = a["token"].as_str().unwrap().to_string();
+        let etoken = app.claim(&rack, "52:54:00:c0:00:01", &a).await;
         let (_, meta) = app
             .call(Method::GET, "/api/v1/metadata/meta", Some(&etoken), None)
             .await;
@@ -600,7 +600,7 @@ both!(
                 Some(json!({"mac": "52:54:00:c0:00:01"})),
             )
             .await;
-        let ftoken = a["token"].as_str().unwrap().to_string();
+        let ftoken = app.claim(&rack, "52:54:00:c0:00:01", &a).await;
         let (s, _) = app
             .call(
                 Method::POST,

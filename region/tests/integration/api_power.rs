@@ -157,7 +157,7 @@ both!(
             .await;
         let (bid, tok) = (
             a["system_id"].as_str().unwrap().to_string(),
-            a["token"].as_str().unwrap().to_string(),
+            app.claim(&rack, "52:54:00:d0:00:01", &a).await,
         );
         let (s, v) = app
             .call(

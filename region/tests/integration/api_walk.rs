@@ -87,7 +87,7 @@ async fn every_operation_refuses_the_wrong_caller() {
         )
         .await;
     assert_eq!(s, StatusCode::OK, "{boot}");
-    let boot = boot["token"].as_str().unwrap().to_string();
+    let boot = app.claim(&rack, "52:54:00:00:00:98", &boot).await;
     let admin = app.admin_token.clone();
     let (s, read) = app
         .call(

@@ -48,6 +48,28 @@ both!(boot_services_from_a_synced_cache, |b: Backend| async move {
 
     let secret = app.rack_secret().await;
     let rack_dir = tempfile::tempdir().unwrap();
+    // Leases this rack gave (its journal, replayed at start): 127.0.0.3 is the machine that will
+    // be enlisted, 127.0.0.2 is boot1. 127.0.0.1 (the test, the rack's host) holds none.
+    let lease = |ip: &str, mac: [u8; 6]| {
+        serde_json::to_string(&rack_proto::leases::LeaseChange::Set(
+            rack_proto::leases::Lease {
+                ip: ip.parse().unwrap(),
+                mac,
+                state: rack_proto::leases::LeaseState::Bound,
+                expires: 4_000_000_000,
+            },
+        ))
+        .unwrap()
+    };
+    std::fs::write(
+        rack_dir.path().join("leases.jsonl"),
+        format!(
+            "{}\n{}\n",
+            lease("127.0.0.3", [0x52, 0x54, 0, 0xb0, 0, 0x99]),
+            lease("127.0.0.2", [0x52, 0x54, 0, 0xb0, 0, 0x01])
+        ),
+    )
+    .unwrap();
     let mut cfg = rack::RackConfig::new(&app.base, &secret, rack_dir.path().to_path_buf());
     cfg.name = "rack-boot".into();
     cfg.dhcp_enabled = false;
@@ -129,7 +151,7 @@ both!(boot_services_from_a_synced_cache, |b: Backend| async move {
         .unwrap();
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
     // An unknown machine is enlisted by the region (and commissioned): it boots the ephemeral
-    // environment with this boot's credential.
+    // environment with a one-time claim code for this boot's credential, never the credential.
     let script = http
         .get(format!("{base}/boot/ipxe?mac=52:54:00:b0:00:99"))
         .send()
@@ -139,13 +161,78 @@ both!(boot_services_from_a_synced_cache, |b: Backend| async move {
         .await
         .unwrap();
     assert!(
-        script.contains("is Commissioning") && script.contains("kiln.token=boot_"),
+        script.contains("is Commissioning") && script.contains("kiln.claim=claim_"),
         "{script}"
+    );
+    assert!(
+        !script.contains("kiln.token") && !script.contains("boot_"),
+        "the credential itself is on the kernel command line: {script}"
     );
     let (_, page) = app
         .admin(Method::GET, "/api/v1/machines?mac=52:54:00:b0:00:99", None)
         .await;
     assert_eq!(page["items"][0]["status"], "commissioning", "{page}");
+    let enlisted = page["items"][0]["system_id"].as_str().unwrap().to_string();
+    let code = script
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("kiln.claim="))
+        .unwrap()
+        .to_string();
+    let from = |ip: &str| {
+        reqwest::Client::builder()
+            .local_address(ip.parse::<std::net::IpAddr>().unwrap())
+            .build()
+            .unwrap()
+    };
+    let claim = |client: reqwest::Client, code: String| {
+        let url = format!("{base}/boot/claim");
+        async move {
+            let r = client.post(url).body(code).send().await.unwrap();
+            (r.status(), r.text().await.unwrap())
+        }
+    };
+    // Not from an address this rack leased (the rack's own host included): refused.
+    let (st, text) = claim(from("127.0.0.1"), code.clone()).await;
+    assert_eq!(st, StatusCode::FORBIDDEN, "{text}");
+    assert!(text.contains("lease"), "{text}");
+    // From another machine's lease: refused, and the code stays good for its machine.
+    let (st, text) = claim(from("127.0.0.2"), code.clone()).await;
+    assert_eq!(st, StatusCode::FORBIDDEN, "{text}");
+    assert!(text.contains("not for 52:54:00:b0:00:01"), "{text}");
+    // The machine itself, once: its credential, which the metadata API takes.
+    let (st, token) = claim(from("127.0.0.3"), code.clone()).await;
+    assert_eq!(st, StatusCode::OK, "{token}");
+    assert!(token.starts_with("boot_"), "{token}");
+    let meta = from("127.0.0.3")
+        .get(format!("{base}/metadata/v1/meta"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(meta.status(), StatusCode::OK);
+    // Twice: refused (a code read off a console is worth nothing once the machine used it).
+    let (st, text) = claim(from("127.0.0.3"), code.clone()).await;
+    assert_eq!(st, StatusCode::FORBIDDEN, "{text}");
+    assert!(text.contains("good once"), "{text}");
+    let (_, evs) = app
+        .admin(
+            Method::GET,
+            &format!("/api/v1/machines/{enlisted}/events"),
+            None,
+        )
+        .await;
+    let types: Vec<&str> = evs
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["event_type"].as_str())
+        .collect();
+    assert!(types.contains(&"boot_claimed"), "{evs}");
+    assert_eq!(
+        types.iter().filter(|t| **t == "boot_claim_refused").count(),
+        2,
+        "{evs}"
+    );
     // The metadata proxy forwards metadata paths only: no climbing out to the rest of the API,
     // even with an admin's token.
     for path in [

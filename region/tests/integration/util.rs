@@ -154,6 +154,21 @@ impl TestApp {
     }
 
     /// Sends a request with a token (None: anonymous) and a JSON body; returns status and JSON.
+    /// What a machine's initramfs does with the claim code of a `/api/v1/rack/boot` answer (its
+    /// rack checked the lease): trades it for this boot's credential.
+    pub async fn claim(&self, rack: &str, mac: &str, answer: &Value) -> String {
+        let (s, v) = self
+            .call(
+                Method::POST,
+                "/api/v1/rack/claim",
+                Some(rack),
+                Some(serde_json::json!({"mac": mac, "claim": answer["claim"]})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "claim of {answer}: {v}");
+        v["token"].as_str().unwrap().to_string()
+    }
+
     pub async fn call(
         &self,
         method: Method,

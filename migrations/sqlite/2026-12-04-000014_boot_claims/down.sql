@@ -1,0 +1,1 @@
+DROP TABLE boot_claims;
