@@ -19,7 +19,9 @@ PKGS=(build-essential pkg-config libsqlite3-dev libpq-dev postgresql ca-certific
   # the rack's DNS: dig as the client, dnsmasq (the binary only) as the test's upstream resolver
   bind9-dnsutils dnsmasq-base
   # the rack's package proxy: tinyproxy as the parent proxy its test chains to; openssl's TLS server
-  tinyproxy-bin openssl)
+  tinyproxy-bin openssl
+  # two regions on one PostgreSQL whose clocks disagree: libfaketime sets one region an hour back
+  faketime)
 # QEMU for the boot tests: qemu-system-x86 replaces a newer (backported) qemu-utils when one is
 # installed; installing qemu-utils right after brings back a qemu-img that matches.
 QEMU=(qemu-system-x86 ipxe-qemu ovmf)

@@ -7,7 +7,9 @@ use crate::error::{Error, Result};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RackConfig {
-    /// The region's URL (`http://region:5240`).
+    /// The region's URL (`http://region:5240`), or several regions on one database, comma
+    /// separated in the order of preference (`https://r1:5240,https://r2:5240`): the rack moves
+    /// to the next when the one in use cannot be reached.
     pub region_url: String,
     /// The rack secret (`kiln admin rack-secret` on the region).
     pub secret: String,
@@ -58,7 +60,11 @@ pub struct IscsiConfig {
 impl RackConfig {
     pub fn new(region_url: &str, secret: &str, data_dir: PathBuf) -> RackConfig {
         RackConfig {
-            region_url: region_url.trim_end_matches('/').to_string(),
+            region_url: region_url
+                .split(',')
+                .map(|u| u.trim().trim_end_matches('/'))
+                .collect::<Vec<_>>()
+                .join(","),
             secret: secret.trim().to_string(),
             region_ca: None,
             enrolment_token: None,
@@ -78,12 +84,26 @@ impl RackConfig {
         }
     }
 
+    /// The regions' URLs, in the order of preference.
+    pub fn region_urls(&self) -> Vec<String> {
+        self.region_url
+            .split(',')
+            .map(|u| u.trim().trim_end_matches('/').to_string())
+            .filter(|u| !u.is_empty())
+            .collect()
+    }
+
     pub fn validate(&self) -> Result<()> {
-        if !(self.region_url.starts_with("http://") || self.region_url.starts_with("https://")) {
-            return Err(Error::Config(format!(
-                "region URL must start with http:// or https:// (got {})",
-                self.region_url
-            )));
+        let urls = self.region_urls();
+        if urls.is_empty() {
+            return Err(Error::Config("no region URL (--region-url)".into()));
+        }
+        for u in &urls {
+            if !(u.starts_with("http://") || u.starts_with("https://")) {
+                return Err(Error::Config(format!(
+                    "region URL must start with http:// or https:// (got {u})"
+                )));
+            }
         }
         match &self.enrolment_token {
             Some(t) => {
@@ -110,4 +130,22 @@ pub fn hostname() -> String {
         .ok()
         .filter(|s| !s.is_empty())
         .unwrap_or_else(|| "rack".to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn several_region_urls_in_order() {
+        let c = RackConfig::new(
+            " https://r1:5240/, https://r2:5240 ",
+            "s",
+            PathBuf::from("/tmp"),
+        );
+        assert_eq!(c.region_urls(), vec!["https://r1:5240", "https://r2:5240"]);
+        assert!(c.validate().is_ok());
+        let c = RackConfig::new("https://r1:5240,r2:5240", "s", PathBuf::from("/tmp"));
+        assert!(c.validate().unwrap_err().to_string().contains("r2:5240"));
+    }
 }

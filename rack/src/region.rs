@@ -28,7 +28,11 @@ struct Credentials {
 
 #[derive(Clone)]
 pub struct RegionClient {
-    base: String,
+    /// The regions' URLs, in the order of preference (`--region-url A,B`): one database behind
+    /// them all, so any of them will do.
+    bases: Arc<Vec<String>>,
+    /// The one in use: the next when it cannot be reached (see [`RegionClient::send`]).
+    current: Arc<std::sync::atomic::AtomicUsize>,
     http: reqwest::Client,
     creds_path: PathBuf,
     creds: Arc<Mutex<Option<Credentials>>>,
@@ -68,8 +72,7 @@ impl RegionClient {
             .as_deref()
             .and_then(|t| api::EnrolmentToken::parse(t).ok())
             .and_then(|t| t.ca_sha256);
-        if let (None, Some(hex), true) =
-            (&cfg.region_ca, pin, cfg.region_url.starts_with("https://"))
+        if let (None, Some(hex), true) = (&cfg.region_ca, pin, cfg.region_url.contains("https://"))
         {
             http = http.use_preconfigured_tls(crate::pin::PinnedCa::new(&hex)?.client_config()?);
         }
@@ -83,7 +86,8 @@ impl RegionClient {
             http = http.tls_built_in_root_certs(false).add_root_certificate(ca);
         }
         Ok(RegionClient {
-            base: cfg.region_url.clone(),
+            bases: Arc::new(cfg.region_urls()),
+            current: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
             http: http.build()?,
             creds_path,
             creds: Arc::new(Mutex::new(creds)),
@@ -95,6 +99,40 @@ impl RegionClient {
             heartbeat_now: Arc::new(tokio::sync::Notify::new()),
             images_dir: cfg.data_dir.join("images"),
         })
+    }
+
+    /// The URL of the region in use.
+    pub fn base(&self) -> &str {
+        let i = self.current.load(std::sync::atomic::Ordering::Relaxed);
+        &self.bases[i % self.bases.len()]
+    }
+
+    /// Sends a request to the region in use; when that region cannot be reached (no connection, a
+    /// timeout, or 503) the next one in the list is used from then on (the caller's retry goes
+    /// there). Racing loops that saw the same region fail move on once, not once each.
+    async fn send(&self, rb: reqwest::RequestBuilder) -> Result<reqwest::Response> {
+        use std::sync::atomic::Ordering;
+        let used = self.current.load(Ordering::Relaxed);
+        let out = rb.send().await;
+        let down = match &out {
+            Err(e) => e.is_connect() || e.is_timeout() || e.is_request(),
+            Ok(r) => r.status() == reqwest::StatusCode::SERVICE_UNAVAILABLE,
+        };
+        if down && self.bases.len() > 1 {
+            let next = (used + 1) % self.bases.len();
+            if self
+                .current
+                .compare_exchange(used, next, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+            {
+                tracing::warn!(
+                    "region {} cannot be reached; using {} from now on",
+                    self.bases[used % self.bases.len()],
+                    self.bases[next]
+                );
+            }
+        }
+        Ok(out?)
     }
 
     fn token(&self) -> Option<String> {
@@ -115,10 +153,9 @@ impl RegionClient {
         };
         let resp = self
             .http
-            .post(format!("{}/api/v1/rack/register", self.base))
-            .json(&body)
-            .send()
-            .await?;
+            .post(format!("{}/api/v1/rack/register", self.base()))
+            .json(&body);
+        let resp = self.send(resp).await?;
         if !resp.status().is_success() {
             let status = resp.status();
             let text = resp.text().await.unwrap_or_default();
@@ -156,7 +193,7 @@ impl RegionClient {
                     .ok_or_else(|| Error::Region("no token after registering".into()))?
             }
         };
-        let resp = rb.bearer_auth(&token).send().await?;
+        let resp = self.send(rb.bearer_auth(&token)).await?;
         if resp.status() == reqwest::StatusCode::UNAUTHORIZED {
             // Our token was replaced or the rack removed: register again (unless another loop
             // already did), and let the caller retry with the new token.
@@ -175,7 +212,7 @@ impl RegionClient {
         etag: Option<&str>,
         wait: u64,
     ) -> Result<Option<api::RackSnapshot>> {
-        let mut url = format!("{}/api/v1/rack/snapshot?wait={wait}", self.base);
+        let mut url = format!("{}/api/v1/rack/snapshot?wait={wait}", self.base());
         if let Some(e) = etag {
             url.push_str("&etag=");
             url.push_str(e);
@@ -195,7 +232,10 @@ impl RegionClient {
 
     /// Power jobs for this rack, waiting up to `wait` seconds for one; at most `max`.
     pub async fn power_jobs(&self, wait: u64, max: usize) -> Result<Vec<api::RackPowerJob>> {
-        let url = format!("{}/api/v1/rack/power-jobs?wait={wait}&max={max}", self.base);
+        let url = format!(
+            "{}/api/v1/rack/power-jobs?wait={wait}&max={max}",
+            self.base()
+        );
         let resp = self
             .authed(self.http.get(url).timeout(Duration::from_secs(wait + 20)))
             .await?;
@@ -214,7 +254,7 @@ impl RegionClient {
         let resp = self
             .authed(
                 self.http
-                    .post(format!("{}/api/v1/rack/power-jobs/{job}", self.base))
+                    .post(format!("{}/api/v1/rack/power-jobs/{job}", self.base()))
                     .json(r),
             )
             .await?;
@@ -227,7 +267,7 @@ impl RegionClient {
 
     /// Pod jobs (discover, compose, decompose) for this rack, waiting up to `wait` seconds.
     pub async fn pod_jobs(&self, wait: u64, max: usize) -> Result<Vec<api::RackPodJob>> {
-        let url = format!("{}/api/v1/rack/pod-jobs?wait={wait}&max={max}", self.base);
+        let url = format!("{}/api/v1/rack/pod-jobs?wait={wait}&max={max}", self.base());
         let resp = self
             .authed(self.http.get(url).timeout(Duration::from_secs(wait + 20)))
             .await?;
@@ -246,7 +286,7 @@ impl RegionClient {
         let resp = self
             .authed(
                 self.http
-                    .post(format!("{}/api/v1/rack/pod-jobs/{job}", self.base))
+                    .post(format!("{}/api/v1/rack/pod-jobs/{job}", self.base()))
                     .json(r),
             )
             .await?;
@@ -280,7 +320,7 @@ impl RegionClient {
         let resp = self
             .authed(
                 self.http
-                    .post(format!("{}/api/v1/rack/heartbeat", self.base))
+                    .post(format!("{}/api/v1/rack/heartbeat", self.base()))
                     .json(&body),
             )
             .await?;
@@ -294,7 +334,10 @@ impl RegionClient {
     /// The volumes this rack is to serve or remove.
     pub async fn volumes(&self) -> Result<api::RackVolumes> {
         let resp = self
-            .authed(self.http.get(format!("{}/api/v1/rack/volumes", self.base)))
+            .authed(
+                self.http
+                    .get(format!("{}/api/v1/rack/volumes", self.base())),
+            )
             .await?;
         if resp.status().is_success() {
             Ok(resp.json().await?)
@@ -308,7 +351,7 @@ impl RegionClient {
         let resp = self
             .authed(
                 self.http
-                    .post(format!("{}/api/v1/rack/volumes/{id}", self.base))
+                    .post(format!("{}/api/v1/rack/volumes/{id}", self.base()))
                     .json(r),
             )
             .await?;
@@ -327,7 +370,7 @@ impl RegionClient {
     pub async fn file(&self, sha256: &str, offset: u64) -> Result<reqwest::Response> {
         let mut rb = self
             .http
-            .get(format!("{}/api/v1/rack/files/{sha256}", self.base))
+            .get(format!("{}/api/v1/rack/files/{sha256}", self.base()))
             .timeout(Duration::from_secs(3600));
         if offset > 0 {
             rb = rb.header(reqwest::header::RANGE, format!("bytes={offset}-"));
@@ -345,7 +388,7 @@ impl RegionClient {
         let resp = self
             .authed(
                 self.http
-                    .post(format!("{}/api/v1/rack/boot", self.base))
+                    .post(format!("{}/api/v1/rack/boot", self.base()))
                     .timeout(Duration::from_secs(10))
                     .json(&body),
             )
@@ -358,6 +401,38 @@ impl RegionClient {
                 resp.status(),
                 resp.text().await.unwrap_or_default()
             )))
+        }
+    }
+
+    /// Trades a machine's claim code for its boot credential. `Ok(Err((status, words)))`: the
+    /// region refused (a used, unknown or foreign code), to be passed on to the machine.
+    pub async fn claim(
+        &self,
+        mac: &str,
+        code: &str,
+    ) -> Result<std::result::Result<api::RackClaimAnswer, (u16, String)>> {
+        let body = api::RackClaimRequest {
+            mac: mac.to_string(),
+            claim: code.to_string(),
+        };
+        let resp = self
+            .authed(
+                self.http
+                    .post(format!("{}/api/v1/rack/claim", self.base()))
+                    .timeout(Duration::from_secs(10))
+                    .json(&body),
+            )
+            .await?;
+        let status = resp.status();
+        if status.is_success() {
+            Ok(Ok(resp.json().await?))
+        } else if status.is_client_error() {
+            Ok(Err((
+                status.as_u16(),
+                resp.text().await.unwrap_or_default(),
+            )))
+        } else {
+            Err(Error::Region(format!("claim for {mac}: {status}")))
         }
     }
 
@@ -380,7 +455,7 @@ impl RegionClient {
             .http
             .request(
                 method,
-                format!("{}/api/v1/metadata/{path_and_query}", self.base),
+                format!("{}/api/v1/metadata/{path_and_query}", self.base()),
             )
             .timeout(Duration::from_secs(120))
             .body(body);
@@ -395,14 +470,14 @@ impl RegionClient {
         if let Some(p) = proxy_url {
             rb = rb.header("x-kiln-rack-proxy", p);
         }
-        Ok(rb.send().await?)
+        self.send(rb).await
     }
 
     pub async fn send_events(&self, evs: &[api::RackEvent]) -> Result<()> {
         let resp = self
             .authed(
                 self.http
-                    .post(format!("{}/api/v1/rack/events", self.base))
+                    .post(format!("{}/api/v1/rack/events", self.base()))
                     .json(evs),
             )
             .await?;

@@ -216,7 +216,8 @@ fn parse_portal(s: &str) -> Result<rack_proto::iscsi::Portal, String> {
 /// Flags of `kiln rack`.
 #[derive(Debug, Clone, Args)]
 pub struct RackArgs {
-    /// The region's URL, e.g. http://region:5240.
+    /// The region's URL, e.g. https://region:5240; several regions on one database comma
+    /// separated, in the order of preference (the rack moves to the next when one is away).
     #[arg(long, env = "KILN_REGION_URL")]
     pub region_url: String,
     /// Deprecated (use --token-file): file holding the shared rack secret.

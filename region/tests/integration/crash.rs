@@ -11,7 +11,7 @@ use crate::util::{Backend, TestDb};
 
 const KILN: &str = env!("CARGO_BIN_EXE_kiln");
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -19,7 +19,7 @@ fn free_port() -> u16 {
         .port()
 }
 
-fn db_args(db: &TestDb) -> Vec<String> {
+pub(crate) fn db_args(db: &TestDb) -> Vec<String> {
     let mut a = vec![
         "--data-dir".to_string(),
         db.data_dir().to_string_lossy().into_owned(),
@@ -32,7 +32,7 @@ fn db_args(db: &TestDb) -> Vec<String> {
 }
 
 /// A region process, killed (by PID) when dropped.
-struct Proc(Child);
+pub(crate) struct Proc(pub(crate) Child);
 
 impl Drop for Proc {
     fn drop(&mut self) {
@@ -77,7 +77,7 @@ async fn start_region(db: &TestDb, port: u16) -> Proc {
     );
 }
 
-fn admin_token(db: &TestDb) -> String {
+pub(crate) fn admin_token(db: &TestDb) -> String {
     let mut c = Command::new(KILN)
         .args([
             "admin",

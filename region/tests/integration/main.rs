@@ -27,6 +27,7 @@ mod e2e_deploy;
 mod e2e_iscsi;
 mod e2e_pods;
 mod e2e_ui;
+mod multi_region;
 mod netns;
 mod rack_boot;
 mod rack_dhcp;
