@@ -6,8 +6,8 @@ use serde::Deserialize;
 use utoipa::IntoParams;
 
 use super::{AppState, Auth};
-use crate::db::{self, now_ms, random_id};
-use crate::domain::{images, validate};
+use crate::db::{self, now_ms};
+use crate::domain::images;
 use crate::error::{Error, Result};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -23,16 +23,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             "/boot-resources/{id}/files/{filename}",
             web::get().to(download),
         );
-}
-
-fn admin_only(caller: &crate::domain::Caller) -> Result<()> {
-    if caller.is_admin {
-        Ok(())
-    } else {
-        Err(Error::Forbidden(
-            "Only administrators may change boot resources.".into(),
-        ))
-    }
 }
 
 /// All boot resources with their files.
@@ -52,38 +42,10 @@ pub async fn create(
     Auth(caller): Auth,
     body: web::Json<api::BootResourceCreate>,
 ) -> Result<HttpResponse> {
-    admin_only(&caller)?;
     let b = body.into_inner();
-    let os = validate::name("os", &b.os)?;
-    let release = validate::name("release", &b.release)?;
-    let arch = validate::architecture("arch", &b.arch)?;
-    let kind = validate::name("kind", b.kind.as_deref().unwrap_or("ephemeral"))?;
     let r = state
         .pool
-        .run(move |c| {
-            if let Some(existing) = db::boot::find(c, &os, &release, &arch, &kind)? {
-                return Err(Error::conflict(
-                    "duplicate_boot_resource",
-                    None,
-                    format!(
-                        "{os}/{release} {arch} ({kind}) exists already as {}; upload files to it or delete it first.",
-                        existing.id
-                    ),
-                ));
-            }
-            let now = now_ms();
-            let row = db::boot::ResourceRow {
-                id: random_id(8),
-                os: os.clone(),
-                release: release.clone(),
-                arch: arch.clone(),
-                kind: kind.clone(),
-                created_at: now,
-            };
-            db::boot::insert(c, &row)?;
-            db::users::audit(c, now, &caller.username, "boot_resource.create", &row.id, &format!("{os}/{release} {arch} {kind}"))?;
-            db::boot::get(c, &row.id)?.ok_or_else(|| Error::Internal("resource vanished".into()))
-        })
+        .run(move |c| images::create(c, &caller, &b, now_ms()))
         .await?;
     Ok(HttpResponse::Created().json(r))
 }
@@ -149,30 +111,15 @@ pub async fn upload(
     q: web::Query<UploadQuery>,
     body: web::Payload,
 ) -> Result<HttpResponse> {
-    admin_only(&caller)?;
     let (id, filename) = path.into_inner();
-    let filename = validate::filename("filename", &filename)?;
-    let sha = validate::sha256("sha256", &q.sha256)?;
     let content_length = req
         .headers()
         .get(actix_web::http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    let size = q.size.or(content_length);
-    if let (Some(s), Some(cl)) = (q.size, content_length) {
-        if s != cl {
-            return Err(Error::validation(
-                "size",
-                format!("size says {s} bytes but Content-Length says {cl}."),
-            ));
-        }
-    }
     let max = state.cfg.api.max_upload_bytes;
-    if size.is_some_and(|s| s > max) {
-        return Err(Error::TooLarge(format!(
-            "The file is larger than the limit of {max} bytes (api.max_upload_bytes)."
-        )));
-    }
+    let (filename, sha, size) =
+        images::check_upload(&caller, &filename, &q.sha256, q.size, content_length, max)?;
     let rid = id.clone();
     if state
         .pool
@@ -185,42 +132,10 @@ pub async fn upload(
     // Pinned from before the file lands until its row is committed: no deletion removes it between.
     let pin = state.store.pin(&sha);
     let written = state.store.put(body, &sha, size, max).await?;
-    let size_i64 = i64::try_from(written).map_err(|_| Error::TooLarge("file too large".into()))?;
     let sha_kept = sha.clone();
     let r = state
         .pool
-        .run(move |c| {
-            use diesel::Connection;
-            c.transaction::<_, Error, _>(|c| {
-                // The resource may have been deleted while the bytes streamed in.
-                if db::boot::get_row(c, &id)?.is_none() {
-                    return Err(Error::not_found(format!("boot resource {id}")));
-                }
-                let now = now_ms();
-                let replaced = db::boot::put_file(
-                    c,
-                    &db::boot::FileRow {
-                        id: random_id(12),
-                        resource_id: id.clone(),
-                        filename: filename.clone(),
-                        sha256: sha.clone(),
-                        size: size_i64,
-                        created_at: now,
-                    },
-                )?;
-                db::users::audit(
-                    c,
-                    now,
-                    &caller.username,
-                    "boot_resource.upload",
-                    &id,
-                    &format!("{filename} sha256={sha}"),
-                )?;
-                let r = db::boot::get(c, &id)?
-                    .ok_or_else(|| Error::Internal("resource vanished".into()))?;
-                Ok((r, replaced))
-            })
-        })
+        .run(move |c| images::record_upload(c, &caller, &id, &filename, &sha, written, now_ms()))
         .await;
     drop(pin);
     match r {

@@ -7,7 +7,7 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 use diesel::Connection;
 use region_api_types as api;
 
-use super::machines::require_admin;
+use super::access::require_admin;
 use super::Caller;
 use crate::db::dns::{self as dbd, DomainRow, RecordRow};
 use crate::db::{fmt_time, random_id, DbConn};

@@ -6,12 +6,12 @@
 
 use region_api_types::{self as api, MachineAction, MachineStatus};
 
+use super::access::{event, not_found, require_admin, visible_row};
 use super::lifecycle::{self, Actor, DeadlineKind, Decision, MachineFacts, OwnerChange, Refusal};
 use super::power::{self, Purpose};
 use super::secrets::SecretBox;
 use super::{validate, Caller};
 use crate::config::Lifecycle;
-use crate::db::events::NewEvent;
 use crate::db::machines::{self as dbm, InterfaceRow, MachineChanges, MachineRow, StatusChange};
 use crate::db::{self, random_id, DbConn};
 use crate::error::{Error, Result};
@@ -20,41 +20,10 @@ use diesel::Connection;
 /// Tries of a compare-and-set before giving up with a conflict.
 const CAS_TRIES: usize = 5;
 
-fn not_found(system_id: &str) -> Error {
-    Error::not_found(format!("machine {system_id}"))
-}
-
-/// Loads a machine the caller may see (admins see all; users see free machines and their own).
-pub(super) fn visible_row(
-    conn: &mut DbConn,
-    caller: &Caller,
-    system_id: &str,
-) -> Result<MachineRow> {
-    let row = dbm::get_row(conn, system_id)?.ok_or_else(|| not_found(system_id))?;
-    if caller.is_admin
-        || row.owner_id.is_none()
-        || row.owner_id.as_deref() == Some(caller.user_id.as_str())
-    {
-        Ok(row)
-    } else {
-        Err(not_found(system_id))
-    }
-}
-
 /// A machine as the API shows it, if the caller may see it.
 pub fn get(conn: &mut DbConn, caller: &Caller, system_id: &str) -> Result<api::Machine> {
     visible_row(conn, caller, system_id)?;
     dbm::get(conn, system_id)?.ok_or_else(|| not_found(system_id))
-}
-
-pub fn require_admin(caller: &Caller, what: &str) -> Result<()> {
-    if caller.is_admin {
-        Ok(())
-    } else {
-        Err(Error::Forbidden(format!(
-            "Only administrators may {what}; ask one, or use an administrator's token."
-        )))
-    }
 }
 
 pub(super) fn clean_tags(tags: &[String]) -> Result<Vec<String>> {
@@ -96,30 +65,6 @@ fn ensure_hostname_free(conn: &mut DbConn, hostname: &str, except: Option<&str>)
         }
     }
     Ok(())
-}
-
-/// Records an event of one machine.
-pub(super) fn event(
-    conn: &mut DbConn,
-    now: i64,
-    system_id: &str,
-    level: api::EventLevel,
-    event_type: &str,
-    description: &str,
-    username: Option<&str>,
-) -> Result<()> {
-    db::events::insert(
-        conn,
-        &NewEvent {
-            system_id: Some(system_id),
-            created_at: now,
-            level: level.as_str(),
-            event_type,
-            description,
-            username,
-            mac: None,
-        },
-    )
 }
 
 /// Creates a machine in New (admins only).

@@ -1,9 +1,11 @@
 //! Domain logic: what the region decides, independent of HTTP. No actix types here; the database is
 //! reached only through `crate::db` query functions.
 
+pub mod access;
 pub mod actions;
 pub mod allocate;
 pub mod auth;
+pub mod boot;
 pub mod cloudinit;
 pub mod commissioning;
 pub mod deploy;

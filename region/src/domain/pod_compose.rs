@@ -7,7 +7,7 @@ use rack_proto::pods as proto;
 use region_api_types::{self as api, PodJobKind, VmSpec};
 use serde_json::{Map, Value};
 
-use super::machines::require_admin;
+use super::access::require_admin;
 use super::pods::{capacity, opt_name, password, queue, row};
 use super::secrets::SecretBox;
 use super::{validate, Caller};

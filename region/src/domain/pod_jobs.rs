@@ -6,8 +6,8 @@
 use diesel::Connection;
 use region_api_types::{self as api, PodJobKind, PodState, VmSpec};
 
+use super::access::event;
 use super::commissioning::system_caller;
-use super::machines::event;
 use super::secrets::SecretBox;
 use crate::config::Lifecycle;
 use crate::db::machines as dbm;

@@ -8,7 +8,8 @@ use rack_proto::pods::{self as proto, Reserved};
 use region_api_types::{self as api, PodJobKind, PodState, VmSpec};
 use serde_json::{Map, Value};
 
-use super::machines::{clean_tags, require_admin};
+use super::access::require_admin;
+use super::machines::clean_tags;
 use super::secrets::SecretBox;
 use super::{validate, Caller};
 use crate::db::machines as dbm;
@@ -565,7 +566,7 @@ pub fn finish_delete(
                 dbm::delete_if_version(c, &system_id, m.version)?;
                 super::volumes::retire(c, &system_id, false, now)?;
             }
-            super::machines::event(c, now, &system_id, api::EventLevel::Warning, "deleted",
+            super::access::event(c, now, &system_id, api::EventLevel::Warning, "deleted",
                 &format!("Machine {hostname} removed with pod {}; its VM is still on the host: {reason}.", p.name), Some(&caller.username))?;
             out.left_on_host.push(api::PodVmLeft { system_id, hostname, reason });
         }

@@ -9,7 +9,7 @@ use region_api_types::{
 };
 use serde_json::{Map, Value};
 
-use super::machines::{event, visible_row};
+use super::access::{event, visible_row};
 use super::secrets::{self, SecretBox};
 use super::Caller;
 use crate::db::machines::{self as dbm, StatusChange};
@@ -98,7 +98,7 @@ pub fn secrets_set(
     caller: &Caller,
     system_id: &str,
 ) -> Result<Vec<String>> {
-    super::machines::require_admin(caller, "see power settings")?;
+    super::access::require_admin(caller, "see power settings")?;
     let row = visible_row(conn, caller, system_id)?;
     let mut names: Vec<String> = sb
         .open(&row.system_id, &row.power_secrets)?

@@ -6,8 +6,8 @@
 use diesel::Connection;
 use region_api_types::{self as api, MachineStatus};
 
-use super::commissioning::{self, MachineBoot};
-use super::machines;
+use super::boot::MachineBoot;
+use super::commissioning;
 use super::secrets::SecretBox;
 use super::validate;
 use crate::db::commissioning as dbc;
@@ -92,7 +92,7 @@ pub fn installed(
             ));
         }
         dbd::touch_machine(c, &mb.system_id, now)?;
-        machines::event(
+        super::access::event(
             c,
             now,
             &mb.system_id,
@@ -177,7 +177,7 @@ pub(super) fn fail_to(
             ),
         ));
     }
-    machines::event(
+    super::access::event(
         c,
         now,
         &row.system_id,
@@ -186,7 +186,7 @@ pub(super) fn fail_to(
         text,
         None,
     )?;
-    machines::event(
+    super::access::event(
         c,
         now,
         &row.system_id,
@@ -242,7 +242,7 @@ pub fn deployed(conn: &mut DbConn, mb: &MachineBoot, now: i64) -> Result<()> {
                 "The machine changed meanwhile; try again.",
             ));
         }
-        machines::event(
+        super::access::event(
             c,
             now,
             &row.system_id,
@@ -255,7 +255,7 @@ pub fn deployed(conn: &mut DbConn, mb: &MachineBoot, now: i64) -> Result<()> {
             ),
             None,
         )?;
-        machines::event(
+        super::access::event(
             c,
             now,
             &row.system_id,
@@ -319,7 +319,7 @@ pub fn erase_done(
             ));
         }
         dbc::delete_boot_tokens(c, &mb.system_id)?;
-        machines::event(
+        super::access::event(
             c,
             now,
             &row.system_id,
@@ -328,7 +328,7 @@ pub fn erase_done(
             &format!("Disks erased: {}", r.step),
             None,
         )?;
-        machines::event(
+        super::access::event(
             c,
             now,
             &row.system_id,

@@ -10,7 +10,6 @@ use diesel::Connection;
 use rack_proto::iscsi;
 use region_api_types::{self as api, MachineStatus};
 
-use super::machines;
 use super::power::{self, Purpose};
 use super::secrets::SecretBox;
 use crate::db::deploy as dbd;
@@ -326,7 +325,7 @@ pub fn report(
             "removed" => {
                 let to = if v.keep_file { "kept" } else { "removed" };
                 if dbv::set_state(c, id, &["removing"], to, &message, now)? {
-                    machines::event(
+                    super::access::event(
                         c,
                         now,
                         &v.system_id,
@@ -356,7 +355,7 @@ pub fn report(
 
 /// The volume is served: the deployment's machine is powered on (through PXE) now, not before.
 fn ready(c: &mut DbConn, v: &VolumeRow, r: &api::RackVolumeReport, now: i64) -> Result<()> {
-    machines::event(
+    super::access::event(
         c,
         now,
         &v.system_id,
@@ -399,7 +398,7 @@ fn failed(c: &mut DbConn, v: &VolumeRow, message: &str, now: i64) -> Result<()> 
     let live = dbd::latest(c, &v.system_id)?
         .is_some_and(|d| d.id == v.deployment_id && matches!(d.state.as_str(), "running"));
     if !live {
-        return machines::event(
+        return super::access::event(
             c,
             now,
             &v.system_id,
@@ -437,7 +436,7 @@ fn failed(c: &mut DbConn, v: &VolumeRow, message: &str, now: i64) -> Result<()> 
 /// Asks the rack to remove the machine's volumes (release, abort): events say so.
 pub fn retire(c: &mut DbConn, system_id: &str, keep_file: bool, now: i64) -> Result<()> {
     for id in dbv::retire_of(c, system_id, keep_file, now)? {
-        machines::event(
+        super::access::event(
             c,
             now,
             system_id,
