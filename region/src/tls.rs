@@ -132,7 +132,7 @@ pub fn ensure_ca(data_dir: &Path) -> Result<(String, String)> {
     std::fs::create_dir_all(&dir)
         .map_err(|e| Error::Config(format!("cannot create {}: {e}", dir.display())))?;
     let key = KeyPair::generate().map_err(tls_err("making the CA key"))?;
-    let name = format!("Kiln region CA ({})", rack::config::hostname());
+    let name = format!("Kiln region CA ({})", host_name());
     let cert = ca_params(&name)
         .self_signed(&key)
         .map_err(tls_err("making the CA certificate"))?;
@@ -325,12 +325,7 @@ pub fn prepare(
         }
         Transport::Generated => {
             let (ca, ca_key) = ensure_ca(data_dir)?;
-            let names = server_names(
-                &rack::config::hostname(),
-                listen,
-                &interface_addresses(),
-                extra_names,
-            );
+            let names = server_names(&host_name(), listen, &interface_addresses(), extra_names);
             let (chain, key) = server_certificate(&ca, &ca_key, &names)?;
             let cfg = server_config(&chain, &key)?;
             Ok(Some((
@@ -344,6 +339,13 @@ pub fn prepare(
             )))
         }
     }
+}
+
+/// This host's name (`/proc/sys/kernel/hostname`), for the CA's name and the certificate's.
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| "localhost".into())
 }
 
 #[cfg(test)]

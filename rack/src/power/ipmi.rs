@@ -10,7 +10,7 @@ use ipmi_rs::app::auth::PrivilegeLevel;
 use ipmi_rs::connection::{IpmiConnection, LogicalUnit, Message, Request, RequestTargetAddress};
 use ipmi_rs::rmcp::{ActivationError, Rmcp, V2_0ActivationError};
 use rack_proto::power::ipmi as wire;
-use rack_proto::power::{ParamError, Params};
+use region_api_types::power_params::{ParamError, Params};
 use region_api_types::{BootDevice, PowerState};
 
 use super::{DriverError, DriverResult, PowerDriver, Switch};

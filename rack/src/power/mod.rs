@@ -54,8 +54,8 @@ pub trait PowerDriver: Send + Sync {
 
 /// The registry: a driver for `power_type` with `params` (secrets included).
 pub fn build(power_type: &str, params: &Map<String, Value>) -> DriverResult<Box<dyn PowerDriver>> {
-    let p = rack_proto::power::Params::new(power_type, params);
-    let bad = |e: rack_proto::power::ParamError| DriverError::Fatal(e.message);
+    let p = region_api_types::power_params::Params::new(power_type, params);
+    let bad = |e: region_api_types::power_params::ParamError| DriverError::Fatal(e.message);
     Ok(match power_type {
         "ipmi" => Box::new(ipmi::Ipmi::new(&p).map_err(bad)?),
         "redfish" => Box::new(redfish::Redfish::new(&p)?),

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use futures_util::future::BoxFuture;
 use rack_proto::power::redfish as doc;
-use rack_proto::power::Params;
+use region_api_types::power_params::Params;
 use region_api_types::{BootDevice, PowerState};
 use serde_json::Value;
 

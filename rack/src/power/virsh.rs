@@ -3,7 +3,7 @@
 //! libvirt calls block, so they run on tokio's blocking pool.
 
 use futures_util::future::BoxFuture;
-use rack_proto::power::{ParamError, Params};
+use region_api_types::power_params::{ParamError, Params};
 use region_api_types::{BootDevice, PowerState};
 use virt::connect::{Connect, ConnectAuth, ConnectCredential, ConnectCredentialType};
 use virt::domain::{Domain, DomainState};

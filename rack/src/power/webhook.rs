@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use futures_util::future::BoxFuture;
-use rack_proto::power::Params;
+use region_api_types::power_params::Params;
 use region_api_types::{BootDevice, PowerState};
 
 use super::{DriverError, DriverResult, PowerDriver, Switch};
@@ -23,7 +23,7 @@ pub struct Webhook {
 
 impl Webhook {
     pub fn new(p: &Params<'_>) -> DriverResult<Webhook> {
-        let fatal = |e: rack_proto::power::ParamError| DriverError::Fatal(e.message);
+        let fatal = |e: region_api_types::power_params::ParamError| DriverError::Fatal(e.message);
         let re = |name: &str| {
             regex::Regex::new(&p.str(name)).map_err(|e| {
                 DriverError::Fatal(format!("power parameter '{name}' is not a regex: {e}"))

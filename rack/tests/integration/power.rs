@@ -134,7 +134,7 @@ async fn ipmi_against_ipmi_sim() {
         let r = run("ipmi", &p, PowerAction::Query, None, &pol).await;
         assert!(r.ok, "{r:?}");
     }
-    let pp = rack_proto::power::Params::new("ipmi", &p);
+    let pp = region_api_types::power_params::Params::new("ipmi", &p);
     let ipmi = power::ipmi::Ipmi::new(&pp).unwrap();
     let (slots, active) = power::ipmi::session_counts(&ipmi).await.unwrap();
     assert!(slots > 0);

@@ -15,6 +15,7 @@ mod deploy;
 mod dns;
 mod pods;
 mod power;
+pub mod power_params;
 mod racks;
 mod users;
 mod volumes;
@@ -360,14 +361,28 @@ pub struct Script {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ScriptWrite {
-    /// Required on create; must match the path on update when given.
+    /// Required on create; must match the path on update when given. Names starting with
+    /// `kiln-` are Kiln's own.
     #[serde(default)]
+    #[schema(
+        pattern = r"^(?!kiln-)[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}$",
+        example = "burn-in"
+    )]
     pub name: Option<String>,
     #[serde(default)]
+    #[schema(max_length = 1024, pattern = r"^[^\x00-\x08\x0b-\x1f\x7f]*$")]
     pub description: Option<String>,
     /// Seconds before the runner kills it (default 600, at most 86400).
     #[serde(default)]
+    #[schema(minimum = 1, maximum = 86400)]
     pub timeout_secs: Option<i32>,
+    /// The script (at most 1 MiB, not only white space).
+    #[schema(
+        min_length = 1,
+        max_length = 1048576,
+        pattern = r"\S",
+        example = "#!/bin/sh\necho ok\n"
+    )]
     pub content: String,
 }
 
@@ -598,11 +613,22 @@ pub struct Subnet {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SubnetCreate {
+    /// An IPv4 network, host bits zero.
+    #[schema(
+        pattern = r"^((25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\\.){3}(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])/([0-9]|[12][0-9]|3[0-2])$",
+        example = "10.20.0.0/24"
+    )]
     pub cidr: String,
     /// Defaults to the CIDR.
     #[serde(default)]
+    #[schema(pattern = r"^[A-Za-z0-9._/-]{1,64}$")]
     pub name: Option<String>,
+    /// A host address inside the subnet.
     #[serde(default)]
+    #[schema(
+        pattern = r"^((25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\\.){3}(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])$",
+        example = "10.20.0.1"
+    )]
     pub gateway: Option<String>,
     #[serde(default)]
     pub dns_servers: Option<Vec<String>>,
@@ -621,6 +647,7 @@ pub struct SubnetCreate {
     pub ntp_servers: Option<Vec<String>>,
     /// 60 to 604800 seconds.
     #[serde(default)]
+    #[schema(minimum = 60, maximum = 604800)]
     pub lease_time_secs: Option<u32>,
 }
 
@@ -677,10 +704,18 @@ pub struct BootResource {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BootResourceCreate {
+    #[schema(pattern = r"^[A-Za-z0-9._/-]{1,64}$", example = "debian")]
     pub os: String,
+    #[schema(pattern = r"^[A-Za-z0-9._/-]{1,64}$", example = "bookworm")]
     pub release: String,
+    #[schema(
+        pattern = r"^(amd64|arm64|i386|ppc64el|s390x)(/generic)?$",
+        example = "amd64"
+    )]
     pub arch: String,
+    /// `ephemeral` (the default), `os`, `bootloader`, ...
     #[serde(default)]
+    #[schema(pattern = r"^[A-Za-z0-9._/-]{1,64}$", example = "ephemeral")]
     pub kind: Option<String>,
 }
 

@@ -259,7 +259,7 @@ pub async fn get_job(
 #[utoipa::path(get, path = "/api/v1/power-types", tag = "power",
     responses((status = 200, body = Vec<api::PowerTypeSchema>)))]
 pub async fn power_types(_auth: Auth) -> Result<HttpResponse> {
-    Ok(HttpResponse::Ok().json(rack_proto::power::registry()))
+    Ok(HttpResponse::Ok().json(region_api_types::power_params::registry()))
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]

@@ -35,8 +35,10 @@ pub enum Command {
     /// Run the region controller (API, database, lifecycle).
     Region(ServerArgs),
     /// Run region and rack in one process (the single-box default).
+    #[cfg(feature = "all-in-one")]
     AllInOne(AllInOneArgs),
     /// Run a rack controller: DHCP, TFTP and HTTP boot for the machines on its networks.
+    #[cfg(feature = "all-in-one")]
     Rack(RackArgs),
     /// Administration that works on the database directly (no token needed).
     #[command(subcommand)]
@@ -244,6 +246,7 @@ pub struct RackArgs {
     pub log_format: String,
 }
 
+#[cfg(feature = "all-in-one")]
 impl RackServiceArgs {
     /// The rack configuration for these flags.
     pub fn config(&self, region_url: &str, secret: &str, data_dir: PathBuf) -> rack::RackConfig {

@@ -96,7 +96,7 @@ pub fn boots_ephemeral(st: MachineStatus) -> bool {
 /// Whether Kiln powers the machine off at the end of commissioning (through its BMC) rather than
 /// the ephemeral environment powering itself off.
 pub fn power_off_by_kiln(row: &dbm::MachineRow) -> bool {
-    rack_proto::power::controllable(&row.power_type)
+    region_api_types::power_params::controllable(&row.power_type)
 }
 
 /// The caller region-internal actions are recorded as.

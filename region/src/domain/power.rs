@@ -58,7 +58,7 @@ impl Purpose {
 
 /// Validates `params` for `power_type` (400 naming `power_parameters.<field>`).
 pub fn validate(power_type: &str, params: &Map<String, Value>) -> Result<Map<String, Value>> {
-    rack_proto::power::validate(power_type, params).map_err(|e| {
+    region_api_types::power_params::validate(power_type, params).map_err(|e| {
         let field = if e.field == "power_type" {
             "power_type".to_string()
         } else {
@@ -231,7 +231,7 @@ pub fn enqueue(
     requested_by: Option<&str>,
     now: i64,
 ) -> Result<Option<String>> {
-    if !rack_proto::power::controllable(&row.power_type) {
+    if !region_api_types::power_params::controllable(&row.power_type) {
         if action != PowerAction::Query && purpose != Purpose::Poll {
             let what = match action {
                 PowerAction::On => "power on",

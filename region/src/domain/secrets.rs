@@ -140,7 +140,7 @@ pub(crate) fn write_private(path: &Path, key: &[u8]) -> Result<()> {
 
 /// Splits power parameters into (public, secret) by the drivers' schemas.
 pub fn split(params: &Map<String, Value>) -> (Map<String, Value>, Map<String, Value>) {
-    let secret = rack_proto::power::secret_fields();
+    let secret = region_api_types::power_params::secret_fields();
     let mut public = Map::new();
     let mut hidden = Map::new();
     for (k, v) in params {

@@ -147,13 +147,13 @@ pub fn architecture(field: &str, input: &str) -> Result<String> {
     }
 }
 
-/// A power type of the drivers' registry (`rack_proto::power::registry`).
+/// A power type of the drivers' registry (`region_api_types::power_params::registry`).
 pub fn power_type(field: &str, input: &str) -> Result<String> {
     let p = input.trim();
-    if rack_proto::power::schema(p).is_some() {
+    if region_api_types::power_params::schema(p).is_some() {
         Ok(p.to_string())
     } else {
-        let names: Vec<&str> = rack_proto::power::registry()
+        let names: Vec<&str> = region_api_types::power_params::registry()
             .iter()
             .map(|s| s.name.as_str())
             .collect();

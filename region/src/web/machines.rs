@@ -383,7 +383,7 @@ pub(super) async fn detail_page(
     images.dedup_by(|a, b| a.value == b.value);
     let actions = actions_for(&m, &v.caller);
     let can_power = v.caller.is_admin || m.owner.as_deref() == Some(v.caller.username.as_str());
-    let schemas = rack_proto::power::registry();
+    let schemas = region_api_types::power_params::registry();
     let view = views::machine_detail(
         &m,
         DetailInputs {
@@ -653,7 +653,7 @@ async fn power_settings(
     let form = Form::parse(&body);
     v.check(&form)?;
     let power_type = form.text("power_type");
-    let Some(schema) = rack_proto::power::registry()
+    let Some(schema) = region_api_types::power_params::registry()
         .iter()
         .find(|s| s.name == power_type)
     else {
