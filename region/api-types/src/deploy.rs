@@ -22,6 +22,11 @@ pub struct SshKey {
 #[serde(deny_unknown_fields)]
 pub struct SshKeyCreate {
     /// One OpenSSH public key line: `ssh-ed25519 AAAA… comment`.
+    #[schema(
+        max_length = 16384,
+        pattern = r"^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)|sk-ssh-ed25519@openssh\.com|sk-ecdsa-sha2-nistp256@openssh\.com) AAAA[A-Za-z0-9+/]+={0,2}( [^\r\n]*)?$",
+        example = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl you@laptop"
+    )]
     pub key: String,
 }
 

@@ -30,8 +30,15 @@ pub struct DnsDomain {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DnsDomainCreate {
+    #[schema(
+        max_length = 253,
+        pattern = r"^([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\\.)*[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$",
+        example = "lab.example"
+    )]
     pub name: String,
+    /// Seconds, 1 to 604800.
     #[serde(default)]
+    #[schema(minimum = 1, maximum = 604800)]
     pub ttl: Option<u32>,
     /// Make it the default domain (the previous default stays, as an ordinary domain).
     #[serde(default)]
@@ -71,12 +78,23 @@ pub struct DnsRecord {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DnsRecordCreate {
+    /// A name inside one of Kiln's DNS domains.
+    #[schema(
+        max_length = 253,
+        pattern = r"^([A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?\\.)*[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?$",
+        example = "www.lab.example"
+    )]
     pub name: String,
     #[serde(rename = "type")]
+    #[schema(pattern = r"^(A|AAAA|CNAME|TXT|SRV|MX)$", example = "A")]
     pub rtype: String,
+    /// What the type holds: an address (A, AAAA), a name (CNAME), text (TXT),
+    /// `priority weight port target` (SRV), `preference exchange` (MX).
+    #[schema(min_length = 1, max_length = 1024, example = "10.20.0.5")]
     pub data: String,
-    /// Seconds (default: the domain's TTL).
+    /// Seconds, 1 to 604800 (default: the domain's TTL).
     #[serde(default)]
+    #[schema(minimum = 1, maximum = 604800)]
     pub ttl: Option<u32>,
 }
 

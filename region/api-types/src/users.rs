@@ -16,7 +16,10 @@ pub struct User {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UserCreate {
+    #[schema(pattern = r"^[A-Za-z0-9._@-]{1,64}$", example = "alice")]
     pub username: String,
+    /// 8 to 1024 bytes.
+    #[schema(min_length = 8, max_length = 1024, format = Password)]
     pub password: String,
     #[serde(default)]
     pub is_admin: bool,
