@@ -326,72 +326,13 @@ pub async fn events(
     body: web::Json<Vec<api::RackEvent>>,
 ) -> Result<HttpResponse> {
     let evs = body.into_inner();
-    if evs.len() > 5000 {
-        return Err(Error::TooLarge("Send at most 5000 events at once.".into()));
-    }
-    let mut clean = Vec::with_capacity(evs.len());
-    for (i, e) in evs.into_iter().enumerate() {
-        let mac = validate::mac(&format!("[{i}].mac"), &e.mac)?;
-        let et = validate::name(&format!("[{i}].event_type"), &e.event_type)?;
-        let desc = validate::text(&format!("[{i}].description"), &e.description, 1024)?;
-        let at = chrono::DateTime::parse_from_rfc3339(&e.at)
-            .map(|t| t.timestamp_millis())
-            .map_err(|_| Error::validation(format!("[{i}].at"), "'at' must be an RFC 3339 time"))?;
-        let ip = match &e.ip {
-            Some(ip) => Some(validate::ipv4(&format!("[{i}].ip"), ip)?),
-            None => None,
-        };
-        clean.push((mac, et, desc, at, ip));
-    }
-    let rack_name = rack.name.clone();
     state
         .pool
         .run(move |c| {
-            use diesel::Connection;
-            c.transaction::<_, Error, _>(|c| {
-                db::racks::seen(c, &rack.rack_id, None, now_ms())?;
-                // Once per batch, not once per lease report.
-                let subnets = db::subnets::list_api(c)?;
-                for (mac, et, desc, at, ip) in &clean {
-                    let system_id = match ip {
-                        Some(ip) => db::racks::record_lease(c, mac, *ip, &subnets)?,
-                        None => db::machines::machine_with_mac(c, mac)?,
-                    };
-                    let description = match &system_id {
-                        Some(_) => format!("{desc} (rack {rack_name})"),
-                        None => format!("{desc} (MAC {mac}, rack {rack_name})"),
-                    };
-                    db::events::insert(
-                        c,
-                        &db::events::NewEvent {
-                            system_id: system_id.as_deref(),
-                            created_at: *at,
-                            level: rack_event_level(et).as_str(),
-                            event_type: et,
-                            description: &description,
-                            username: None,
-                            mac: if system_id.is_none() {
-                                Some(mac.as_str())
-                            } else {
-                                None
-                            },
-                        },
-                    )?;
-                }
-                Ok(())
-            })
+            crate::domain::racks::record_events(c, &rack.rack_id, &rack.name, &evs, now_ms())
         })
         .await?;
     Ok(HttpResponse::NoContent().finish())
-}
-
-/// What a rack saw is information, except a failure it reports (`iscsi_login_failed`, …).
-fn rack_event_level(event_type: &str) -> api::EventLevel {
-    if event_type.ends_with("_failed") {
-        api::EventLevel::Error
-    } else {
-        api::EventLevel::Info
-    }
 }
 
 /// A machine is PXE booting through this rack: what should it boot? Unknown MACs are enlisted (and

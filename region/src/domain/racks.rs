@@ -8,9 +8,10 @@
 
 use region_api_types::{self as api, EnrolmentToken};
 
-use super::auth;
+use super::{auth, validate};
 use crate::db::{self, fmt_time, random_id, DbConn};
 use crate::error::{Error, Result};
+use diesel::Connection;
 
 /// The settings key of the deprecated shared rack secret.
 pub const RACK_SECRET_KEY: &str = "rack_secret";
@@ -332,6 +333,81 @@ pub fn revoke(conn: &mut DbConn, id: &str, by: &str, now: i64) -> Result<()> {
     db::racks::delete_setting(conn, RACK_SECRET_KEY)?;
     db::users::audit(conn, now, by, "rack.revoke", id, &r.name)?;
     Ok(())
+}
+
+/// Most events a rack may send at once.
+pub const MAX_EVENTS: usize = 5000;
+
+/// What a rack saw (DHCP leases, PXE requests, files sent), all validated first, then written in
+/// one transaction: each becomes an event on the machine with that MAC (or a machine-less event
+/// for an unknown MAC, attached when it enlists); a lease also records the machine's address.
+pub fn record_events(
+    conn: &mut DbConn,
+    rack_id: &str,
+    rack_name: &str,
+    evs: &[api::RackEvent],
+    now: i64,
+) -> Result<()> {
+    if evs.len() > MAX_EVENTS {
+        return Err(Error::TooLarge(format!(
+            "Send at most {MAX_EVENTS} events at once."
+        )));
+    }
+    let mut clean = Vec::with_capacity(evs.len());
+    for (i, e) in evs.iter().enumerate() {
+        let mac = validate::mac(&format!("[{i}].mac"), &e.mac)?;
+        let et = validate::name(&format!("[{i}].event_type"), &e.event_type)?;
+        let desc = validate::text(&format!("[{i}].description"), &e.description, 1024)?;
+        let at = chrono::DateTime::parse_from_rfc3339(&e.at)
+            .map(|t| t.timestamp_millis())
+            .map_err(|_| Error::validation(format!("[{i}].at"), "'at' must be an RFC 3339 time"))?;
+        let ip = match &e.ip {
+            Some(ip) => Some(validate::ipv4(&format!("[{i}].ip"), ip)?),
+            None => None,
+        };
+        clean.push((mac, et, desc, at, ip));
+    }
+    conn.transaction::<_, Error, _>(|c| {
+        db::racks::seen(c, rack_id, None, now)?;
+        // Once per batch, not once per lease report.
+        let subnets = db::subnets::list_api(c)?;
+        for (mac, et, desc, at, ip) in &clean {
+            let system_id = match ip {
+                Some(ip) => db::racks::record_lease(c, mac, *ip, &subnets)?,
+                None => db::machines::machine_with_mac(c, mac)?,
+            };
+            let description = match &system_id {
+                Some(_) => format!("{desc} (rack {rack_name})"),
+                None => format!("{desc} (MAC {mac}, rack {rack_name})"),
+            };
+            db::events::insert(
+                c,
+                &db::events::NewEvent {
+                    system_id: system_id.as_deref(),
+                    created_at: *at,
+                    level: rack_event_level(et).as_str(),
+                    event_type: et,
+                    description: &description,
+                    username: None,
+                    mac: if system_id.is_none() {
+                        Some(mac.as_str())
+                    } else {
+                        None
+                    },
+                },
+            )?;
+        }
+        Ok(())
+    })
+}
+
+/// What a rack saw is information, except a failure it reports (`iscsi_login_failed`, ...).
+pub fn rack_event_level(event_type: &str) -> api::EventLevel {
+    if event_type.ends_with("_failed") {
+        api::EventLevel::Error
+    } else {
+        api::EventLevel::Info
+    }
 }
 
 #[cfg(test)]
