@@ -11,19 +11,29 @@
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+mod commissioning;
 mod deploy;
 mod dns;
+mod events;
+mod images;
 mod pods;
 mod power;
 pub mod power_params;
 mod racks;
+mod settings;
+mod subnets;
 mod users;
 mod volumes;
+pub use commissioning::*;
 pub use deploy::*;
 pub use dns::*;
+pub use events::*;
+pub use images::*;
 pub use pods::*;
 pub use power::*;
 pub use racks::*;
+pub use settings::*;
+pub use subnets::*;
 pub use users::*;
 pub use volumes::*;
 
@@ -283,135 +293,6 @@ pub struct Machine {
     pub updated_at: String,
 }
 
-/// A machine's hardware as its last commissioning found it.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
-pub struct Hardware {
-    pub cpu_count: i32,
-    pub cpu_model: String,
-    pub memory_mib: i64,
-    /// `bios` or `uefi`: how the commissioning environment was booted.
-    pub firmware: String,
-    pub system_vendor: String,
-    pub system_product: String,
-    pub system_serial: String,
-    pub disks: Vec<Disk>,
-    pub nics: Vec<Nic>,
-    /// Whether the machine has a BMC its operating system can reach (`/dev/ipmi0`).
-    pub bmc_present: bool,
-    /// When it was found (RFC 3339).
-    pub commissioned_at: String,
-}
-
-/// A block device found by commissioning.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
-pub struct Disk {
-    /// Kernel name (`vda`, `sda`, `nvme0n1`).
-    pub name: String,
-    pub size_bytes: i64,
-    pub model: String,
-    pub serial: String,
-    pub rotational: bool,
-    /// Transport when known (`sata`, `nvme`, `virtio`, ...).
-    pub transport: String,
-}
-
-/// A network interface found by commissioning.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
-pub struct Nic {
-    pub name: String,
-    pub mac: String,
-    /// Negotiated link speed in Mbit/s, when the driver reports one.
-    pub speed_mbps: Option<i64>,
-    /// Whether the link was up.
-    pub link: bool,
-    pub driver: String,
-}
-
-/// One commissioning script's run on one machine.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
-pub struct ScriptResult {
-    pub name: String,
-    /// Which boot of the machine ran it.
-    pub boot_id: String,
-    /// `running`, `passed`, `failed`, `timedout`.
-    pub status: String,
-    pub exit_code: Option<i32>,
-    pub started_at: String,
-    pub finished_at: Option<String>,
-    /// stdout and stderr, as the machine sent them (omitted from list views).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub output: Option<String>,
-}
-
-/// A commissioning script: Kiln's built-ins (read-only, `builtin: true`) and the operator's own.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
-pub struct Script {
-    /// Letters, digits, `.`, `-`, `_`; scripts run in name order, built-ins first.
-    pub name: String,
-    pub description: String,
-    pub timeout_secs: i32,
-    pub builtin: bool,
-    /// The script (a `#!` line picks the interpreter; default bash).
-    pub content: String,
-    pub created_at: Option<String>,
-    pub updated_at: Option<String>,
-}
-
-/// Body of `POST /api/v1/scripts` and `PUT /api/v1/scripts/{name}`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ScriptWrite {
-    /// Required on create; must match the path on update when given. Names starting with
-    /// `kiln-` are Kiln's own.
-    #[serde(default)]
-    #[schema(
-        pattern = r"^(?!kiln-)[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}$",
-        example = "burn-in"
-    )]
-    pub name: Option<String>,
-    #[serde(default)]
-    #[schema(max_length = 1024, pattern = r"^[^\x00-\x08\x0b-\x1f\x7f]*$")]
-    pub description: Option<String>,
-    /// Seconds before the runner kills it (default 600, at most 86400).
-    #[serde(default)]
-    #[schema(minimum = 1, maximum = 86400)]
-    pub timeout_secs: Option<i32>,
-    /// The script (at most 1 MiB, not only white space).
-    #[schema(
-        min_length = 1,
-        max_length = 1048576,
-        pattern = r"\S",
-        example = "#!/bin/sh\necho ok\n"
-    )]
-    pub content: String,
-}
-
-/// A script as the commissioning runner receives it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
-pub struct RunnerScript {
-    pub name: String,
-    pub timeout_secs: i32,
-    pub content: String,
-}
-
-/// An event a machine reports about itself (`POST /metadata/v1/events`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct MachineReport {
-    pub event_type: String,
-    pub description: String,
-    /// `info` (default), `warning`, `error`.
-    #[serde(default)]
-    pub level: Option<String>,
-}
-
-/// What the region decided when a machine finished commissioning.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
-pub struct CommissioningOutcome {
-    pub status: MachineStatus,
-    pub message: String,
-}
-
 /// An interface given when creating a machine.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -517,228 +398,6 @@ pub struct Page<T> {
     pub total: i64,
     pub limit: i64,
     pub offset: i64,
-}
-
-/// Severity of an event.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum EventLevel {
-    Debug,
-    Info,
-    Warning,
-    Error,
-    Audit,
-}
-
-impl EventLevel {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Debug => "debug",
-            Self::Info => "info",
-            Self::Warning => "warning",
-            Self::Error => "error",
-            Self::Audit => "audit",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        [
-            Self::Debug,
-            Self::Info,
-            Self::Warning,
-            Self::Error,
-            Self::Audit,
-        ]
-        .into_iter()
-        .find(|l| l.as_str() == s)
-    }
-}
-
-/// Something that happened, usually to one machine.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
-pub struct Event {
-    pub id: i64,
-    pub system_id: Option<String>,
-    pub created_at: String,
-    pub level: EventLevel,
-    /// Stable machine-readable type (`status_changed`, `action`, `deadline_expired`, ...).
-    pub event_type: String,
-    pub description: String,
-    /// Who caused it, when a person did.
-    pub username: Option<String>,
-}
-
-/// An address range inside a subnet.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct IpRange {
-    pub start: String,
-    pub end: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub comment: Option<String>,
-}
-
-/// A classless static route (DHCP option 121) handed to machines on a subnet.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct StaticRoute {
-    /// Destination network in CIDR form.
-    pub destination: String,
-    pub gateway: String,
-}
-
-/// A subnet.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
-pub struct Subnet {
-    pub id: String,
-    pub name: String,
-    pub cidr: String,
-    pub gateway: Option<String>,
-    pub dns_servers: Vec<String>,
-    pub domain: Option<String>,
-    pub dynamic_ranges: Vec<IpRange>,
-    pub reserved_ranges: Vec<IpRange>,
-    pub static_routes: Vec<StaticRoute>,
-    /// Whether Kiln serves DHCP on it.
-    pub managed: bool,
-    /// NTP servers handed out by DHCP (option 42).
-    pub ntp_servers: Vec<String>,
-    /// DHCP lease time on this subnet, seconds (default: the rack's, 600).
-    pub lease_time_secs: Option<u32>,
-    pub created_at: String,
-    pub updated_at: String,
-}
-
-/// Body of `POST /api/v1/subnets`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct SubnetCreate {
-    /// An IPv4 network, host bits zero.
-    #[schema(
-        pattern = r"^((25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\\.){3}(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])/([0-9]|[12][0-9]|3[0-2])$",
-        example = "10.20.0.0/24"
-    )]
-    pub cidr: String,
-    /// Defaults to the CIDR.
-    #[serde(default)]
-    #[schema(pattern = r"^[A-Za-z0-9._/-]{1,64}$")]
-    pub name: Option<String>,
-    /// A host address inside the subnet.
-    #[serde(default)]
-    #[schema(
-        pattern = r"^((25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\\.){3}(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])$",
-        example = "10.20.0.1"
-    )]
-    pub gateway: Option<String>,
-    #[serde(default)]
-    pub dns_servers: Option<Vec<String>>,
-    #[serde(default)]
-    pub domain: Option<String>,
-    #[serde(default)]
-    pub dynamic_ranges: Option<Vec<IpRange>>,
-    #[serde(default)]
-    pub reserved_ranges: Option<Vec<IpRange>>,
-    #[serde(default)]
-    pub static_routes: Option<Vec<StaticRoute>>,
-    /// Defaults to true (MAAS's default).
-    #[serde(default)]
-    pub managed: Option<bool>,
-    #[serde(default)]
-    pub ntp_servers: Option<Vec<String>>,
-    /// 60 to 604800 seconds.
-    #[serde(default)]
-    #[schema(minimum = 60, maximum = 604800)]
-    pub lease_time_secs: Option<u32>,
-}
-
-/// Body of `PATCH /api/v1/subnets/{id}`: the fields given replace the stored ones.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct SubnetPatch {
-    #[serde(default)]
-    pub name: Option<String>,
-    #[serde(default)]
-    pub gateway: Option<String>,
-    #[serde(default)]
-    pub dns_servers: Option<Vec<String>>,
-    #[serde(default)]
-    pub domain: Option<String>,
-    #[serde(default)]
-    pub dynamic_ranges: Option<Vec<IpRange>>,
-    #[serde(default)]
-    pub reserved_ranges: Option<Vec<IpRange>>,
-    #[serde(default)]
-    pub static_routes: Option<Vec<StaticRoute>>,
-    #[serde(default)]
-    pub managed: Option<bool>,
-    #[serde(default)]
-    pub ntp_servers: Option<Vec<String>>,
-    /// 60 to 604800 seconds.
-    #[serde(default)]
-    pub lease_time_secs: Option<u32>,
-}
-
-/// A file of a boot resource, stored by sha256.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
-pub struct BootResourceFile {
-    pub filename: String,
-    pub sha256: String,
-    pub size: i64,
-    pub created_at: String,
-}
-
-/// A boot resource: an OS release for one architecture, made of files (kernel, initrd, squashfs...).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
-pub struct BootResource {
-    pub id: String,
-    pub os: String,
-    pub release: String,
-    pub arch: String,
-    /// What it is for: `ephemeral` (commissioning), `deploy`, `bootloader`, ...
-    pub kind: String,
-    pub files: Vec<BootResourceFile>,
-    pub created_at: String,
-}
-
-/// Body of `POST /api/v1/boot-resources`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct BootResourceCreate {
-    #[schema(pattern = r"^[A-Za-z0-9._/-]{1,64}$", example = "debian")]
-    pub os: String,
-    #[schema(pattern = r"^[A-Za-z0-9._/-]{1,64}$", example = "bookworm")]
-    pub release: String,
-    #[schema(
-        pattern = r"^(amd64|arm64|i386|ppc64el|s390x)(/generic)?$",
-        example = "amd64"
-    )]
-    pub arch: String,
-    /// `ephemeral` (the default), `os`, `bootloader`, ...
-    #[serde(default)]
-    #[schema(pattern = r"^[A-Za-z0-9._/-]{1,64}$", example = "ephemeral")]
-    pub kind: Option<String>,
-}
-
-/// A setting operators change at run time (`GET /api/v1/settings`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
-pub struct Setting {
-    /// `lifecycle.node_timeout_secs`, `lifecycle.release_timeout_secs`,
-    /// `lifecycle.enlist_commission`, `power.poll_secs`, `power.job_timeout_secs`.
-    pub name: String,
-    /// The value in effect.
-    pub value: String,
-    /// The configuration file's value (what a reset goes back to).
-    pub file_value: String,
-    /// Whether an operator changed it.
-    pub changed: bool,
-    pub help: String,
-}
-
-/// Body of `PUT /api/v1/settings/{name}`: the new value, or `null` for the file's.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct SettingUpdate {
-    pub value: Option<String>,
 }
 
 /// Who the caller is (`GET /api/v1/whoami`).
