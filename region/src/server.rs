@@ -12,7 +12,6 @@ use futures_util::FutureExt;
 use crate::api::{self, AppState};
 use crate::config::Config;
 use crate::db::{now_ms, Pool};
-use crate::domain::machines;
 use crate::domain::secrets::SecretBox;
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
@@ -156,7 +155,10 @@ impl Region {
             let mut last_prune = 0i64;
             loop {
                 let p = pool.clone();
-                match p.run(|c| machines::expire_deadlines(c, now_ms())).await {
+                match p
+                    .run(|c| crate::domain::deadlines::expire_deadlines(c, now_ms()))
+                    .await
+                {
                     Ok(0) => {}
                     Ok(n) => tracing::info!(
                         "{n} machine(s) moved to a failed status after their deadline"

@@ -338,7 +338,16 @@ pub async fn set_interface(
     let ip = body.into_inner().ip;
     let m = state
         .pool
-        .run(move |c| machines::set_interface_ip(c, &caller, &id, &mac, ip.as_deref(), now_ms()))
+        .run(move |c| {
+            crate::domain::interfaces::set_interface_ip(
+                c,
+                &caller,
+                &id,
+                &mac,
+                ip.as_deref(),
+                now_ms(),
+            )
+        })
         .await?;
     Ok(HttpResponse::Ok().json(m))
 }
