@@ -64,3 +64,15 @@ pub(super) fn event(
         },
     )
 }
+
+/// An event of one machine that no person caused (the machine, a rack, Kiln itself).
+pub(super) fn system_event(
+    conn: &mut DbConn,
+    now: i64,
+    system_id: &str,
+    level: api::EventLevel,
+    event_type: &str,
+    description: &str,
+) -> Result<()> {
+    event(conn, now, system_id, level, event_type, description, None)
+}

@@ -5,6 +5,7 @@
 //! the rack that leased its address, for the real per-boot token ([`redeem_claim`]), which
 //! authenticates its metadata requests ([`authenticate`]) and replaces the machine's last one.
 
+use super::access::system_event as event;
 use diesel::Connection;
 use region_api_types::{self as api, MachineAction, MachineStatus};
 
@@ -24,17 +25,6 @@ pub const CLAIM_PREFIX: &str = "claim_";
 /// How long a claim code may wait for its exchange: the machine downloads its kernel, initramfs
 /// and (slowest) root filesystem first.
 pub const CLAIM_TTL_MS: i64 = 3_600_000;
-
-fn event(
-    conn: &mut DbConn,
-    now: i64,
-    system_id: &str,
-    level: api::EventLevel,
-    event_type: &str,
-    description: &str,
-) -> Result<()> {
-    super::access::event(conn, now, system_id, level, event_type, description, None)
-}
 
 /// A rack asks what the machine with `mac` boots. Unknown MACs are enlisted (New, and
 /// Commissioning right away if `cfg.enlist_commission`); machines that boot the ephemeral

@@ -10,6 +10,7 @@ use super::boot::MachineBoot;
 use super::power;
 use std::collections::HashMap;
 
+use super::access::system_event as event;
 use diesel::Connection;
 use region_api_types::{self as api, MachineStatus};
 
@@ -280,17 +281,6 @@ pub fn delete_script(conn: &mut DbConn, caller: &Caller, name: &str, now: i64) -
         }
         db::users::audit(c, now, &caller.username, "script.delete", name, "")
     })
-}
-
-fn event(
-    conn: &mut DbConn,
-    now: i64,
-    system_id: &str,
-    level: api::EventLevel,
-    event_type: &str,
-    description: &str,
-) -> Result<()> {
-    super::access::event(conn, now, system_id, level, event_type, description, None)
 }
 
 /// Statuses in which a machine's commissioning reports are taken.
