@@ -37,16 +37,20 @@ async fn healthy(url: &str, what: &str, log: &Path) {
 async fn region(db: &TestDb, port: u16, skew: Option<&str>) -> Proc {
     let log_path = db.data_dir().join(format!("region-{port}.log"));
     let log = std::fs::File::create(&log_path).unwrap();
-    let mut cmd = match skew {
-        Some(s) => {
-            let mut c = Command::new("faketime");
-            // Wall clock only: timers and timeouts run on the monotonic clock, untouched.
-            c.env("FAKETIME_DONT_FAKE_MONOTONIC", "1")
-                .args(["-f", s, KILN]);
-            c
-        }
-        None => Command::new(KILN),
-    };
+    let mut cmd = Command::new(KILN);
+    if let Some(s) = skew {
+        // libfaketime preloaded into the region itself (not the `faketime` wrapper, whose child
+        // would outlive a kill of the wrapper), wall clock only: timers and timeouts run on the
+        // monotonic clock, untouched.
+        let lib = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
+        assert!(
+            Path::new(lib).exists(),
+            "{lib} is missing: install the faketime package (tests/deps.sh does)"
+        );
+        cmd.env("LD_PRELOAD", lib)
+            .env("FAKETIME", s)
+            .env("FAKETIME_DONT_FAKE_MONOTONIC", "1");
+    }
     let child = cmd
         .arg("region")
         .args(db_args(db))
@@ -397,6 +401,16 @@ async fn two_regions_on_one_postgresql_survive_a_kill_9() {
         (r.status(), r.text().await.unwrap())
     };
     assert!(s.is_success(), "{v}");
+    // B's clock really is an hour behind (its stamps say so).
+    let made: Value = serde_json::from_str(&v).unwrap();
+    let stamped = chrono::DateTime::parse_from_rfc3339(made["created_at"].as_str().unwrap())
+        .unwrap()
+        .with_timezone(&chrono::Utc);
+    let behind = chrono::Utc::now() - stamped;
+    assert!(
+        behind > chrono::Duration::minutes(50),
+        "region B's clock is not skewed: {made}"
+    );
     // A machine A wrote, renamed through B: its new stamp is an hour older than A's newest, and
     // the number of machines does not change, yet the rack must see it.
     let first = items
