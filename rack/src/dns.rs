@@ -284,9 +284,7 @@ fn current_leases(store: &Mutex<LeaseStore>) -> Vec<(rack_proto::Mac, Ipv4Addr)>
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0);
-    let Ok(st) = store.lock() else {
-        return Vec::new();
-    };
+    let st = LeaseStore::lock(store);
     let mut out: Vec<_> = st
         .leases()
         .all()

@@ -47,7 +47,7 @@ impl HttpState {
         let IpAddr::V4(ip) = req.peer_addr()?.ip() else {
             return None;
         };
-        let mac = self.store.lock().ok()?.mac_of(ip)?;
+        let mac = LeaseStore::lock(&self.store).mac_of(ip)?;
         Some(rack_proto::fmt_mac(&mac))
     }
 
@@ -62,7 +62,7 @@ impl HttpState {
     /// The MAC this rack leased the address to.
     fn leased_to(&self, ip: IpAddr) -> Option<rack_proto::Mac> {
         match ip {
-            IpAddr::V4(ip) => self.store.lock().ok().and_then(|s| s.mac_of(ip)),
+            IpAddr::V4(ip) => LeaseStore::lock(&self.store).mac_of(ip),
             IpAddr::V6(_) => None,
         }
     }

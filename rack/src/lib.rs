@@ -26,9 +26,11 @@ pub mod config;
 pub mod dhcp;
 pub mod dns;
 pub mod error;
+pub mod events;
 pub mod http;
 pub mod ifaces;
 pub mod images;
+pub mod journal;
 pub mod metrics;
 pub mod pin;
 pub mod pods;
@@ -50,10 +52,11 @@ pub async fn run(cfg: RackConfig, cancel: CancellationToken) -> Result<()> {
     let metrics = Arc::new(metrics::Metrics::default());
     let served = state::Served::load_or_empty(&cfg.data_dir);
     let (tx, rx) = tokio::sync::watch::channel(Arc::new(served));
-    let events = region::EventQueue::open(&cfg.data_dir)?;
+    let events = events::EventQueue::open(&cfg.data_dir, metrics.clone())?;
     let client = region::RegionClient::new(&cfg)?;
     let store = Arc::new(std::sync::Mutex::new(dhcp::LeaseStore::open(
         &cfg.data_dir,
+        metrics.clone(),
     )?));
     let boot_dir = cfg.data_dir.join("boot");
     std::fs::create_dir_all(&boot_dir)?;
@@ -129,7 +132,7 @@ pub async fn run(cfg: RackConfig, cancel: CancellationToken) -> Result<()> {
             let std::net::IpAddr::V4(ip) = s.peer.ip() else {
                 return;
             };
-            let mac = store.lock().ok().and_then(|st| st.mac_of(ip));
+            let mac = dhcp::LeaseStore::lock(&store).mac_of(ip);
             if let Some(mac) = mac {
                 events.push(region_api_types::RackEvent {
                     mac: rack_proto::fmt_mac(&mac),

@@ -2,9 +2,7 @@
 //! long-poll the snapshot, and deliver queued events. The region being away never stops the rack:
 //! every loop retries with backoff and the services keep serving the last snapshot.
 
-use std::collections::VecDeque;
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -15,10 +13,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::RackConfig;
 use crate::error::{Error, Result};
+pub use crate::events::EventQueue;
 use crate::state::{self, Served};
-
-/// Most events kept while the region is away; older ones are dropped (and counted).
-const QUEUE_MAX: usize = 100_000;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Credentials {
@@ -497,95 +493,6 @@ impl RegionClient {
     }
 }
 
-/// Events waiting for the region, mirrored in an append-only file so a restart loses none.
-#[derive(Clone)]
-pub struct EventQueue {
-    inner: Arc<Mutex<QueueInner>>,
-    notify: Arc<tokio::sync::Notify>,
-}
-
-struct QueueInner {
-    items: VecDeque<api::RackEvent>,
-    path: PathBuf,
-    file: std::fs::File,
-    dropped: u64,
-}
-
-impl EventQueue {
-    pub fn open(dir: &Path) -> Result<EventQueue> {
-        let path = dir.join("events.jsonl");
-        let mut items = VecDeque::new();
-        if let Ok(text) = std::fs::read_to_string(&path) {
-            for line in text.lines() {
-                if let Ok(e) = serde_json::from_str(line) {
-                    items.push_back(e);
-                }
-            }
-        }
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)?;
-        Ok(EventQueue {
-            inner: Arc::new(Mutex::new(QueueInner {
-                items,
-                path,
-                file,
-                dropped: 0,
-            })),
-            notify: Arc::new(tokio::sync::Notify::new()),
-        })
-    }
-
-    pub fn push(&self, e: api::RackEvent) {
-        if let Ok(mut q) = self.inner.lock() {
-            if let Ok(line) = serde_json::to_string(&e) {
-                let _ = writeln!(q.file, "{line}");
-            }
-            q.items.push_back(e);
-            while q.items.len() > QUEUE_MAX {
-                q.items.pop_front();
-                q.dropped += 1;
-            }
-        }
-        self.notify.notify_one();
-    }
-
-    pub fn len(&self) -> usize {
-        self.inner.lock().map(|q| q.items.len()).unwrap_or(0)
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    fn peek(&self, n: usize) -> Vec<api::RackEvent> {
-        self.inner
-            .lock()
-            .map(|q| q.items.iter().take(n).cloned().collect())
-            .unwrap_or_default()
-    }
-
-    /// Drops the first `n` (delivered) and rewrites the file with the rest.
-    fn ack(&self, n: usize) -> Result<()> {
-        let mut q = self
-            .inner
-            .lock()
-            .map_err(|_| Error::Internal("event queue poisoned".into()))?;
-        for _ in 0..n {
-            q.items.pop_front();
-        }
-        let dir = q.path.parent().map(Path::to_path_buf).unwrap_or_default();
-        let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
-        for e in &q.items {
-            writeln!(tmp, "{}", serde_json::to_string(e)?)?;
-        }
-        tmp.persist(&q.path).map_err(|e| e.error)?;
-        q.file = std::fs::OpenOptions::new().append(true).open(&q.path)?;
-        Ok(())
-    }
-}
-
 /// Keeps the snapshot fresh and the events flowing until cancelled. Never fails on the region
 /// being away: it logs, backs off, and tries again.
 pub async fn sync(
@@ -604,8 +511,12 @@ pub async fn sync(
                 match client.snapshot(etag.as_deref(), 25).await {
                     Ok(Some(s)) => {
                         backoff = Duration::from_millis(500);
-                        if let Err(e) = state::save(&dir, &s) {
-                            tracing::warn!("could not save the snapshot: {e}");
+                        let (d, copy) = (dir.clone(), s.clone());
+                        // Off the executor: the packet paths share its threads.
+                        match tokio::task::spawn_blocking(move || state::save(&d, &copy)).await {
+                            Ok(Ok(())) => {}
+                            Ok(Err(e)) => tracing::warn!("could not save the snapshot: {e}"),
+                            Err(e) => tracing::warn!("could not save the snapshot: {e}"),
                         }
                         tracing::info!(etag = %s.etag, subnets = s.subnets.len(), machines = s.machines.len(), "new snapshot from the region");
                         tx.send_replace(Arc::new(Served::from_snapshot(s)));
@@ -658,9 +569,7 @@ pub async fn sync(
                 match client.send_events(&batch).await {
                     Ok(()) => {
                         backoff = Duration::from_millis(500);
-                        if let Err(e) = events.ack(batch.len()) {
-                            tracing::warn!("event queue: {e}");
-                        }
+                        events.ack(batch.len());
                     }
                     Err(e) => {
                         tracing::debug!("events not delivered ({e}); {} queued", events.len());

@@ -7,8 +7,9 @@
 
 use std::net::Ipv4Addr;
 
+pub use dhcproto::v4::Message;
 use dhcproto::v4::{
-    self, DhcpOption, Flags, HType, Message, MessageType, Opcode, OptionCode, UnknownOption,
+    self, DhcpOption, Flags, HType, MessageType, Opcode, OptionCode, UnknownOption,
 };
 use ipnet::Ipv4Net;
 

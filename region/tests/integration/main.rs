@@ -32,6 +32,7 @@ mod netns;
 mod rack_boot;
 mod rack_dhcp;
 mod rack_dns;
+mod rack_faults;
 mod rack_proxy;
 mod ui_browser;
 mod web_racks;

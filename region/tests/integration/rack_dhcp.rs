@@ -75,7 +75,7 @@ pub(crate) fn udhcpc(lab: &Netns, ns: &str, iface: &str, dir: &Path, extra: &[&s
     try_udhcpc(lab, ns, iface, dir, extra).unwrap_or_else(|e| panic!("udhcpc got no lease: {e}"))
 }
 
-fn try_udhcpc(
+pub(crate) fn try_udhcpc(
     lab: &Netns,
     ns: &str,
     iface: &str,
