@@ -518,7 +518,14 @@ pub fn handle(
                 // INIT-REBOOT.
                 requested
             };
-            let ok = target.filter(|ip| allowed(conf, subnet, leases, *ip, &mac, now, server));
+            // Only an address this client was offered or holds here (or its fixed one): a client
+            // that skips DISCOVER and asks for any free address, in INIT-REBOOT or by renewing
+            // one it never had, is NAKed (RFC 2131 §4.3.2) and starts over.
+            let fixed = conf.hosts.get(&mac).and_then(|h| h.fixed);
+            let ok = target.filter(|ip| {
+                (leases.by_mac(&mac).is_some_and(|l| l.ip == *ip) || fixed == Some(*ip))
+                    && allowed(conf, subnet, leases, *ip, &mac, now, server)
+            });
             match ok {
                 Some(ip) => {
                     let ch = LeaseChange::Set(Lease {

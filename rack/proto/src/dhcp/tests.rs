@@ -336,6 +336,50 @@ fn renew_init_reboot_and_nak() {
 }
 
 #[test]
+fn an_address_never_offered_is_naked_in_init_reboot_renewing_and_selecting() {
+    let c = conf();
+    let mut leases = Leases::new();
+    let free = ip("10.20.0.101");
+    // INIT-REBOOT for a free address in the pool that this client never had.
+    let mut r = req(MessageType::Request, B);
+    r.opts_mut().insert(DhcpOption::RequestedIpAddress(free));
+    let o = handle(&r, &ingress(), &c, &BOOT, &mut leases, 100);
+    assert_eq!(reply(&o).opts().msg_type(), Some(MessageType::Nak));
+    assert!(o.changes.is_empty(), "a NAK binds nothing");
+    // RENEWING an address it never had.
+    let mut r = req(MessageType::Request, B);
+    r.set_ciaddr(free);
+    let o = handle(&r, &ingress(), &c, &BOOT, &mut leases, 100);
+    assert_eq!(reply(&o).opts().msg_type(), Some(MessageType::Nak));
+    // SELECTING us with an address we did not offer it.
+    let offered = {
+        let o = handle(
+            &req(MessageType::Discover, B),
+            &ingress(),
+            &c,
+            &BOOT,
+            &mut leases,
+            100,
+        );
+        reply(&o).yiaddr()
+    };
+    let other = ip("10.20.0.102");
+    assert_ne!(offered, other);
+    let mut r = req(MessageType::Request, B);
+    r.opts_mut().insert(DhcpOption::ServerIdentifier(SERVER));
+    r.opts_mut().insert(DhcpOption::RequestedIpAddress(other));
+    let o = handle(&r, &ingress(), &c, &BOOT, &mut leases, 100);
+    assert_eq!(reply(&o).opts().msg_type(), Some(MessageType::Nak));
+    assert!(leases.by_ip(other).is_none());
+    // The one it was offered is bound.
+    let mut r = req(MessageType::Request, B);
+    r.opts_mut().insert(DhcpOption::ServerIdentifier(SERVER));
+    r.opts_mut().insert(DhcpOption::RequestedIpAddress(offered));
+    let o = handle(&r, &ingress(), &c, &BOOT, &mut leases, 100);
+    assert_eq!(reply(&o).opts().msg_type(), Some(MessageType::Ack));
+}
+
+#[test]
 fn release_and_decline() {
     let c = conf();
     let mut leases = Leases::new();
