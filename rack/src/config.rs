@@ -38,6 +38,8 @@ pub struct RackConfig {
     pub http_bind: SocketAddr,
     /// Where TFTP listens (port 69).
     pub tftp_bind: SocketAddr,
+    /// TFTP transfers at once, in all and per client.
+    pub tftp_limits: crate::tftp::Limits,
     /// Power jobs running at once (each BMC still gets one at a time).
     pub power_concurrency: usize,
     /// Root on iSCSI (absent: this rack serves no volumes).
@@ -77,6 +79,7 @@ impl RackConfig {
             ra_enabled: true,
             http_bind: SocketAddr::from(([0, 0, 0, 0], 5248)),
             tftp_bind: SocketAddr::from(([0, 0, 0, 0], 69)),
+            tftp_limits: crate::tftp::Limits::default(),
             power_concurrency: 32,
             iscsi: None,
             dns: None,

@@ -144,7 +144,10 @@ pub async fn run(cfg: RackConfig, cancel: CancellationToken) -> Result<()> {
             }
         });
         let files = files.clone();
-        tasks.spawn(async move { tftp::serve(tftp_sock, files, metrics, on_sent, cancel).await });
+        let limits = cfg.tftp_limits;
+        tasks.spawn(async move {
+            tftp::serve(tftp_sock, files, limits, metrics, on_sent, cancel).await
+        });
     }
     if let (Some(dcfg), Some(socks)) = (cfg.dns.clone(), dns_sockets) {
         let (cancel, metrics, store, rx) =

@@ -4,9 +4,13 @@
 //! Files come from the rack's boot-file directories, searched in order (synced bootloaders first,
 //! then the `ipxe` package's `/usr/lib/ipxe`). A path that resolves (through symlinks) outside its
 //! root is refused like `..`.
+//!
+//! [`Limits`] cap the transfers running at once, in all and per client address; a request over
+//! either is refused with an ERROR packet (and counted), so neither a boot storm nor a stream of
+//! spoofed requests can make the rack take on more than it was told to.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
@@ -74,6 +78,68 @@ impl FileSource {
     }
 }
 
+/// How many transfers the service runs at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// In all.
+    pub max_transfers: usize,
+    /// From one client address (a PXE client fetches its files one at a time).
+    pub per_client: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            max_transfers: 1024,
+            per_client: 16,
+        }
+    }
+}
+
+/// Transfers running now, in all and per client.
+#[derive(Default)]
+struct Running {
+    total: usize,
+    by_client: HashMap<IpAddr, usize>,
+}
+
+/// A transfer's place in [`Running`], given back when dropped.
+struct Slot {
+    running: Arc<Mutex<Running>>,
+    ip: IpAddr,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut r = self.running.lock().unwrap_or_else(|p| p.into_inner());
+        r.total = r.total.saturating_sub(1);
+        if let Some(n) = r.by_client.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                r.by_client.remove(&self.ip);
+            }
+        }
+    }
+}
+
+/// A slot for a transfer to `ip`, or why there is none.
+fn take_slot(running: &Arc<Mutex<Running>>, limits: Limits, ip: IpAddr) -> Option<Slot> {
+    let mut r = running.lock().unwrap_or_else(|p| p.into_inner());
+    if r.total >= limits.max_transfers {
+        return None;
+    }
+    let n = r.by_client.entry(ip).or_insert(0);
+    if *n >= limits.per_client {
+        return None;
+    }
+    *n += 1;
+    r.total += 1;
+    Some(Slot {
+        running: running.clone(),
+        ip,
+    })
+}
+
 /// A finished transfer, for the boot trace.
 #[derive(Debug, Clone)]
 pub struct Sent {
@@ -86,11 +152,13 @@ pub struct Sent {
 pub async fn serve(
     sock: UdpSocket,
     files: Arc<FileSource>,
+    limits: Limits,
     metrics: Arc<Metrics>,
     on_sent: Arc<dyn Fn(Sent) + Send + Sync>,
     cancel: CancellationToken,
 ) -> Result<()> {
     let sock = Arc::new(sock);
+    let running = Arc::new(Mutex::new(Running::default()));
     let mut buf = vec![0u8; 2048];
     loop {
         let (n, peer) = tokio::select! {
@@ -115,6 +183,16 @@ pub async fn serve(
                 continue;
             }
         };
+        let Some(slot) = take_slot(&running, limits, peer.ip()) else {
+            metrics.inc("tftp_refused_busy");
+            let _ = sock
+                .send_to(
+                    &tftp::error_packet(ErrorCode::NotDefined, "server busy: too many transfers"),
+                    peer,
+                )
+                .await;
+            continue;
+        };
         let (files, metrics, on_sent, cancel) = (
             files.clone(),
             metrics.clone(),
@@ -123,6 +201,7 @@ pub async fn serve(
         );
         let main = sock.clone();
         tokio::spawn(async move {
+            let _slot = slot;
             match transfer(&req, peer, &files, &main, cancel).await {
                 Ok(Some(size)) => {
                     metrics.inc("tftp_sent");

@@ -42,7 +42,7 @@ DATA=$WORK/kiln
 echo "bench-password" | "$KILN" admin create-user admin --admin --password-stdin --data-dir "$DATA" 2>/dev/null
 TOKEN=$("$KILN" admin create-token admin --data-dir "$DATA")
 kiln_up() {
-  bg "$WORK/kiln-$1.log" env KILN_LOG=warn "$KILN" all-in-one --data-dir "$DATA" --listen 127.0.0.1:5240 --tftp-bind 127.0.0.1:69 "${@:2}"
+  bg "$WORK/kiln-$1.log" env KILN_LOG=warn "$KILN" all-in-one --data-dir "$DATA" --listen 127.0.0.1:5240 --tftp-bind 127.0.0.1:69 --tftp-max-per-client 1024 "${@:2}"
   for _ in $(seq 100); do inS curl -sf http://127.0.0.1:5240/healthz >/dev/null && break; sleep 0.1; done
 }
 cli() { inS "$KILN" "$@" --url http://127.0.0.1:5240 --token "$TOKEN"; }

@@ -14,6 +14,12 @@ pub const MAX_BLKSIZE: u16 = 65464;
 pub const DEFAULT_BLKSIZE: u16 = 512;
 /// Retransmissions before a transfer is abandoned.
 pub const MAX_RETRIES: u32 = 5;
+/// Largest window granted (RFC 7440 lets the server answer with less than asked): a window of
+/// 65,535 blocks of 64 KiB would let one request aim gigabytes at whoever its source claims to be.
+pub const MAX_WINDOWSIZE: u16 = 64;
+/// Largest retransmission timeout accepted, in seconds. RFC 2349 lets the server only accept the
+/// client's value or ignore the option, so a longer one is ignored (the default applies).
+pub const MAX_TIMEOUT: u8 = 10;
 
 /// TFTP error codes (RFC 1350).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -111,16 +117,16 @@ pub fn parse_request(b: &[u8]) -> Result<ReadRequest, Refused> {
             }
             "timeout" => {
                 if let Ok(v) = val.parse::<u8>() {
-                    if v >= 1 {
+                    if (1..=MAX_TIMEOUT).contains(&v) {
                         req.timeout = Some(v);
                     }
                 }
             }
             "tsize" => req.tsize = true,
             "windowsize" => {
-                if let Ok(v) = val.parse::<u16>() {
+                if let Ok(v) = val.parse::<u32>() {
                     if v >= 1 {
-                        req.windowsize = Some(v);
+                        req.windowsize = Some(v.min(u32::from(MAX_WINDOWSIZE)) as u16);
                     }
                 }
             }
@@ -311,7 +317,10 @@ impl Transfer {
         if self.oack_pending {
             Step::Send(oack.to_vec())
         } else {
-            self.window()
+            // Only the first block not acknowledged: its ACK restarts the window. Resending the
+            // whole window to a silent peer (a spoofed source) would multiply what it receives.
+            let n = self.acked + 1;
+            Step::SendBlocks { first: n, last: n }
         }
     }
 }
@@ -450,7 +459,8 @@ mod tests {
             t.on_datagram(&ack(2)),
             Step::SendBlocks { first: 3, last: 6 }
         );
-        assert_eq!(t.on_timeout(&oack), Step::SendBlocks { first: 3, last: 6 });
+        // A timeout resends only the first block not acknowledged, not the window.
+        assert_eq!(t.on_timeout(&oack), Step::SendBlocks { first: 3, last: 3 });
         assert_eq!(
             t.on_datagram(&ack(6)),
             Step::SendBlocks { first: 7, last: 10 }
@@ -462,6 +472,43 @@ mod tests {
             assert!(matches!(t.on_timeout(&oack), Step::Send(_)));
         }
         assert!(matches!(t.on_timeout(&oack), Step::Abort(_)));
+    }
+
+    #[test]
+    fn windowsize_and_timeout_are_capped() {
+        let req = parse_request(&rrq(
+            "f",
+            "octet",
+            &[
+                ("blksize", "65464"),
+                ("windowsize", "65535"),
+                ("timeout", "255"),
+            ],
+        ))
+        .unwrap();
+        assert_eq!(req.windowsize, Some(MAX_WINDOWSIZE));
+        assert_eq!(req.timeout, None, "a timeout over the cap is not accepted");
+        let (mut t, s) = Transfer::start(&req, 100 << 20);
+        let Step::Send(oack) = s else { panic!("{s:?}") };
+        // The OACK grants the capped window and says nothing of the timeout.
+        assert_eq!(oack, b"\x00\x06blksize\x0065464\x00windowsize\x0064\x00");
+        assert_eq!(t.timeout, Duration::from_secs(1));
+        assert_eq!(
+            t.on_datagram(&ack(0)),
+            Step::SendBlocks { first: 1, last: 64 }
+        );
+        // A peer that never answers gets one block per timeout, then nothing.
+        let mut resent = 0;
+        loop {
+            match t.on_timeout(&oack) {
+                Step::SendBlocks { first, last } => resent += last - first + 1,
+                Step::Abort(_) => break,
+                s => panic!("{s:?}"),
+            }
+        }
+        assert_eq!(resent, u64::from(MAX_RETRIES));
+        let ok = parse_request(&rrq("f", "octet", &[("timeout", "5")])).unwrap();
+        assert_eq!(ok.timeout, Some(5));
     }
 
     #[test]

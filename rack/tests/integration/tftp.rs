@@ -18,6 +18,10 @@ struct Server {
 }
 
 async fn start() -> Server {
+    start_with(tftp::Limits::default()).await
+}
+
+async fn start_with(limits: tftp::Limits) -> Server {
     let root = tempfile::tempdir().unwrap();
     let r = root.path();
     std::fs::write(r.join("small.bin"), b"hello from kiln\n").unwrap();
@@ -37,6 +41,7 @@ async fn start() -> Server {
     tokio::spawn(tftp::serve(
         sock,
         Arc::new(FileSource::new(vec![r.to_path_buf()])),
+        limits,
         metrics.clone(),
         Arc::new(move |s| s2.lock().unwrap().push(s)),
         cancel.clone(),
@@ -61,7 +66,12 @@ async fn run(cmd: &mut Command) -> std::process::Output {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tftp_with_real_clients() {
-    let s = start().await;
+    // Every client here comes from 127.0.0.1, 50 of them at once below.
+    let s = start_with(tftp::Limits {
+        max_transfers: 1024,
+        per_client: 64,
+    })
+    .await;
     let out = tempfile::tempdir().unwrap();
     let o = out.path();
     let port = s.port.to_string();
@@ -248,6 +258,78 @@ async fn malformed_datagrams_are_dropped_and_counted() {
         .await
         .unwrap();
     assert!(r.status.success());
+    assert_eq!(std::fs::read(&f).unwrap(), b"hello from kiln\n");
+    s.cancel.cancel();
+}
+
+/// Sends a read request for `file` from `from` and returns the socket and the first reply's opcode
+/// and text (the transfer, if it started, is left unacknowledged: it holds its slot).
+async fn rrq_from(from: &str, port: u16, file: &str) -> (tokio::net::UdpSocket, u16, String) {
+    let sock = tokio::net::UdpSocket::bind((from, 0)).await.unwrap();
+    let mut p = vec![0, 1];
+    p.extend_from_slice(file.as_bytes());
+    p.extend_from_slice(b"\0octet\0");
+    sock.send_to(&p, ("127.0.0.1", port)).await.unwrap();
+    let mut buf = vec![0u8; 2048];
+    let (n, _) = tokio::time::timeout(std::time::Duration::from_secs(5), sock.recv_from(&mut buf))
+        .await
+        .expect("no reply")
+        .unwrap();
+    let op = u16::from_be_bytes([buf[0], buf[1]]);
+    let text = String::from_utf8_lossy(&buf[4..n]).into_owned();
+    (sock, op, text)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transfers_over_the_caps_are_refused_with_an_error() {
+    let s = start_with(tftp::Limits {
+        max_transfers: 3,
+        per_client: 2,
+    })
+    .await;
+    // Two stalled transfers to 127.0.0.2: its third request is over the per-client cap.
+    let (_a1, op, _) = rrq_from("127.0.0.2", s.port, "big.bin").await;
+    assert_eq!(op, 3, "DATA");
+    let (_a2, op, _) = rrq_from("127.0.0.2", s.port, "big.bin").await;
+    assert_eq!(op, 3);
+    let (_a3, op, text) = rrq_from("127.0.0.2", s.port, "big.bin").await;
+    assert_eq!((op, text.contains("busy")), (5, true), "{text}");
+    // A third stalled transfer, from elsewhere: the service is at its cap for everyone.
+    let (_b1, op, _) = rrq_from("127.0.0.3", s.port, "big.bin").await;
+    assert_eq!(op, 3);
+    let out = tempfile::tempdir().unwrap();
+    let f = out.path().join("small.bin");
+    let r = run(Command::new("tftp").args([
+        "-m",
+        "binary",
+        "127.0.0.1",
+        &s.port.to_string(),
+        "-c",
+        "get",
+        "small.bin",
+        f.to_str().unwrap(),
+    ]))
+    .await;
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&r.stdout),
+        String::from_utf8_lossy(&r.stderr)
+    );
+    assert!(
+        said.contains("server busy"),
+        "tftp-hpa was not refused: {said}"
+    );
+    assert_eq!(s.metrics.get("tftp_refused_busy"), 2);
+    // The stalled transfers give up (1 s timeout, 5 retries) and free their slots.
+    tokio::time::sleep(std::time::Duration::from_secs(8)).await;
+    let r = run(Command::new("curl").args([
+        "-sS",
+        &format!("tftp://127.0.0.1:{}/small.bin", s.port),
+        "-o",
+        f.to_str().unwrap(),
+    ]))
+    .await;
+    assert!(r.status.success(), "{r:?}");
     assert_eq!(std::fs::read(&f).unwrap(), b"hello from kiln\n");
     s.cancel.cancel();
 }

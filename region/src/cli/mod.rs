@@ -162,6 +162,12 @@ pub struct RackServiceArgs {
     /// Where TFTP listens.
     #[arg(long, env = "KILN_TFTP_BIND", default_value = "0.0.0.0:69")]
     pub tftp_bind: std::net::SocketAddr,
+    /// TFTP transfers at once; more are refused with an ERROR.
+    #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..=65536))]
+    pub tftp_max_transfers: u32,
+    /// TFTP transfers at once to one client address.
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=65536))]
+    pub tftp_max_per_client: u32,
     /// Where the HTTP boot service listens (its port is the one handed to iPXE unless --http-port says otherwise).
     #[arg(long, env = "KILN_HTTP_BIND", default_value = "0.0.0.0:5248")]
     pub http_bind: std::net::SocketAddr,
@@ -257,6 +263,10 @@ impl RackServiceArgs {
         c.dhcp_client_port = self.dhcp_client_port;
         c.http_port = self.http_port;
         c.tftp_bind = self.tftp_bind;
+        c.tftp_limits = rack::tftp::Limits {
+            max_transfers: self.tftp_max_transfers as usize,
+            per_client: self.tftp_max_per_client as usize,
+        };
         c.http_bind = self.http_bind;
         if let (Some(store), Some(portal)) = (&self.iscsi_store, self.iscsi_portal) {
             c.iscsi = Some(rack::config::IscsiConfig {
