@@ -312,6 +312,16 @@ async fn listen(
             }
         };
         let giaddr = msg.giaddr();
+        if !giaddr.is_unspecified() {
+            let std::net::IpAddr::V4(source) = peer.ip() else {
+                continue;
+            };
+            if !dhcp::relay_allowed(&shared.rx.borrow().netconf, giaddr, source) {
+                shared.metrics.inc("dhcp_ignored_relay_not_listed");
+                tracing::debug!(peer = %peer, giaddr = %giaddr, "DHCP: relayed by an address the subnet does not list; dropped");
+                continue;
+            }
+        }
         let ingress = match &iface {
             Some((_, addr)) => Ingress { addr: *addr },
             None => {
@@ -509,6 +519,7 @@ mod tests {
                     managed: true,
                     ntp: vec![],
                     lease_time: None,
+                    relays: vec![],
                 }],
                 lease_time: 600,
                 ..NetConf::default()

@@ -295,7 +295,7 @@ fn other_pages() {
     let sub: api::Subnet = serde_json::from_value(json!({"id": "s1", "name": "prov", "cidr": "10.20.0.0/24", "gateway": "10.20.0.1",
         "dns_servers": ["10.20.0.1"], "domain": "lab", "dynamic_ranges": [{"start": "10.20.0.100", "end": "10.20.0.199", "comment": null}],
         "reserved_ranges": [], "static_routes": [{"destination": "10.30.0.0/24", "gateway": "10.20.0.254"}], "managed": true,
-        "ntp_servers": [], "lease_time_secs": null, "created_at": "2026-12-01T08:00:00.000Z", "updated_at": "2026-12-01T08:00:00.000Z"})).unwrap();
+        "ntp_servers": [], "lease_time_secs": null, "relay_addresses": ["192.0.2.1"], "created_at": "2026-12-01T08:00:00.000Z", "updated_at": "2026-12-01T08:00:00.000Z"})).unwrap();
     let mut errors = views::FieldErrors::new();
     errors.insert("cidr".into(), "'10.20.0.0/33' is not a CIDR.".into());
     let subnets = views::Subnets {

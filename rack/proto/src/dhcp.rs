@@ -190,6 +190,14 @@ fn subnet_for<'a>(conf: &'a NetConf, msg: &Message, ingress: &Ingress) -> Option
     }
 }
 
+/// Whether a relayed datagram (giaddr set) that came from `source` may be answered: the subnet its
+/// giaddr selects lists no relay agents, or lists `source`. Anyone on a network can set giaddr;
+/// listing the relays keeps a host that is not one from drawing leases from other subnets' pools.
+pub fn relay_allowed(conf: &NetConf, giaddr: Ipv4Addr, source: Ipv4Addr) -> bool {
+    conf.managed_subnet_for(giaddr)
+        .is_none_or(|s| s.relays.is_empty() || s.relays.contains(&source))
+}
+
 /// Whether `mac` may hold `ip` in `subnet` now.
 fn allowed(
     conf: &NetConf,

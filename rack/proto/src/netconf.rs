@@ -23,6 +23,8 @@ pub struct SubnetConf {
     pub ntp: Vec<Ipv4Addr>,
     /// Lease time on this subnet (None: the rack's default).
     pub lease_time: Option<u32>,
+    /// Relay agents allowed to relay for this subnet, by source address (empty: any).
+    pub relays: Vec<Ipv4Addr>,
 }
 
 impl SubnetConf {
@@ -101,6 +103,7 @@ impl NetConf {
                         .collect(),
                     managed: sn.managed,
                     ntp: sn.ntp_servers.iter().filter_map(|d| ip(d)).collect(),
+                    relays: sn.relay_addresses.iter().filter_map(|d| ip(d)).collect(),
                     lease_time: sn.lease_time_secs,
                 })
             })

@@ -40,6 +40,10 @@ pub struct Subnet {
     pub ntp_servers: Vec<String>,
     /// DHCP lease time on this subnet, seconds (default: the rack's, 600).
     pub lease_time_secs: Option<u32>,
+    /// Relay agents whose relayed DHCP requests for this subnet a rack answers, by the address
+    /// they send from; empty: any relay.
+    #[serde(default)]
+    pub relay_addresses: Vec<String>,
     pub created_at: String,
     pub updated_at: String,
 }
@@ -84,6 +88,10 @@ pub struct SubnetCreate {
     #[serde(default)]
     #[schema(minimum = 60, maximum = 604800)]
     pub lease_time_secs: Option<u32>,
+    /// IPv4 addresses of the relay agents allowed to relay for this subnet (empty: any).
+    #[serde(default)]
+    #[schema(max_items = 64)]
+    pub relay_addresses: Option<Vec<String>>,
 }
 
 /// Body of `PATCH /api/v1/subnets/{id}`: the fields given replace the stored ones.
@@ -111,4 +119,8 @@ pub struct SubnetPatch {
     /// 60 to 604800 seconds.
     #[serde(default)]
     pub lease_time_secs: Option<u32>,
+    /// Replaces the allowed relay agents (`[]`: any relay).
+    #[serde(default)]
+    #[schema(max_items = 64)]
+    pub relay_addresses: Option<Vec<String>>,
 }

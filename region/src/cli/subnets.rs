@@ -59,6 +59,21 @@ pub struct SubnetFields {
     /// DHCP lease time in seconds (60 to 604800; default 600).
     #[arg(long)]
     pub lease_time: Option<u32>,
+    /// A relay agent allowed to relay DHCP for this subnet, by the address it sends from
+    /// (repeatable; replaces the list). With none listed, any relay is answered.
+    #[arg(long = "relay", value_name = "ADDRESS", conflicts_with = "any_relay")]
+    pub relay_addresses: Vec<String>,
+    /// Answer relayed requests from any relay agent again (clears the list).
+    #[arg(long)]
+    pub any_relay: bool,
+}
+
+fn relays(f: &SubnetFields) -> Option<Vec<String>> {
+    if f.any_relay {
+        Some(Vec::new())
+    } else {
+        (!f.relay_addresses.is_empty()).then(|| f.relay_addresses.clone())
+    }
 }
 
 fn ranges(v: &[String], flag: &str) -> anyhow::Result<Option<Vec<api::IpRange>>> {
@@ -144,6 +159,7 @@ pub async fn subnets(a: ClientArgs<SubnetsCommand>) -> anyhow::Result<()> {
             print_subnets(&[s], a.json)
         }
         SubnetsCommand::Create { cidr, fields: f } => {
+            let relay_addresses = relays(&f);
             let body = api::SubnetCreate {
                 cidr,
                 name: f.name,
@@ -154,6 +170,7 @@ pub async fn subnets(a: ClientArgs<SubnetsCommand>) -> anyhow::Result<()> {
                 reserved_ranges: ranges(&f.reserved_ranges, "reserved-range")?,
                 static_routes: routes(&f.static_routes)?,
                 managed: f.managed,
+                relay_addresses,
                 ntp_servers: (!f.ntp_servers.is_empty()).then_some(f.ntp_servers),
                 lease_time_secs: f.lease_time,
             };
@@ -161,6 +178,7 @@ pub async fn subnets(a: ClientArgs<SubnetsCommand>) -> anyhow::Result<()> {
             print_subnets(&[s], a.json)
         }
         SubnetsCommand::Update { id, fields: f } => {
+            let relay_addresses = relays(&f);
             let body = api::SubnetPatch {
                 name: f.name,
                 gateway: f.gateway,
@@ -170,6 +188,7 @@ pub async fn subnets(a: ClientArgs<SubnetsCommand>) -> anyhow::Result<()> {
                 reserved_ranges: ranges(&f.reserved_ranges, "reserved-range")?,
                 static_routes: routes(&f.static_routes)?,
                 managed: f.managed,
+                relay_addresses,
                 ntp_servers: (!f.ntp_servers.is_empty()).then_some(f.ntp_servers),
                 lease_time_secs: f.lease_time,
             };

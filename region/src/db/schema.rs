@@ -42,6 +42,7 @@ diesel::table! {
         updated_at -> BigInt,
         ntp_servers -> Text,
         lease_time_secs -> Nullable<Integer>,
+        relay_addresses -> Text,
     }
 }
 

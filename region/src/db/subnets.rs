@@ -25,6 +25,7 @@ pub struct SubnetRow {
     pub updated_at: i64,
     pub ntp_servers: String,
     pub lease_time_secs: Option<i32>,
+    pub relay_addresses: String,
 }
 
 impl SubnetRow {
@@ -42,6 +43,7 @@ impl SubnetRow {
             managed: self.managed,
             ntp_servers: serde_json::from_str(&self.ntp_servers).unwrap_or_default(),
             lease_time_secs: self.lease_time_secs.and_then(|v| u32::try_from(v).ok()),
+            relay_addresses: serde_json::from_str(&self.relay_addresses).unwrap_or_default(),
             created_at: fmt_time(self.created_at),
             updated_at: fmt_time(self.updated_at),
         }

@@ -149,16 +149,45 @@ fn build(
         updated_at: 0,
         ntp_servers: "[]".into(),
         lease_time_secs: None,
+        relay_addresses: "[]".into(),
     })
 }
 
-/// Validates the DHCP settings beyond addressing: NTP servers and the lease time.
-fn dhcp_settings(row: &mut SubnetRow, ntp: &[String], lease_time: Option<u32>) -> Result<()> {
+/// Validates the DHCP settings beyond addressing: NTP servers, the lease time, relay agents.
+fn dhcp_settings(
+    row: &mut SubnetRow,
+    ntp: &[String],
+    lease_time: Option<u32>,
+    relays: &[String],
+) -> Result<()> {
     let mut servers = Vec::new();
     for (i, n) in ntp.iter().enumerate() {
         servers.push(validate::ipv4(&format!("ntp_servers[{i}]"), n)?.to_string());
     }
     row.ntp_servers = json(&servers);
+    if relays.len() > 64 {
+        return Err(Error::validation(
+            "relay_addresses",
+            format!(
+                "{} relay agents is too many: list at most 64.",
+                relays.len()
+            ),
+        ));
+    }
+    let mut agents = Vec::new();
+    for (i, r) in relays.iter().enumerate() {
+        let a = validate::ipv4(&format!("relay_addresses[{i}]"), r)?;
+        if a.is_unspecified() || a.is_broadcast() || a.is_multicast() {
+            return Err(Error::validation(
+                format!("relay_addresses[{i}]"),
+                format!(
+                    "{a} cannot be a relay agent's address: give the address the relay sends from."
+                ),
+            ));
+        }
+        agents.push(a.to_string());
+    }
+    row.relay_addresses = json(&agents);
     row.lease_time_secs = match lease_time {
         Some(t) if !(60..=604_800).contains(&t) => {
             return Err(Error::validation(
@@ -235,6 +264,7 @@ pub fn create(
         &mut row,
         req.ntp_servers.as_deref().unwrap_or_default(),
         req.lease_time_secs,
+        req.relay_addresses.as_deref().unwrap_or_default(),
     )?;
     check_unique(conn, &row, None)?;
     row.id = random_id(8);
@@ -281,6 +311,9 @@ pub fn patch(
         &mut row,
         p.ntp_servers.as_deref().unwrap_or(&cur_api.ntp_servers),
         p.lease_time_secs.or(cur_api.lease_time_secs),
+        p.relay_addresses
+            .as_deref()
+            .unwrap_or(&cur_api.relay_addresses),
     )?;
     check_unique(conn, &row, Some(&cur.id))?;
     row.id = cur.id.clone();

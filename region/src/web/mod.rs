@@ -347,6 +347,10 @@ pub fn field_errors(e: &Error, known: &[&str]) -> FieldErrors {
     let mut m = FieldErrors::new();
     let key = match e.field() {
         Some(f) if known.contains(&f) => f.to_string(),
+        // A list's item (`relay_addresses[1]`): beside the list's field.
+        Some(f) if known.contains(&f.split('[').next().unwrap_or(f)) => {
+            f.split('[').next().unwrap_or(f).to_string()
+        }
         Some(f) if f.starts_with("power_parameters.") => f.to_string(),
         _ => "form".to_string(),
     };

@@ -202,6 +202,12 @@ async fn subnet_create(state: web::Data<AppState>, v: Viewer, body: web::Bytes) 
             dynamic_ranges: ranges(&form.text("range"))?,
             static_routes: routes(&form.text("routes"))?,
             managed: Some(form.checked("managed")),
+            relay_addresses: opt("relay_addresses").map(|s| {
+                s.split(',')
+                    .map(|x| x.trim().to_string())
+                    .filter(|x| !x.is_empty())
+                    .collect()
+            }),
             ..Default::default()
         })
     })();
@@ -226,6 +232,7 @@ async fn subnet_create(state: web::Data<AppState>, v: Viewer, body: web::Bytes) 
                 "dns_servers",
                 "dynamic_ranges",
                 "static_routes",
+                "relay_addresses",
             ];
             let view = views::Subnets {
                 subnets: subnets_list(&state).await?,

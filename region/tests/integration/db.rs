@@ -77,6 +77,7 @@ both!(
                     i64,
                     String,
                     Option<i32>,
+                    String,
                 )>(c)?;
             interfaces::table
                 .select(interfaces::all_columns)

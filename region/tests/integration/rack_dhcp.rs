@@ -49,7 +49,7 @@ pub fn create_admin(data: &Path) {
 }
 
 /// Starts `kiln all-in-one` inside `ns` on 127.0.0.1:5240 and waits until it is healthy.
-fn start_all_in_one(lab: &mut Netns, ns: &str, data: &Path, log: &Path) {
+pub(crate) fn start_all_in_one(lab: &mut Netns, ns: &str, data: &Path, log: &Path) {
     lab.spawn(
         ns,
         &[

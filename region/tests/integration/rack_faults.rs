@@ -277,3 +277,141 @@ fn a_full_disk_under_the_lease_journal_loses_no_acknowledged_lease() {
     drop(site);
     drop(disk);
 }
+
+/// A subnet that lists its relay agent: a relayed request from another address (here a second,
+/// real ISC dhcrelay claiming the same network) is dropped and counted; the listed relay's client
+/// gets its lease. `--any-relay` clears the list.
+#[test]
+fn a_relay_the_subnet_does_not_list_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let data = d.join("data");
+    let mut lab = Netns::new("kz", &["s", "r", "z", "c", "k"]);
+    let n: Vec<String> = (0..5).map(|i| lab.ns(i).to_string()).collect();
+    let (s, r, z, c, k) = (&n[0], &n[1], &n[2], &n[3], &n[4]);
+    lab.veth(s, "sr0", r, "rs0");
+    lab.veth(s, "sz0", z, "zs0");
+    lab.veth(r, "rc0", c, "c0");
+    lab.veth(z, "zk0", k, "k0");
+    for (ns, addr, dev) in [
+        (s, "10.99.0.2/24", "sr0"),
+        (r, "10.99.0.1/24", "rs0"),
+        (r, "10.30.0.1/24", "rc0"),
+        (s, "10.98.0.2/24", "sz0"),
+        (z, "10.98.0.1/24", "zs0"),
+        (z, "10.30.0.1/24", "zk0"),
+    ] {
+        lab.ok(ns, &["ip", "addr", "add", addr, "dev", dev]);
+    }
+    lab.ok(
+        s,
+        &["ip", "route", "add", "10.30.0.0/24", "via", "10.99.0.1"],
+    );
+    lab.ok(
+        c,
+        &["ip", "link", "set", "c0", "address", "52:54:00:e1:00:01"],
+    );
+    lab.ok(
+        k,
+        &["ip", "link", "set", "k0", "address", "52:54:00:e1:00:02"],
+    );
+
+    create_admin(&data);
+    let token = admin(&["admin", "create-token", "admin"], &data);
+    let url = "http://127.0.0.1:5240";
+    crate::rack_dhcp::start_all_in_one(&mut lab, s, &data, &d.join("aio.log"));
+    let kiln = |lab: &Netns, args: &[&str]| -> String {
+        let mut full = vec![KILN];
+        full.extend_from_slice(args);
+        full.extend_from_slice(&["--url", url, "--token", &token]);
+        lab.ok(s, &full)
+    };
+    // An address that cannot be a relay's is refused in words.
+    let mut bad = vec![
+        KILN,
+        "subnets",
+        "create",
+        "10.31.0.0/24",
+        "--relay",
+        "255.255.255.255",
+    ];
+    bad.extend_from_slice(&["--url", url, "--token", &token]);
+    let out = lab.exec(s, &bad);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("cannot be a relay agent"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let sub: serde_json::Value = serde_json::from_str(&kiln(
+        &lab,
+        &[
+            "subnets",
+            "create",
+            "10.30.0.0/24",
+            "--gateway",
+            "10.30.0.1",
+            "--dynamic-range",
+            "10.30.0.50-10.30.0.60",
+            "--relay",
+            "10.99.0.1",
+            "--json",
+        ],
+    ))
+    .unwrap();
+    let sub = if sub.is_array() { sub[0].clone() } else { sub };
+    assert_eq!(sub["relay_addresses"], serde_json::json!(["10.99.0.1"]));
+    Netns::wait_for(
+        "the subnet to reach the rack",
+        Duration::from_secs(30),
+        || {
+            std::fs::read_to_string(d.join("aio.log"))
+                .unwrap_or_default()
+                .lines()
+                .any(|l| l.contains("new snapshot from the region") && l.contains("subnets=1"))
+                .then_some(())
+        },
+    );
+    for (ns, down, up, to, log) in [
+        (r, "rc0", "rs0", "10.99.0.2", "relay.log"),
+        (z, "zk0", "zs0", "10.98.0.2", "rogue.log"),
+    ] {
+        lab.spawn(
+            ns,
+            &["dhcrelay", "-4", "-d", "-a", "-id", down, "-iu", up, to],
+            &d.join(log),
+        );
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let refused = try_udhcpc(&lab, k, "k0", d, &["-t", "3", "-T", "1"]);
+    assert!(
+        refused.is_err(),
+        "a relay not listed got a lease: {refused:?}"
+    );
+    let metrics = lab.ok(s, &["curl", "-s", "http://127.0.0.1:5248/metrics"]);
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.contains("\"dhcp_ignored_relay_not_listed\"") && !l.ends_with(" 0")),
+        "{metrics}"
+    );
+    let line = udhcpc(&lab, c, "c0", d, &[]);
+    assert!(field(&line, "ip").starts_with("10.30.0."), "{line}");
+    // The rogue's client holds nothing in the rack's table, not even an offer.
+    let (leases, _) = rack::journal::replay(&data.join("rack").join("leases.jsonl"));
+    let macs: Vec<String> = leases.all().map(|l| rack_proto::fmt_mac(&l.mac)).collect();
+    assert!(macs.contains(&"52:54:00:e1:00:01".to_string()), "{macs:?}");
+    assert!(!macs.contains(&"52:54:00:e1:00:02".to_string()), "{macs:?}");
+    let id = sub["id"].as_str().unwrap();
+    let cleared: serde_json::Value = serde_json::from_str(&kiln(
+        &lab,
+        &["subnets", "update", id, "--any-relay", "--json"],
+    ))
+    .unwrap();
+    let cleared = if cleared.is_array() {
+        cleared[0].clone()
+    } else {
+        cleared
+    };
+    assert_eq!(cleared["relay_addresses"], serde_json::json!([]));
+}

@@ -70,6 +70,8 @@ pub struct SubnetRow {
     pub dynamic: Vec<String>,
     pub reserved: Vec<String>,
     pub routes: Vec<String>,
+    /// Relay agents allowed, comma separated (empty: any).
+    pub relays: String,
 }
 
 pub fn subnet_row(s: &api::Subnet) -> SubnetRow {
@@ -92,6 +94,7 @@ pub fn subnet_row(s: &api::Subnet) -> SubnetRow {
             .iter()
             .map(|r| format!("{} via {}", r.destination, r.gateway))
             .collect(),
+        relays: s.relay_addresses.join(", "),
     }
 }
 

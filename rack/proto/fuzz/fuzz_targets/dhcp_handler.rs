@@ -23,6 +23,7 @@ fn conf() -> NetConf {
             managed: true,
             ntp: vec![Ipv4Addr::new(10, 20, 0, 1)],
             lease_time: Some(3600),
+            relays: vec![],
         }],
         hosts: HashMap::new(),
         fixed_owner: HashMap::new(),

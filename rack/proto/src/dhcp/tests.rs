@@ -35,6 +35,7 @@ fn subnet(cidr: &str, dynamic: (&str, &str), managed: bool) -> SubnetConf {
         managed,
         ntp: vec![],
         lease_time: None,
+        relays: vec![],
     }
 }
 
@@ -768,4 +769,17 @@ proptest! {
         prop_assert_eq!(back.yiaddr(), r.yiaddr());
         prop_assert_eq!(back.opts().msg_type(), Some(MessageType::Offer));
     }
+}
+
+#[test]
+fn relayed_requests_only_from_listed_relay_agents() {
+    let mut c = conf();
+    let giaddr = ip("10.30.0.1");
+    // Nothing listed: any relay, as before.
+    assert!(relay_allowed(&c, giaddr, ip("192.0.2.7")));
+    c.subnets[1].relays = vec![ip("192.0.2.1")];
+    assert!(relay_allowed(&c, giaddr, ip("192.0.2.1")));
+    assert!(!relay_allowed(&c, giaddr, ip("192.0.2.7")));
+    // Another subnet's list does not apply.
+    assert!(relay_allowed(&c, ip("10.20.0.1"), ip("192.0.2.7")));
 }

@@ -23,6 +23,7 @@ fn subnet(cidr: &str, managed: bool) -> Subnet {
         managed,
         ntp_servers: vec![],
         lease_time_secs: None,
+        relay_addresses: vec![],
         created_at: String::new(),
         updated_at: String::new(),
     }

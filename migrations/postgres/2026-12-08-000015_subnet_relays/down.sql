@@ -1,0 +1,1 @@
+ALTER TABLE subnets DROP COLUMN relay_addresses;
