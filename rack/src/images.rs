@@ -2,10 +2,15 @@
 //! `<data_dir>/images/<sha256>`, resumable (`Range` from a `.partial` file) and verified before it is
 //! renamed into place. Only verified files are ever served. Bootloaders (`kind = "bootloader"`) are
 //! also linked by file name into the TFTP/HTTP boot directory.
+//!
+//! Bounded: a cached file no snapshot has named for [`GRACE`] is removed (a machine that was
+//! handed it a moment ago still finishes; an open file outlives its name). A full disk stops the
+//! fetching with one error a [`FULL_DISK_RETRY`], not a retry every few seconds.
 
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use region_api_types::SnapshotFile;
@@ -17,6 +22,38 @@ use tokio_util::sync::CancellationToken;
 use crate::error::{Error, Result};
 use crate::region::RegionClient;
 use crate::state::Served;
+
+/// How long a cached file the snapshot no longer names is kept.
+pub const GRACE: Duration = Duration::from_secs(3600);
+/// How long to wait before fetching again after the disk was full.
+pub const FULL_DISK_RETRY: Duration = Duration::from_secs(60);
+
+/// The cached files to remove now: those `wanted` does not name and that have gone unnamed for
+/// `grace` (`unnamed_since` remembers since when; names wanted again are forgotten).
+pub fn collectable(
+    cached: &[String],
+    wanted: &HashSet<String>,
+    unnamed_since: &mut HashMap<String, Instant>,
+    now: Instant,
+    grace: Duration,
+) -> Vec<String> {
+    unnamed_since.retain(|sha, _| !wanted.contains(sha) && cached.contains(sha));
+    let mut out = Vec::new();
+    for sha in cached {
+        if wanted.contains(sha) {
+            continue;
+        }
+        let since = *unnamed_since.entry(sha.clone()).or_insert(now);
+        if now.duration_since(since) >= grace {
+            out.push(sha.clone());
+        }
+    }
+    out
+}
+
+fn is_disk_full(e: &Error) -> bool {
+    matches!(e, Error::Io(io) if io.kind() == std::io::ErrorKind::StorageFull || io.raw_os_error() == Some(28))
+}
 
 /// Path of a verified file.
 pub fn path_of(dir: &Path, sha256: &str) -> PathBuf {
@@ -130,14 +167,16 @@ pub async fn sync(
     cancel: CancellationToken,
 ) -> Result<()> {
     tokio::fs::create_dir_all(&dir).await?;
+    let mut unnamed_since: HashMap<String, Instant> = HashMap::new();
+    let mut disk_full_logged: Option<Instant> = None;
     loop {
-        let files: Vec<SnapshotFile> = rx
-            .borrow()
-            .snapshot
+        let snapshot = rx.borrow().snapshot.clone();
+        let files: Vec<SnapshotFile> = snapshot
             .as_ref()
             .map(|s| s.files.clone())
             .unwrap_or_default();
         let mut failed = false;
+        let mut disk_full = false;
         for f in &files {
             match ensure(&client, f, &dir).await {
                 Ok(_) => {
@@ -146,6 +185,19 @@ pub async fn sync(
                             tracing::warn!("cannot link bootloader {}: {e}", f.filename);
                         }
                     }
+                }
+                Err(e) if is_disk_full(&e) => {
+                    disk_full = true;
+                    if disk_full_logged.is_none_or(|t| t.elapsed() >= Duration::from_secs(3600)) {
+                        disk_full_logged = Some(Instant::now());
+                        tracing::error!(
+                            "image cache: the disk under {} is full; {} cannot be fetched (retrying every {:?})",
+                            dir.display(),
+                            f.filename,
+                            FULL_DISK_RETRY
+                        );
+                    }
+                    break;
                 }
                 Err(e) => {
                     failed = true;
@@ -156,15 +208,104 @@ pub async fn sync(
                 return Ok(());
             }
         }
-        let wait = if failed {
+        if !disk_full {
+            disk_full_logged = None;
+        }
+        // Only against a snapshot the region sent: a rack that never heard from it keeps all.
+        if snapshot.is_some() {
+            let wanted: HashSet<String> = files
+                .iter()
+                .map(|f| f.sha256.to_ascii_lowercase())
+                .collect();
+            let cached = cached(&dir);
+            for sha in collectable(&cached, &wanted, &mut unnamed_since, Instant::now(), GRACE) {
+                match std::fs::remove_file(path_of(&dir, &sha)) {
+                    Ok(()) => tracing::info!(
+                        "image cache: removed {sha}, named by no snapshot for {GRACE:?}"
+                    ),
+                    Err(e) => tracing::warn!("image cache: cannot remove {sha}: {e}"),
+                }
+                unnamed_since.remove(&sha);
+            }
+        }
+        let wait = if disk_full {
+            FULL_DISK_RETRY
+        } else if failed {
             Duration::from_secs(5)
-        } else {
+        } else if unnamed_since.is_empty() {
             Duration::from_secs(300)
+        } else {
+            // Wake in time for the next removal.
+            Duration::from_secs(300).min(GRACE)
         };
         tokio::select! {
             _ = cancel.cancelled() => return Ok(()),
             r = rx.changed() => if r.is_err() { return Ok(()) },
             _ = tokio::time::sleep(wait) => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn files_no_snapshot_names_go_after_the_grace_period() {
+        let (a, b) = ("a".repeat(64), "b".repeat(64));
+        let cached = vec![a.clone(), b.clone()];
+        let mut since = HashMap::new();
+        let t0 = Instant::now();
+        let grace = Duration::from_secs(100);
+        let wanted: HashSet<String> = [a.clone()].into();
+        assert!(collectable(&cached, &wanted, &mut since, t0, grace).is_empty());
+        assert!(collectable(
+            &cached,
+            &wanted,
+            &mut since,
+            t0 + Duration::from_secs(99),
+            grace
+        )
+        .is_empty());
+        assert_eq!(
+            collectable(
+                &cached,
+                &wanted,
+                &mut since,
+                t0 + Duration::from_secs(100),
+                grace
+            ),
+            vec![b.clone()]
+        );
+        // Named again before its time: the clock starts over when it is dropped next.
+        let both: HashSet<String> = [a.clone(), b.clone()].into();
+        let mut since = HashMap::new();
+        assert!(collectable(&cached, &wanted, &mut since, t0, grace).is_empty());
+        assert!(collectable(
+            &cached,
+            &both,
+            &mut since,
+            t0 + Duration::from_secs(50),
+            grace
+        )
+        .is_empty());
+        assert!(collectable(
+            &cached,
+            &wanted,
+            &mut since,
+            t0 + Duration::from_secs(120),
+            grace
+        )
+        .is_empty());
+        assert_eq!(
+            collectable(
+                &cached,
+                &wanted,
+                &mut since,
+                t0 + Duration::from_secs(220),
+                grace
+            ),
+            vec![b]
+        );
     }
 }
