@@ -40,8 +40,8 @@ pub struct HttpState {
 
 impl HttpState {
     /// The MAC behind a request: the `mac` parameter, else the lease of the source address.
-    fn mac_for(&self, req: &HttpRequest, mac: Option<&str>) -> Option<String> {
-        if let Some(m) = mac.and_then(rack_proto::parse_mac) {
+    fn mac_for(&self, req: &HttpRequest, mac: Option<rack_proto::Mac>) -> Option<String> {
+        if let Some(m) = mac {
             return Some(rack_proto::fmt_mac(&m));
         }
         let IpAddr::V4(ip) = req.peer_addr()?.ip() else {
@@ -97,21 +97,11 @@ impl HttpState {
     }
 }
 
-#[derive(Deserialize)]
-struct ScriptQuery {
-    mac: Option<String>,
-    /// The architecture DHCP saw (option 93), for enlisting an unknown machine.
-    arch: Option<String>,
-}
-
-async fn script(
-    state: web::Data<HttpState>,
-    req: HttpRequest,
-    q: web::Query<ScriptQuery>,
-) -> HttpResponse {
+async fn script(state: web::Data<HttpState>, req: HttpRequest) -> HttpResponse {
+    let q = ipxe::ScriptQuery::parse(req.query_string());
     state.metrics.inc("http_ipxe_script");
     let host = req.connection_info().host().to_string();
-    let Some(mac) = state.mac_for(&req, q.mac.as_deref()) else {
+    let Some(mac) = state.mac_for(&req, q.mac) else {
         return HttpResponse::Ok().content_type("text/plain").body(
             "#!ipxe\necho Kiln: cannot tell which machine this is (no ?mac= and no DHCP lease for this address)\nsleep 30\nchain --replace --autofree http://${next-server}:5248/boot/ipxe?mac=${net0/mac}\n",
         );
@@ -259,7 +249,7 @@ async fn iscsi_failed(
     q: web::Query<FailQuery>,
 ) -> HttpResponse {
     state.metrics.inc("http_iscsi_failed");
-    let Some(mac) = state.mac_for(&req, q.mac.as_deref()) else {
+    let Some(mac) = state.mac_for(&req, q.mac.as_deref().and_then(rack_proto::parse_mac)) else {
         return HttpResponse::BadRequest().body("which machine?");
     };
     if !state.may_act_for(&req, &mac) {
@@ -319,8 +309,8 @@ async fn bootloader(
 async fn grub_local(
     state: web::Data<HttpState>,
     req: HttpRequest,
-    q: web::Query<ScriptQuery>,
 ) -> Result<HttpResponse, actix_web::Error> {
+    let q = ipxe::ScriptQuery::parse(req.query_string());
     let p = state.boot_files.resolve("grub-local.efi").ok_or_else(|| {
         actix_web::error::ErrorNotFound(
             "no grub-local.efi: import the bootloader bundle (kiln images import)",
@@ -329,7 +319,7 @@ async fn grub_local(
     let bin = tokio::fs::read(&p)
         .await
         .map_err(actix_web::error::ErrorInternalServerError)?;
-    let mac = state.mac_for(&req, q.mac.as_deref());
+    let mac = state.mac_for(&req, q.mac);
     // Only this host's UUID is needed: look it up under the borrow, copy nothing else.
     let esp = mac.as_deref().and_then(|m| {
         let served = state.rx.borrow();

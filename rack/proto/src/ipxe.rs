@@ -6,6 +6,46 @@ use region_api_types::{MachineStatus, SnapshotFile};
 use serde::Serialize;
 
 use crate::netconf::Host;
+use crate::{parse_mac, Mac};
+
+/// What a request for an iPXE script names in its query string: `mac=` and `arch=`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ScriptQuery {
+    pub mac: Option<Mac>,
+    /// The architecture DHCP saw (option 93), for enlisting an unknown machine.
+    pub arch: Option<String>,
+}
+
+/// Whether `s` can be an architecture name: 1 to 32 letters, digits, `_`, `-`, `/` or `.`.
+fn arch_ok(s: &str) -> bool {
+    (1..=32).contains(&s.len())
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'/' | b'.'))
+}
+
+impl ScriptQuery {
+    /// Parses a URL query string (`mac=52%3A54%3A00%3A12%3A34%3A56&arch=x86_64`). A value that is
+    /// not a MAC, or not an architecture name, counts as absent; unknown keys are ignored; of a
+    /// repeated key the first counts. Never fails: the script falls back to the caller's lease.
+    pub fn parse(query: &str) -> ScriptQuery {
+        let mut q = ScriptQuery::default();
+        let (mut seen_mac, mut seen_arch) = (false, false);
+        for (k, v) in form_urlencoded::parse(query.as_bytes()) {
+            match k.as_ref() {
+                "mac" if !seen_mac => {
+                    seen_mac = true;
+                    q.mac = parse_mac(&v);
+                }
+                "arch" if !seen_arch => {
+                    seen_arch = true;
+                    q.arch = arch_ok(&v).then(|| v.into_owned());
+                }
+                _ => {}
+            }
+        }
+        q
+    }
+}
 
 /// The ephemeral environment's files for one architecture.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -353,6 +393,20 @@ pub fn grub_local_for(binary: &[u8], esp_uuid: Option<&str>) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn script_queries_parse_or_count_as_absent() {
+        let q = ScriptQuery::parse("mac=52%3A54%3A00%3A12%3A34%3A56&arch=x86_64&x=1");
+        assert_eq!(q.mac, Some([0x52, 0x54, 0, 0x12, 0x34, 0x56]));
+        assert_eq!(q.arch.as_deref(), Some("x86_64"));
+        let q = ScriptQuery::parse("mac=52:54:00:12:34&arch=%0Aecho%20hi&mac=52:54:00:12:34:56");
+        assert_eq!(
+            q,
+            ScriptQuery::default(),
+            "a bad first value is not replaced by a second"
+        );
+        assert_eq!(ScriptQuery::parse("%ff%fe=&&=&mac"), ScriptQuery::default());
+    }
 
     fn file(id: &str, name: &str, kind: &str) -> SnapshotFile {
         SnapshotFile {
