@@ -116,7 +116,8 @@ pub async fn list(
         search: Default::default(),
         sort,
     };
-    let (items, total) = state
+    // The page's JSON is written on the database thread, one machine at a time.
+    let body = state
         .pool
         .run(move |c| {
             let mut f = filter_base.clone();
@@ -126,18 +127,24 @@ pub async fn list(
                 Some("none") => f.owner_id = Some(None),
                 Some(name) => match db::users::by_username(c, name)? {
                     Some(u) => f.owner_id = Some(Some(u.id)),
-                    None => return Ok((Vec::new(), 0)),
+                    None => {
+                        let empty = api::Page::<api::Machine> {
+                            items: Vec::new(),
+                            total: 0,
+                            limit,
+                            offset,
+                        };
+                        return serde_json::to_vec(&empty)
+                            .map_err(|e| Error::Internal(e.to_string()));
+                    }
                 },
             }
-            db::machines::list(c, &f, limit, offset)
+            db::machines::list_json(c, &f, limit, offset)
         })
         .await?;
-    Ok(HttpResponse::Ok().json(api::Page {
-        items,
-        total,
-        limit,
-        offset,
-    }))
+    Ok(HttpResponse::Ok()
+        .content_type("application/json")
+        .body(body))
 }
 
 /// Add a machine (admins). It starts in `new`.

@@ -326,9 +326,51 @@ pub fn list(
     Ok((items, total))
 }
 
+/// [`list`], as the JSON of an `api::Page` written straight into one buffer: each machine is
+/// built, serialised and dropped in turn, so a list of every machine never holds them all as
+/// objects next to their JSON.
+pub fn list_json(conn: &mut DbConn, f: &Filter, limit: i64, offset: i64) -> Result<Vec<u8>> {
+    let total: i64 = filtered(f).count().get_result(conn)?;
+    let rows: Vec<MachineRow> = ordered(filtered(f), f.sort)
+        .limit(limit)
+        .offset(offset)
+        .select(MachineRow::as_select())
+        .load(conn)?;
+    let whole_table = !rows.is_empty() && f.is_empty() && rows.len() as i64 == total && offset == 0;
+    let mut out = Vec::with_capacity(64 + rows.len() * 600);
+    out.extend_from_slice(b"{\"items\":[");
+    let mut first = true;
+    hydrate_each(conn, rows, whole_table, |m| {
+        if !first {
+            out.push(b',');
+        }
+        first = false;
+        serde_json::to_writer(&mut out, &m).map_err(|e| Error::Internal(e.to_string()))
+    })?;
+    out.extend_from_slice(
+        format!("],\"total\":{total},\"limit\":{limit},\"offset\":{offset}}}").as_bytes(),
+    );
+    Ok(out)
+}
+
 /// Turns rows into API machines, loading interfaces, tags and owner names in a few queries.
 /// `all`: the rows are every machine, so load related tables whole rather than by id.
 fn hydrate(conn: &mut DbConn, rows: Vec<MachineRow>, all: bool) -> Result<Vec<api::Machine>> {
+    let mut out = Vec::with_capacity(rows.len());
+    hydrate_each(conn, rows, all, |m| {
+        out.push(m);
+        Ok(())
+    })?;
+    Ok(out)
+}
+
+/// [`hydrate`], handing each machine to `sink` in order as soon as it is built.
+fn hydrate_each(
+    conn: &mut DbConn,
+    rows: Vec<MachineRow>,
+    all: bool,
+    mut sink: impl FnMut(api::Machine) -> Result<()>,
+) -> Result<()> {
     let ids: Vec<String> = rows.iter().map(|r| r.system_id.clone()).collect();
     let mut ifaces: HashMap<String, Vec<InterfaceRow>> = HashMap::new();
     let mut tags: HashMap<String, Vec<String>> = HashMap::new();
@@ -407,22 +449,20 @@ fn hydrate(conn: &mut DbConn, rows: Vec<MachineRow>, all: bool) -> Result<Vec<ap
     } else {
         HashMap::new()
     };
-    Ok(rows
-        .into_iter()
-        .map(|r| {
-            let owner = r.owner_id.as_ref().and_then(|o| owners.get(o).cloned());
-            let i = ifaces.remove(&r.system_id).unwrap_or_default();
-            let t = tags.remove(&r.system_id).unwrap_or_default();
-            let d = r.domain_id.as_ref().and_then(|d| domains.get(d).cloned());
-            let pod = r.pod_id.as_ref().map(|p| api::MachinePod {
-                id: p.clone(),
-                name: pods.get(p).cloned().unwrap_or_default(),
-            });
-            let mut m = to_api(r, i, t, owner, d);
-            m.pod = pod;
-            m
-        })
-        .collect())
+    for r in rows {
+        let owner = r.owner_id.as_ref().and_then(|o| owners.get(o).cloned());
+        let i = ifaces.remove(&r.system_id).unwrap_or_default();
+        let t = tags.remove(&r.system_id).unwrap_or_default();
+        let d = r.domain_id.as_ref().and_then(|d| domains.get(d).cloned());
+        let pod = r.pod_id.as_ref().map(|p| api::MachinePod {
+            id: p.clone(),
+            name: pods.get(p).cloned().unwrap_or_default(),
+        });
+        let mut m = to_api(r, i, t, owner, d);
+        m.pod = pod;
+        sink(m)?;
+    }
+    Ok(())
 }
 
 fn to_api(
