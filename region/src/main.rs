@@ -50,8 +50,37 @@ fn server_config(args: &cli::ServerArgs) -> anyhow::Result<region::Config> {
     )
 }
 
+/// glibc's malloc gives threads arenas of their own (up to eight per core) and keeps what they
+/// free: with the database's blocking threads that tripled a region's memory at 10,000 machines
+/// (512 MB against 156 MB with two arenas, BENCHMARKS.md). glibc reads its limit from the
+/// environment before `main` runs, so a long-running command that was not given one runs itself
+/// again with `MALLOC_ARENA_MAX=2` (the same process: `exec`, not a child). An operator's own
+/// setting is kept.
+fn limit_malloc_arenas(cli: &Cli) {
+    use std::os::unix::process::CommandExt;
+    let long_running = match cli.command {
+        Command::Region(_) => true,
+        #[cfg(feature = "all-in-one")]
+        Command::Rack(_) | Command::AllInOne(_) => true,
+        _ => false,
+    };
+    if !long_running || std::env::var_os("MALLOC_ARENA_MAX").is_some() {
+        return;
+    }
+    let Ok(exe) = std::env::current_exe() else {
+        return;
+    };
+    let err = std::process::Command::new(exe)
+        .args(std::env::args_os().skip(1))
+        .env("MALLOC_ARENA_MAX", "2")
+        .exec();
+    // Only reached if the exec failed: run as we are.
+    eprintln!("note: could not re-run with MALLOC_ARENA_MAX=2 ({err}); continuing");
+}
+
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    limit_malloc_arenas(&cli);
     match run(cli) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {

@@ -15,7 +15,7 @@ KILN=$PWD/target/release/kiln
 WORK=$(mktemp -d /tmp/kiln-bench.XXXXXX)
 chmod 755 "$WORK"   # nginx workers run unprivileged
 PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$WORK"; }
+cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; cp "$WORK/region.log" /tmp/api-region.log 2>/dev/null; rm -rf "$WORK"; }
 trap cleanup EXIT
 
 port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
@@ -25,13 +25,14 @@ DBARGS=(--data-dir "$WORK/data")
 
 echo "bench-password" | "$KILN" admin create-user admin --admin --password-stdin "${DBARGS[@]}" 2>/dev/null
 TOKEN=$("$KILN" admin create-token admin "${DBARGS[@]}")
-KILN_LOG=warn "$KILN" all-in-one "${DBARGS[@]}" --no-dns --no-proxy --listen "127.0.0.1:$RPORT" 2>"$WORK/region.log" &
+env ${BENCH_ENV:-} KILN_LOG=warn taskset -c 0 "$KILN" all-in-one "${DBARGS[@]}" --no-dns --no-proxy --no-dhcp --no-ra --tftp-bind 127.0.0.1:0 --listen "127.0.0.1:$RPORT" 2>"$WORK/region.log" &
 RPID=$!; PIDS+=("$RPID")
 for _ in $(seq 100); do curl -sf "http://127.0.0.1:$RPORT/healthz" >/dev/null && break; sleep 0.1; done
 
 echo "## API benchmark: $COUNT machines ($(nproc) cores, $(date -u +%F))"
-"$KILN" bench create --url "http://127.0.0.1:$RPORT" --token "$TOKEN" --count "$COUNT" --concurrency 16
+taskset -c 1 "$KILN" bench create --url "http://127.0.0.1:$RPORT" --token "$TOKEN" --count "$COUNT" --concurrency 16
 
+echo "region VmRSS after creating them: $(awk '/VmRSS/{print $2, $3}' /proc/$RPID/status)"
 mkdir -p "$WORK/www" && chmod 755 "$WORK/www"
 curl -sf -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$RPORT/api/v1/machines?limit=$COUNT" -o "$WORK/www/machines.json"
 chmod 644 "$WORK/www/machines.json"
@@ -48,11 +49,11 @@ http {
   server { listen 127.0.0.1:$NPORT; root $WORK/www; }
 }
 NGINX
-nginx -c "$WORK/nginx.conf" -p "$WORK" &
+taskset -c 0 nginx -c "$WORK/nginx.conf" -p "$WORK" &
 NPID=$!; PIDS+=("$NPID")
 for _ in $(seq 50); do curl -sf "http://127.0.0.1:$NPORT/machines.json" -o /dev/null && break; sleep 0.1; done
 
-"$KILN" bench get --token "$TOKEN" --requests "$REQUESTS" --pid "$RPID" \
+taskset -c 1 "$KILN" bench get --token "$TOKEN" --requests "$REQUESTS" --pid "$RPID" \
   --url "http://127.0.0.1:$NPORT/machines.json" \
   --url "http://127.0.0.1:$RPORT/api/v1/machines?limit=$COUNT" \
   --url "http://127.0.0.1:$RPORT/api/v1/machines?limit=100" \
