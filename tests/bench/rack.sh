@@ -42,7 +42,7 @@ DATA=$WORK/kiln
 echo "bench-password" | "$KILN" admin create-user admin --admin --password-stdin --data-dir "$DATA" 2>/dev/null
 TOKEN=$("$KILN" admin create-token admin --data-dir "$DATA")
 kiln_up() {
-  bg "$WORK/kiln-$1.log" env KILN_LOG=warn "$KILN" all-in-one --data-dir "$DATA" --listen 127.0.0.1:5240 --tftp-bind 127.0.0.1:69 --tftp-max-per-client 1024 "${@:2}"
+  bg "$WORK/kiln-$1.log" env KILN_LOG=warn taskset -c 0 "$KILN" all-in-one --data-dir "$DATA" --listen 127.0.0.1:5240 --tftp-bind 127.0.0.1:69 --tftp-max-per-client 1024 "${@:2}"
   for _ in $(seq 100); do inS curl -sf http://127.0.0.1:5240/healthz >/dev/null && break; sleep 0.1; done
 }
 cli() { inS "$KILN" "$@" --url http://127.0.0.1:5240 --token "$TOKEN"; }
@@ -129,15 +129,19 @@ mkdir -p "$WORK/tftp" "$WORK/www" "$DATA/rack/boot"
 head -c 1048576 /dev/urandom > "$WORK/tftp/bench.bin"
 cp "$WORK/tftp/bench.bin" "$DATA/rack/boot/bench.bin"
 chmod -R a+rX "$WORK/tftp" "$WORK/www"
-inS "$KILN" bench tftp --server 127.0.0.1:69 --file bench.bin --clients 200 --label Kiln
-bg "$WORK/tftpd.out" in.tftpd -L -s "$WORK/tftp" -a 127.0.0.2:69
+# Servers on core 0, the client on core 1; 200 clients x 1 MiB at blksize 512 and 1468.
+tftp_all() { # $1 server, $2 label
+  for bs in 512 1468; do inS taskset -c 1 "$KILN" bench tftp --server "$1" --file bench.bin --clients 200 --blksize $bs --label "$2 (blksize $bs)"; done
+}
+tftp_all 127.0.0.1:69 Kiln
+bg "$WORK/tftpd.out" taskset -c 0 in.tftpd -L -s "$WORK/tftp" -a 127.0.0.2:69
 sleep 0.5
-inS "$KILN" bench tftp --server 127.0.0.2:69 --file bench.bin --clients 200 --label "tftpd-hpa 5.2"
+tftp_all 127.0.0.2:69 "tftpd-hpa 5.2"
 stop_last
-bg "$WORK/dnsmasq-tftp.out" dnsmasq -d -k --port=0 --enable-tftp --tftp-root="$WORK/tftp" --tftp-max=1000 \
+bg "$WORK/dnsmasq-tftp.out" taskset -c 0 dnsmasq -d -k --port=0 --enable-tftp --tftp-root="$WORK/tftp" --tftp-max=1000 \
   --listen-address=127.0.0.3 --bind-interfaces --pid-file="$WORK/dnsmasq2.pid"
 sleep 0.5
-inS "$KILN" bench tftp --server 127.0.0.3:69 --file bench.bin --clients 200 --label "dnsmasq 2.90"
+tftp_all 127.0.0.3:69 "dnsmasq 2.90"
 stop_last
 fi
 if want http; then
@@ -153,9 +157,9 @@ URLS=()
 for f in vmlinuz initrd.img root.squashfs; do
   URLS+=(--url "http://127.0.0.1:5248/images/$(sha256sum "$WORK/www/$f" | cut -d' ' -f1)/$f")
 done
-inS "$KILN" bench http "${URLS[@]}" --clients 100 --label Kiln
+inS taskset -c 1 "$KILN" bench http "${URLS[@]}" --clients 100 --label Kiln
 cat > "$WORK/nginx.conf" <<NGINX
-worker_processes auto;
+worker_processes 1;
 daemon off;
 pid $WORK/nginx.pid;
 error_log $WORK/nginx-error.log;
@@ -163,8 +167,8 @@ events { worker_connections 4096; }
 http { access_log off; sendfile on; tcp_nopush on; default_type application/octet-stream;
   server { listen 127.0.0.1:8080; root $WORK/www; } }
 NGINX
-bg "$WORK/nginx.out" nginx -c "$WORK/nginx.conf" -p "$WORK"
+bg "$WORK/nginx.out" taskset -c 0 nginx -c "$WORK/nginx.conf" -p "$WORK"
 sleep 0.5
-inS "$KILN" bench http --url http://127.0.0.1:8080/vmlinuz --url http://127.0.0.1:8080/initrd.img --url http://127.0.0.1:8080/root.squashfs --clients 100 --label "nginx 1.22"
+inS taskset -c 1 "$KILN" bench http --url http://127.0.0.1:8080/vmlinuz --url http://127.0.0.1:8080/initrd.img --url http://127.0.0.1:8080/root.squashfs --clients 100 --label "nginx 1.22"
 stop_last
 fi
