@@ -2,7 +2,8 @@
 //! of their own so a restart loses none and no packet path waits for a disk.
 //!
 //! The queue holds at most `max` events; beyond that the oldest are dropped and counted
-//! (`rack_events_dropped` in `/metrics`). The file is appended to about once a second and
+//! (`rack_events_dropped` in `/metrics`). The file is appended to as soon as the writer thread runs
+//! after a push (a burst in one write), and
 //! rewritten from the queue when it has grown to twice the queue's bound or events were delivered,
 //! so it stays bounded too. A write that fails (a full disk) is logged once a minute and counted
 //! (`rack_events_persist_errors`); the events stay queued in memory and the next write retries.
@@ -21,7 +22,7 @@ use crate::metrics::Metrics;
 
 /// Most events kept while the region is away.
 pub const QUEUE_MAX: usize = 100_000;
-/// How often queued events are written out.
+/// How long the writer sleeps with nothing to do, and waits after a failed write.
 const PERSIST_EVERY: Duration = Duration::from_secs(1);
 
 #[derive(Clone)]
@@ -98,7 +99,7 @@ impl EventQueue {
         })
     }
 
-    /// Queues `e` (memory only; the file follows within a second).
+    /// Queues `e` in memory and wakes the writer (the file follows at once, off this thread).
     pub fn push(&self, e: api::RackEvent) {
         {
             let mut q = lock(&self.inner.0);
@@ -111,6 +112,8 @@ impl EventQueue {
                 self.metrics.inc("rack_events_dropped");
             }
         }
+        // The writer takes whatever has queued by the time it runs: one write for a burst.
+        self.inner.1.notify_all();
         self.notify.notify_one();
     }
 

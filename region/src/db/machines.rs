@@ -314,6 +314,18 @@ pub fn list(
     limit: i64,
     offset: i64,
 ) -> Result<(Vec<api::Machine>, i64)> {
+    let (rows, total, whole_table) = page_rows(conn, f, limit, offset)?;
+    let items = hydrate(conn, rows, whole_table)?;
+    Ok((items, total))
+}
+
+/// One page of rows, how many match in all, and whether the page is every machine there is.
+fn page_rows(
+    conn: &mut DbConn,
+    f: &Filter,
+    limit: i64,
+    offset: i64,
+) -> Result<(Vec<MachineRow>, i64, bool)> {
     let total: i64 = filtered(f).count().get_result(conn)?;
     let rows: Vec<MachineRow> = ordered(filtered(f), f.sort)
         .limit(limit)
@@ -322,21 +334,14 @@ pub fn list(
         .load(conn)?;
     // Loading related tables whole is cheaper than by id only when the page is every machine there is.
     let whole_table = !rows.is_empty() && f.is_empty() && rows.len() as i64 == total && offset == 0;
-    let items = hydrate(conn, rows, whole_table)?;
-    Ok((items, total))
+    Ok((rows, total, whole_table))
 }
 
 /// [`list`], as the JSON of an `api::Page` written straight into one buffer: each machine is
 /// built, serialised and dropped in turn, so a list of every machine never holds them all as
 /// objects next to their JSON.
 pub fn list_json(conn: &mut DbConn, f: &Filter, limit: i64, offset: i64) -> Result<Vec<u8>> {
-    let total: i64 = filtered(f).count().get_result(conn)?;
-    let rows: Vec<MachineRow> = ordered(filtered(f), f.sort)
-        .limit(limit)
-        .offset(offset)
-        .select(MachineRow::as_select())
-        .load(conn)?;
-    let whole_table = !rows.is_empty() && f.is_empty() && rows.len() as i64 == total && offset == 0;
+    let (rows, total, whole_table) = page_rows(conn, f, limit, offset)?;
     // About 650 bytes a machine: one allocation for the whole page, no copy as it grows.
     let mut out = Vec::with_capacity(64 + rows.len() * 720);
     out.extend_from_slice(b"{\"items\":[");
