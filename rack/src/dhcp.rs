@@ -312,11 +312,12 @@ async fn listen(
             }
         };
         let giaddr = msg.giaddr();
+        let served = shared.rx.borrow().clone();
         if !giaddr.is_unspecified() {
             let std::net::IpAddr::V4(source) = peer.ip() else {
                 continue;
             };
-            if !dhcp::relay_allowed(&shared.rx.borrow().netconf, giaddr, source) {
+            if !dhcp::relay_allowed(&served.netconf, giaddr, source) {
                 shared.metrics.inc("dhcp_ignored_relay_not_listed");
                 tracing::debug!(peer = %peer, giaddr = %giaddr, "DHCP: relayed by an address the subnet does not list; dropped");
                 continue;
@@ -335,7 +336,6 @@ async fn listen(
                 }
             }
         };
-        let served = shared.rx.borrow().clone();
         let boot = BootConf {
             http_port: shared.cfg.http_port,
             dns: shared.cfg.dns.as_ref().map(|d| match d.bind.ip() {

@@ -52,7 +52,7 @@ pub fn collectable(
 }
 
 fn is_disk_full(e: &Error) -> bool {
-    matches!(e, Error::Io(io) if io.kind() == std::io::ErrorKind::StorageFull || io.raw_os_error() == Some(28))
+    matches!(e, Error::Io(io) if io.kind() == std::io::ErrorKind::StorageFull)
 }
 
 /// Path of a verified file.
@@ -232,11 +232,9 @@ pub async fn sync(
             FULL_DISK_RETRY
         } else if failed {
             Duration::from_secs(5)
-        } else if unnamed_since.is_empty() {
-            Duration::from_secs(300)
         } else {
-            // Wake in time for the next removal.
-            Duration::from_secs(300).min(GRACE)
+            // Well inside GRACE: a removal comes at most five minutes late.
+            Duration::from_secs(300)
         };
         tokio::select! {
             _ = cancel.cancelled() => return Ok(()),

@@ -100,23 +100,23 @@ impl Journal {
             // A line cut short by a crash or a full disk: the change it held was never acknowledged.
             tracing::warn!("lease journal: skipped {bad} unreadable line(s)");
         }
-        let lines = match write_compacted(&path, &leases) {
-            Ok(n) => n,
+        // A compacted file ends in a newline; the old one, kept when compaction fails, may end in a
+        // torn record, and then the next write starts on a new line.
+        let (lines, torn) = match write_compacted(&path, &leases) {
+            Ok(n) => (n, false),
             // A full disk must not keep DHCP down: serve, and append to the journal as it is.
             Err(e) => {
                 tracing::error!(
                     "lease journal: cannot compact {} at start ({e}); appending to it as it is",
                     path.display()
                 );
-                std::fs::read(&path)
-                    .map(|b| b.split(|c| *c == b'\n').count() as u64)
-                    .unwrap_or(0)
+                let bytes = std::fs::read(&path).unwrap_or_default();
+                let torn = bytes.last().is_some_and(|b| *b != b'\n');
+                (bytes.split(|c| *c == b'\n').count() as u64, torn)
             }
         };
         let file = OpenOptions::new().create(true).append(true).open(&path)?;
         let good_len = file.metadata()?.len();
-        // A file that does not end in a newline ends in a torn record: start on a new line.
-        let torn = good_len > 0 && std::fs::read(&path).is_ok_and(|b| b.last() != Some(&b'\n'));
         tracing::info!(leases = leases.len(), "lease journal loaded");
         let (tx, rx) = mpsc::channel();
         let mut w = Writer {

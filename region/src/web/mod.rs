@@ -345,13 +345,10 @@ fn url_decode_pairs(body: &[u8]) -> Vec<(String, String)> {
 /// one this form does not have).
 pub fn field_errors(e: &Error, known: &[&str]) -> FieldErrors {
     let mut m = FieldErrors::new();
-    let key = match e.field() {
-        Some(f) if known.contains(&f) => f.to_string(),
-        // A list's item (`relay_addresses[1]`): beside the list's field.
-        Some(f) if known.contains(&f.split('[').next().unwrap_or(f)) => {
-            f.split('[').next().unwrap_or(f).to_string()
-        }
-        Some(f) if f.starts_with("power_parameters.") => f.to_string(),
+    // A list's item (`relay_addresses[1]`) goes beside the list's field.
+    let key = match e.field().map(|f| (f, f.split('[').next().unwrap_or(f))) {
+        Some((_, field)) if known.contains(&field) => field.to_string(),
+        Some((f, _)) if f.starts_with("power_parameters.") => f.to_string(),
         _ => "form".to_string(),
     };
     m.insert(key, e.public_message());

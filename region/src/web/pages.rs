@@ -188,26 +188,24 @@ async fn subnet_create(state: web::Data<AppState>, v: Viewer, body: web::Bytes) 
     let form = Form::parse(&body);
     v.check(&form)?;
     let opt = |k: &str| Some(form.text(k)).filter(|s| !s.is_empty());
+    let list = |k: &str| {
+        opt(k).map(|s| {
+            s.split(',')
+                .map(|x| x.trim().to_string())
+                .filter(|x| !x.is_empty())
+                .collect()
+        })
+    };
     let built = (|| -> Result<api::SubnetCreate> {
         Ok(api::SubnetCreate {
             cidr: form.text("cidr"),
             name: opt("name"),
             gateway: opt("gateway"),
-            dns_servers: opt("dns_servers").map(|s| {
-                s.split(',')
-                    .map(|x| x.trim().to_string())
-                    .filter(|x| !x.is_empty())
-                    .collect()
-            }),
+            dns_servers: list("dns_servers"),
             dynamic_ranges: ranges(&form.text("range"))?,
             static_routes: routes(&form.text("routes"))?,
             managed: Some(form.checked("managed")),
-            relay_addresses: opt("relay_addresses").map(|s| {
-                s.split(',')
-                    .map(|x| x.trim().to_string())
-                    .filter(|x| !x.is_empty())
-                    .collect()
-            }),
+            relay_addresses: list("relay_addresses"),
             ..Default::default()
         })
     })();
