@@ -250,9 +250,10 @@ impl Writer {
             Err(e) => {
                 self.metrics.inc("dhcp_journal_error");
                 // Cut the partial record off so the next one starts on a line of its own.
-                match self.file.set_len(self.good_len) {
-                    Ok(()) => self.torn = false,
-                    Err(_) => self.torn = true,
+                // Cut back, the file is as it was before this write (torn or not, as `torn`
+                // says); otherwise it may end in part of this write.
+                if self.file.set_len(self.good_len).is_err() {
+                    self.torn = true;
                 }
                 let now = Instant::now();
                 self.failing_since.get_or_insert(now);
